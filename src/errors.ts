@@ -1,0 +1,43 @@
+/**
+ * One error type for the whole package. `code` is stable and meant to be matched on by callers and
+ * tests; `message` is the one line the CLI prints. Lower-level failures travel in `cause`.
+ */
+export type ErrorCode =
+  | 'EREFERENCE' // malformed image reference
+  | 'EUSAGE' // bad command-line usage
+  | 'ENOTFOUND' // tag, manifest, blob or package does not exist
+  | 'EUNREACHABLE' // registry could not be reached (DNS, refused, timeout, TLS)
+  | 'ETLS' // TLS handshake or certificate verification failed
+  | 'EAUTH' // authentication required or refused
+  | 'EDENIED' // authenticated but not allowed
+  | 'EREGISTRY' // registry answered with an unexpected status
+  | 'EINTEGRITY' // bytes do not match their digest
+  | 'EBADSIZE' // bytes do not match the descriptor's size
+  | 'ETOOLARGE' // a manifest or index over the size cap
+  | 'EMANIFEST' // a manifest, index or config that is not what it claims to be
+  | 'EUNSAFE' // archive entry that would escape the package or is otherwise refused
+  | 'ENOTARGET' // the image has no build for the requested target
+  | 'ENOLIBS' // a package that provides no libraries
+  | 'EINPUT' // a local input (directory, archive, file) is missing or unusable
+  | 'ECREDENTIALS'; // a credential helper or credentials file failed
+
+export class OcipkgError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'OcipkgError';
+    this.code = code;
+  }
+}
+
+export function isOcipkgError(err: unknown, code?: ErrorCode): err is OcipkgError {
+  return err instanceof OcipkgError && (code === undefined || err.code === code);
+}
+
+/** The code of a Node system error (`ENOENT`, `EEXIST`, ...), if it is one. */
+export function errno(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
+    ? err.code
+    : undefined;
+}

@@ -1,0 +1,31 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from './types.js';
+
+/**
+ * Anything that holds OCI content: a remote repository, an image layout directory, an oci-archive,
+ * the store. Shaped after oras-go's Target so that one `copy` moves artifacts between any two.
+ *
+ * Sources hand out raw bytes; the caller (copy, the store) verifies them against the descriptor,
+ * so verification lives in one place whatever the source.
+ */
+export interface ReadTarget {
+  /** Human-readable location for messages, e.g. `127.0.0.1:5000/acme/zstd` or `oci:dir`. */
+  readonly location: string;
+  /** A tag or digest to the descriptor of the manifest or index it names. */
+  resolve(reference: string): Promise<Descriptor>;
+  /** The blob or manifest's bytes as a stream (unverified). */
+  fetch(desc: Descriptor): Promise<Readable>;
+  /** Whether the content is present. */
+  exists(desc: Descriptor): Promise<boolean>;
+}
+
+export interface WriteTarget {
+  readonly location: string;
+  exists(desc: Descriptor): Promise<boolean>;
+  /** Stores content; implementations must verify it against `desc` before it becomes visible. */
+  push(desc: Descriptor, content: Readable | Uint8Array): Promise<void>;
+  /** Points a tag at a manifest or index already pushed. */
+  tag(desc: Descriptor, reference: string): Promise<void>;
+}
+
+export type Target = ReadTarget & WriteTarget;

@@ -1,0 +1,101 @@
+import { OcipkgError } from '../errors.js';
+import { isDigest } from '../oci/digest.js';
+
+/**
+ * The config blob of an ocipkg artifact (`application/vnd.ocipkg.v1.config+json`).
+ *
+ * `layers` is exactly what the Rust ocipkg writes and reads: layer digest -> relative paths of the
+ * files in that layer. ocipkg for Node adds `package` beside it; readers that do not know it (the
+ * Rust ocipkg) ignore it, and artifacts without it (written by the Rust ocipkg) are still read.
+ */
+export interface PackageConfig {
+  layers: Record<string, string[]>;
+  package?: PackageMetadata;
+}
+
+export type LibraryKind = 'static' | 'shared';
+
+export interface LibraryInfo {
+  /** Link name: `zstd` for `libzstd.a` / `libzstd.so.1` / `zstd.lib`. */
+  name: string;
+  kind: LibraryKind;
+  /** Path relative to the package root, forward slashes. */
+  file: string;
+  /** ELF SONAME / Mach-O install name of a shared library, when it has one. */
+  soname?: string;
+}
+
+export interface PackageMetadata {
+  /** Version of this metadata format. */
+  schema: 1;
+  /** Package name, by default the last component of the repository. */
+  name: string;
+  version?: string;
+  /** Target triple the libraries were built for. */
+  target?: string;
+  libraries: LibraryInfo[];
+  /** Include directories relative to the package root. */
+  includeDirs: string[];
+  /** Preprocessor definitions consumers need (`NAME` or `NAME=VALUE`). */
+  defines: string[];
+  /** Extra linker flags consumers need after the libraries (e.g. `-lpthread`). */
+  linkFlags: string[];
+  /** Images this package needs linked after it. */
+  requires: string[];
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string');
+}
+
+function badConfig(why: string): OcipkgError {
+  return new OcipkgError('EMANIFEST', `invalid ocipkg config: ${why}`);
+}
+
+function parseMetadata(value: unknown): PackageMetadata {
+  if (typeof value !== 'object' || value === null) throw badConfig('"package" is not an object');
+  const m = value as Record<string, unknown>;
+  if (typeof m.name !== 'string') throw badConfig('"package.name" is missing');
+  const libraries = m.libraries ?? [];
+  if (!Array.isArray(libraries)) throw badConfig('"package.libraries" is not an array');
+  for (const lib of libraries as Record<string, unknown>[]) {
+    if (typeof lib?.name !== 'string' || typeof lib.file !== 'string' || (lib.kind !== 'static' && lib.kind !== 'shared')) {
+      throw badConfig('each of "package.libraries" needs name, file and kind (static or shared)');
+    }
+  }
+  for (const key of ['includeDirs', 'defines', 'linkFlags', 'requires'] as const) {
+    if (m[key] !== undefined && !isStringArray(m[key])) throw badConfig(`"package.${key}" is not a list of strings`);
+  }
+  return {
+    schema: 1,
+    name: m.name,
+    ...(typeof m.version === 'string' && { version: m.version }),
+    ...(typeof m.target === 'string' && { target: m.target }),
+    libraries: libraries as LibraryInfo[],
+    includeDirs: (m.includeDirs as string[] | undefined) ?? [],
+    defines: (m.defines as string[] | undefined) ?? [],
+    linkFlags: (m.linkFlags as string[] | undefined) ?? [],
+    requires: (m.requires as string[] | undefined) ?? [],
+  };
+}
+
+/** Parses and checks a config blob; an artifact without `package` (the Rust ocipkg's) is fine. */
+export function parseConfig(bytes: Uint8Array): PackageConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw badConfig('not JSON');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw badConfig('not a JSON object');
+  const obj = json as Record<string, unknown>;
+  const layers = obj.layers ?? {};
+  if (typeof layers !== 'object' || layers === null || Array.isArray(layers)) throw badConfig('"layers" is not an object');
+  for (const [digest, paths] of Object.entries(layers)) {
+    if (!isDigest(digest) || !isStringArray(paths)) throw badConfig('"layers" must map sha256 digests to lists of paths');
+  }
+  return {
+    layers: layers as Record<string, string[]>,
+    ...(obj.package !== undefined && { package: parseMetadata(obj.package) }),
+  };
+}

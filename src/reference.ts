@@ -1,0 +1,168 @@
+import { OcipkgError } from './errors.js';
+
+/**
+ * Image references, following the distribution project's grammar:
+ *
+ *   reference := name [ ":" tag ] [ "@" digest ]
+ *   name      := [ domain "/" ] component ( "/" component )*
+ *   domain    := host [ ":" port ]     host: DNS name, IPv4, or "[" IPv6 "]"
+ *
+ * A first component is a domain when it contains "." or ":", is "localhost", or has uppercase
+ * letters (which repository names may not); otherwise the name is on Docker Hub, where a
+ * single-component name lives under `library/`. `oci:PATH[:TAG]` names an OCI image layout
+ * directory instead of a registry, as skopeo spells it.
+ */
+export interface RegistryReference {
+  kind: 'registry';
+  /** Normalised registry host[:port], e.g. `docker.io`, `127.0.0.1:5000`. */
+  registry: string;
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+export interface LayoutReference {
+  kind: 'oci';
+  path: string;
+  tag?: string;
+  digest?: string;
+}
+
+export type ImageReference = RegistryReference | LayoutReference;
+
+export const DOCKER_HUB = 'docker.io';
+const DOCKER_HUB_API = 'registry-1.docker.io';
+
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+const HOST_LABEL = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
+const IPV6 = /^\[[0-9a-fA-F:.]+\]$/;
+const MAX_NAME = 255;
+
+function bad(input: string, why: string): OcipkgError {
+  return new OcipkgError('EREFERENCE', `invalid image reference "${input}": ${why}`);
+}
+
+function checkDomain(input: string, domain: string): void {
+  let host = domain;
+  const port = /^(.*?)(?::(\d+))?$/.exec(domain);
+  if (port && !IPV6.test(domain)) host = port[1] ?? domain;
+  if (domain.startsWith('[')) {
+    const m = /^(\[[^\]]+\])(?::(\d+))?$/.exec(domain);
+    if (!m || !IPV6.test(m[1]!)) throw bad(input, `"${domain}" is not a valid registry host`);
+    return;
+  }
+  if (host === '' || !host.split('.').every((label) => HOST_LABEL.test(label))) {
+    throw bad(input, `"${domain}" is not a valid registry host`);
+  }
+  if (domain.includes(':') && !/:\d{1,5}$/.test(domain)) {
+    throw bad(input, `"${domain}" has an invalid port`);
+  }
+}
+
+function splitTagDigest(input: string, rest: string): { name: string; tag?: string; digest?: string } {
+  let name = rest;
+  let digest: string | undefined;
+  const at = name.indexOf('@');
+  if (at >= 0) {
+    digest = name.slice(at + 1);
+    name = name.slice(0, at);
+    if (!DIGEST.test(digest)) throw bad(input, `"${digest}" is not a digest`);
+    if (digest.startsWith('sha256:') && !/^sha256:[a-f0-9]{64}$/.test(digest)) {
+      throw bad(input, `"${digest}" is not a sha256 digest (64 lowercase hex digits)`);
+    }
+  }
+  let tag: string | undefined;
+  const colon = name.lastIndexOf(':');
+  if (colon > name.lastIndexOf('/')) {
+    tag = name.slice(colon + 1);
+    name = name.slice(0, colon);
+    if (!TAG.test(tag)) throw bad(input, `"${tag}" is not a valid tag`);
+  }
+  return { name, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
+}
+
+export function parseReference(input: string): ImageReference {
+  if (input.startsWith('oci:')) return parseLayoutReference(input);
+  if (input === '') throw bad(input, 'empty');
+  if (/\s/.test(input)) throw bad(input, 'contains whitespace');
+  const { name, tag, digest } = splitTagDigest(input, input);
+  if (name === '') throw bad(input, 'missing repository name');
+
+  const slash = name.indexOf('/');
+  let registry = DOCKER_HUB;
+  let repository = name;
+  if (slash >= 0) {
+    const first = name.slice(0, slash);
+    if (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase()) {
+      checkDomain(input, first);
+      registry = first.toLowerCase();
+      repository = name.slice(slash + 1);
+    }
+  }
+  if (registry === 'index.docker.io' || registry === DOCKER_HUB_API) registry = DOCKER_HUB;
+  if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
+
+  if (repository !== repository.toLowerCase()) {
+    throw bad(input, 'repository names must be lowercase');
+  }
+  for (const component of repository.split('/')) {
+    if (!COMPONENT.test(component)) {
+      throw bad(input, `"${component}" is not a valid path component (lowercase letters, digits and . _ - separators)`);
+    }
+  }
+  if (registry.length + 1 + repository.length > MAX_NAME) {
+    throw bad(input, `name is longer than ${MAX_NAME} characters`);
+  }
+  return { kind: 'registry', registry, repository, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
+}
+
+/** `oci:PATH[:TAG|@DIGEST]`; the last `:` starts a tag only if no `/` follows it. */
+function parseLayoutReference(input: string): LayoutReference {
+  let rest = input.slice('oci:'.length);
+  let digest: string | undefined;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0 && /^sha256:/.test(rest.slice(at + 1))) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw bad(input, `"${digest}" is not a sha256 digest`);
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon >= 0 && !rest.slice(colon).includes('/') && !/^[a-zA-Z]$/.test(rest.slice(0, colon))) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG.test(tag)) throw bad(input, `"${tag}" is not a valid tag`);
+  }
+  if (rest === '') throw bad(input, 'missing layout directory path');
+  return { kind: 'oci', path: rest, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
+}
+
+/** The tag or digest to resolve: the digest wins, then the tag, then `latest`. */
+export function referenceTarget(ref: ImageReference): string {
+  return ref.digest ?? ref.tag ?? 'latest';
+}
+
+export function formatReference(ref: ImageReference): string {
+  const suffix = `${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
+  if (ref.kind === 'oci') return `oci:${ref.path}${suffix}`;
+  return `${ref.registry}/${ref.repository}${suffix}`;
+}
+
+/** Like `formatReference`, with `:latest` filled in when neither tag nor digest was given. */
+export function canonicalReference(ref: ImageReference): string {
+  if (ref.tag === undefined && ref.digest === undefined) return formatReference({ ...ref, tag: 'latest' });
+  return formatReference(ref);
+}
+
+/** The host to talk HTTP to: Docker Hub's API is not served at docker.io. */
+export function registryApiHost(registry: string): string {
+  return registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
+}
+
+/** True for `localhost`, 127.0.0.0/8 and [::1], with or without a port. */
+export function isLoopbackRegistry(registry: string): boolean {
+  const host = registry.startsWith('[') ? registry.slice(0, registry.indexOf(']') + 1) : registry.replace(/:\d+$/, '');
+  return host === 'localhost' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
