@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// Side-by-side benchmarks of ocipkg against the tools a user would otherwise reach for. Figures are
+// ratios measured in one run on one machine, so they travel between machines better than seconds.
+//
+//   node bench/run.mjs [--size-mb 150] [--memory-size-mb 500] [--runs 3] [--warm-runs 30]
+//
+// 1. cold `ocipkg get` of a SIZE package from a loopback registry, against
+//    `skopeo copy` to an OCI layout + `tar -xzf` of the layer, and `curl | sha256sum | tar -xz`;
+// 2. peak memory (max RSS) of a cold `ocipkg get` of a MEMORY_SIZE package;
+// 3. warm `ocipkg-link --cflags --libs` against `node -e 0`.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startRegistry } from '../scripts/registry.mjs';
+
+const { values } = parseArgs({
+  options: {
+    'size-mb': { type: 'string', default: '150' },
+    'memory-size-mb': { type: 'string', default: '500' },
+    runs: { type: 'string', default: '3' },
+    'warm-runs': { type: 'string', default: '30' },
+  },
+});
+const repo = resolve(import.meta.dirname, '..');
+const ocipkg = join(repo, 'bin', 'ocipkg.js');
+const ocipkgLink = join(repo, 'bin', 'ocipkg-link.js');
+const work = mkdtempSync(join(tmpdir(), 'ocipkg-bench-'));
+const log = (line) => process.stderr.write(`${line}\n`);
+
+/** An install prefix of `mb` MiB: a header plus libraries of random (incompressible) bytes. */
+function makePrefix(dir, mb) {
+  mkdirSync(join(dir, 'include'), { recursive: true });
+  mkdirSync(join(dir, 'lib'), { recursive: true });
+  writeFileSync(join(dir, 'include', 'bench.h'), 'int bench(void);\n');
+  const chunk = 16;
+  for (let i = 0; i * chunk < mb; i++) writeFileSync(join(dir, 'lib', `libbench${i}.a`), randomBytes(Math.min(chunk, mb - i * chunk) * 1024 * 1024));
+}
+
+function run(cmd, args, env = {}) {
+  const result = spawnSync(cmd, args, { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+function seconds(fn) {
+  const start = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Publishes a package of `mb` MiB; returns its image and layer digest. */
+function publish(registry, name, mb) {
+  const prefix = join(work, `${name}-prefix`);
+  makePrefix(prefix, mb);
+  const archive = join(work, `${name}.tar`);
+  const image = `${registry.host}/bench/${name}:1`;
+  run(process.execPath, [ocipkg, 'pack', prefix, archive, '-t', image, '--target', 'x86_64-unknown-linux-gnu']);
+  run(process.execPath, [ocipkg, 'push', archive]);
+  rmSync(prefix, { recursive: true });
+  const inspected = JSON.parse(run(process.execPath, [ocipkg, 'inspect', image]));
+  return { image, layer: inspected.manifest.layers[0].digest };
+}
+
+function fresh(name) {
+  const dir = join(work, name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function coldGet(registry, runs) {
+  const mb = Number(values['size-mb']);
+  log(`cold get: publishing a ${mb} MiB package`);
+  const { image, layer } = publish(registry, 'cold', mb);
+  const repository = image.slice(registry.host.length + 1).replace(/:1$/, '');
+  const times = { ocipkg: [], skopeo: [], curl: [] };
+  for (let i = 0; i < runs; i++) {
+    const store = fresh('store');
+    times.ocipkg.push(seconds(() => run(process.execPath, [ocipkg, 'get', image], { OCIPKG_DATA_DIR: store })));
+    const layout = fresh('layout');
+    const out = fresh('out');
+    times.skopeo.push(seconds(() => {
+      run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${image}`, `oci:${layout}:1`]);
+      run('tar', ['-xzf', join(layout, 'blobs', 'sha256', layer.slice(7)), '-C', out]);
+    }));
+    const out2 = fresh('out2');
+    times.curl.push(seconds(() => run('bash', ['-o', 'pipefail', '-c',
+      `curl -sfL ${registry.url}/v2/${repository}/blobs/${layer} | tee >(sha256sum > ${join(work, 'sum')}) | tar -xz -C ${out2}`])));
+    log(`  run ${i + 1}: ocipkg ${times.ocipkg[i].toFixed(2)}s, skopeo+tar ${times.skopeo[i].toFixed(2)}s, curl|sha256sum|tar ${times.curl[i].toFixed(2)}s`);
+  }
+  const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+  return { sizeMiB: mb, medianSeconds: m, ratioVsSkopeoTar: m.ocipkg / m.skopeo, ratioVsCurlTar: m.ocipkg / m.curl };
+}
+
+function peakMemory(registry) {
+  const mb = Number(values['memory-size-mb']);
+  log(`peak memory: publishing a ${mb} MiB package`);
+  const { image } = publish(registry, 'memory', mb);
+  const store = fresh('store');
+  const result = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, ocipkg, 'get', image], { env: { ...process.env, OCIPKG_DATA_DIR: store }, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`get failed: ${result.stderr}`);
+  const kib = Number(result.stderr.trim().split('\n').at(-1));
+  return { sizeMiB: mb, maxRssMiB: Math.round(kib / 1024) };
+}
+
+function warmLink(registry, runs) {
+  log('warm ocipkg-link: publishing a small package');
+  const { image } = publish(registry, 'warm', 1);
+  const store = fresh('store');
+  const env = { OCIPKG_DATA_DIR: store };
+  run(process.execPath, [ocipkg, 'get', image], env);
+  const link = [], bare = [];
+  for (let i = 0; i < runs; i++) {
+    link.push(seconds(() => run(process.execPath, [ocipkgLink, '--cflags', '--libs', image], env)));
+    bare.push(seconds(() => run(process.execPath, ['-e', '0'])));
+  }
+  return { runs, medianSeconds: { ocipkgLink: median(link), nodeE0: median(bare) }, ratio: median(link) / median(bare) };
+}
+
+const registry = await startRegistry();
+try {
+  const results = {
+    machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
+    warmLink: warmLink(registry, Number(values['warm-runs'])),
+    coldGet: coldGet(registry, Number(values.runs)),
+    peakMemory: peakMemory(registry),
+  };
+  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+} finally {
+  await registry.stop();
+  rmSync(work, { recursive: true, force: true });
+}

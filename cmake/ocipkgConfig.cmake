@@ -1,0 +1,373 @@
+# ocipkg for CMake: prebuilt libraries from OCI registries as IMPORTED targets.
+#
+#   list(APPEND CMAKE_PREFIX_PATH "${CMAKE_CURRENT_SOURCE_DIR}/node_modules")
+#   find_package(ocipkg CONFIG REQUIRED)               # finds node_modules/ocipkg/cmake/
+#   ocipkg_add_package(zstd IMAGE ghcr.io/acme/zstd:1.5.6 [TARGET <triple>] [STATIC|SHARED])
+#   target_link_libraries(addon PRIVATE ocipkg::zstd)
+#   ocipkg_bundle_runtime(addon)                       # shared libraries beside addon, $ORIGIN rpath
+#
+# Packages are fetched at configure time by the ocipkg-link script of this npm package (its --json
+# output is the whole interface), so a build never touches the network. Re-run CMake to pick up a
+# tag that has moved: the resolved manifest digest is kept on the target (OCIPKG_MANIFEST_DIGEST).
+#
+# Cache variables that override the defaults:
+#   OCIPKG_NODE    the Node.js executable (default: $ENV{npm_node_execpath}, $ENV{NODE}, then PATH)
+#   OCIPKG_LINK    the whole ocipkg-link command, as a list (default: OCIPKG_NODE ../bin/ocipkg-link.js)
+#   OCIPKG_TARGET  target triple for every package without TARGET (default: derived when
+#                  cross-compiling, else ocipkg-link's own choice: $ENV{OCIPKG_TARGET} or the host)
+
+if(CMAKE_VERSION VERSION_LESS 3.19)
+  # string(JSON) and cmake_language(DEFER) arrived in 3.19.
+  message(FATAL_ERROR "ocipkg needs CMake 3.19 or newer (this is ${CMAKE_VERSION})")
+endif()
+
+include_guard(GLOBAL)
+
+# Functions run in their caller's directory, where CMAKE_CURRENT_LIST_DIR is somewhere else.
+get_filename_component(_ocipkg_package_dir "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+set_property(GLOBAL PROPERTY OCIPKG_PACKAGE_DIR "${_ocipkg_package_dir}")
+unset(_ocipkg_package_dir)
+
+# The ocipkg-link command line, found once per build tree.
+function(_ocipkg_link_command out)
+  if(OCIPKG_LINK)
+    set(${out} "${OCIPKG_LINK}" PARENT_SCOPE)
+    return()
+  endif()
+  if(NOT OCIPKG_NODE)
+    # npm and cmake-js run CMake from a Node process: prefer the very Node that started the build.
+    if(DEFINED ENV{npm_node_execpath} AND EXISTS "$ENV{npm_node_execpath}")
+      set(node "$ENV{npm_node_execpath}")
+    elseif(DEFINED ENV{NODE} AND EXISTS "$ENV{NODE}")
+      set(node "$ENV{NODE}")
+    else()
+      find_program(node NAMES node nodejs)
+      if(NOT node)
+        message(FATAL_ERROR "ocipkg: Node.js not found; set OCIPKG_NODE to the node executable")
+      endif()
+    endif()
+    set(OCIPKG_NODE "${node}" CACHE FILEPATH "Node.js executable that runs ocipkg-link")
+  endif()
+  get_property(package_dir GLOBAL PROPERTY OCIPKG_PACKAGE_DIR)
+  set(${out} "${OCIPKG_NODE};${package_dir}/bin/ocipkg-link.js" PARENT_SCOPE)
+endfunction()
+
+# The ocipkg target triple for the platform CMake builds for, or "" when it cannot be told.
+function(_ocipkg_cross_triple out)
+  set(triple "")
+  string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" cpu)
+  if(CMAKE_SYSTEM_NAME STREQUAL "Darwin" OR CMAKE_SYSTEM_NAME STREQUAL "iOS")
+    list(LENGTH CMAKE_OSX_ARCHITECTURES n_archs)
+    if(n_archs GREATER 1)
+      message(FATAL_ERROR "ocipkg: CMAKE_OSX_ARCHITECTURES names ${n_archs} architectures; "
+                          "pass TARGET to ocipkg_add_package for each")
+    elseif(n_archs EQUAL 1)
+      set(cpu "${CMAKE_OSX_ARCHITECTURES}")
+    endif()
+  endif()
+  if(cpu MATCHES "^(x86_64|amd64|x64)$")
+    set(arch x86_64)
+  elseif(cpu MATCHES "^(aarch64|arm64)")
+    set(arch aarch64)
+  elseif(cpu MATCHES "^armv7")
+    set(arch armv7)
+  elseif(cpu MATCHES "^arm")
+    set(arch arm)
+  elseif(cpu MATCHES "^(i[3-6]86|x86)$")
+    set(arch i686)
+  elseif(cpu MATCHES "^(ppc64le|powerpc64le)$")
+    set(arch powerpc64le)
+  elseif(cpu MATCHES "^riscv64")
+    set(arch riscv64gc)
+  elseif(cpu MATCHES "^(s390x|loongarch64)$")
+    set(arch "${cpu}")
+  else()
+    set(${out} "" PARENT_SCOPE)
+    return()
+  endif()
+
+  if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+    # Only the toolchain knows the C library: look for musl in what it says about itself.
+    set(libc gnu)
+    if("${CMAKE_LIBRARY_ARCHITECTURE};${CMAKE_C_COMPILER_TARGET};${CMAKE_CXX_COMPILER_TARGET};${CMAKE_C_COMPILER};${CMAKE_CXX_COMPILER}"
+       MATCHES "musl")
+      set(libc musl)
+    endif()
+    if(arch MATCHES "^arm")
+      set(libc "${libc}eabihf")
+    endif()
+    set(triple "${arch}-unknown-linux-${libc}")
+  elseif(CMAKE_SYSTEM_NAME STREQUAL "Darwin")
+    set(triple "${arch}-apple-darwin")
+  elseif(CMAKE_SYSTEM_NAME STREQUAL "Windows")
+    set(triple "${arch}-pc-windows-msvc")
+  elseif(CMAKE_SYSTEM_NAME STREQUAL "FreeBSD")
+    set(triple "${arch}-unknown-freebsd")
+  endif()
+  set(${out} "${triple}" PARENT_SCOPE)
+endfunction()
+
+# The strings of the JSON array <key> (under <json>) as a CMake list.
+function(_ocipkg_json_strings out json)
+  set(items "")
+  string(JSON n LENGTH "${json}" ${ARGN})
+  if(n GREATER 0)
+    math(EXPR last "${n} - 1")
+    foreach(i RANGE ${last})
+      string(JSON item GET "${json}" ${ARGN} ${i})
+      list(APPEND items "${item}")
+    endforeach()
+  endif()
+  set(${out} "${items}" PARENT_SCOPE)
+endfunction()
+
+# The link name of a library file: greet for libgreet.a, libgreet.so.1, libgreet.dylib, greet.lib.
+function(_ocipkg_link_name out file)
+  get_filename_component(base "${file}" NAME)
+  string(REGEX REPLACE "^lib" "" base "${base}")
+  string(REGEX REPLACE "(\\.[0-9]+)*\\.(a|so|dylib|lib|dll)(\\.[0-9]+)*$" "" base "${base}")
+  set(${out} "${base}" PARENT_SCOPE)
+endfunction()
+
+#[[
+ocipkg_add_package(<name> IMAGE <reference> [TARGET <triple>] [STATIC|SHARED])
+
+Fetches <reference> (and the packages it requires) into the ocipkg store and defines the INTERFACE
+IMPORTED target ocipkg::<name>: include directories, definitions and compile options, then one
+IMPORTED STATIC or SHARED library per library file, in link order, then system libraries. STATIC
+(the default) and SHARED choose between the two builds when a package ships both.
+]]
+function(ocipkg_add_package name)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "STATIC;SHARED" "IMAGE;TARGET" "")
+  if(arg_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "ocipkg_add_package(${name}): unexpected arguments: ${arg_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT arg_IMAGE)
+    message(FATAL_ERROR "ocipkg_add_package(${name}): IMAGE <reference> is required")
+  endif()
+  if(arg_STATIC AND arg_SHARED)
+    message(FATAL_ERROR "ocipkg_add_package(${name}): STATIC and SHARED exclude each other")
+  endif()
+
+  set(target "${arg_TARGET}")
+  if(NOT target AND OCIPKG_TARGET)
+    set(target "${OCIPKG_TARGET}")
+  endif()
+  if(NOT target AND CMAKE_CROSSCOMPILING)
+    _ocipkg_cross_triple(target)
+    if(NOT target)
+      message(FATAL_ERROR "ocipkg_add_package(${name}): no target triple for ${CMAKE_SYSTEM_NAME}/"
+                          "${CMAKE_SYSTEM_PROCESSOR}; pass TARGET <triple>")
+    endif()
+  endif()
+
+  set(linkage "")
+  if(arg_SHARED)
+    set(linkage --shared)
+  elseif(arg_STATIC)
+    set(linkage --static)
+  endif()
+
+  if(TARGET ocipkg::${name})
+    # One package may be asked for by several subprojects; the same request is the same target.
+    get_target_property(previous ocipkg::${name} OCIPKG_REQUEST)
+    if(previous STREQUAL "${arg_IMAGE};${target};${linkage}")
+      return()
+    endif()
+    message(FATAL_ERROR "ocipkg_add_package(${name}): ocipkg::${name} already names ${previous}")
+  endif()
+
+  _ocipkg_link_command(link)
+  set(command ${link} --json)
+  if(target)
+    list(APPEND command --target "${target}")
+  endif()
+  list(APPEND command ${linkage} "${arg_IMAGE}")
+  message(STATUS "ocipkg: resolving ${arg_IMAGE} ${target}")
+  execute_process(
+    COMMAND ${command}
+    RESULT_VARIABLE status
+    OUTPUT_VARIABLE json
+    ERROR_VARIABLE error)
+  if(NOT status EQUAL 0)
+    string(STRIP "${error}" error)
+    if(NOT error)
+      set(error "ocipkg-link exited with ${status}")
+    endif()
+    # The leading space keeps CMake from re-wrapping ocipkg's one-line message.
+    message(FATAL_ERROR " ${error}")
+  endif()
+
+  string(JSON n_packages ERROR_VARIABLE json_error LENGTH "${json}" packages)
+  if(json_error)
+    message(FATAL_ERROR "ocipkg_add_package(${name}): ocipkg-link printed no link description: ${json_error}")
+  endif()
+  foreach(key includeDirs defines cflags libFiles libs runtimeFiles prefix)
+    _ocipkg_json_strings(${key} "${json}" ${key})
+  endforeach()
+  string(JSON package GET "${json}" packages 0)
+  foreach(key target manifestDigest version root)
+    # Absent and null (a package without a version) both leave the property empty.
+    string(JSON type ERROR_VARIABLE missing TYPE "${package}" ${key})
+    set(${key}_value "")
+    if(NOT missing AND type STREQUAL "STRING")
+      string(JSON ${key}_value GET "${package}" ${key})
+    endif()
+  endforeach()
+
+  # Libraries: archives as IMPORTED STATIC, shared objects as IMPORTED SHARED (the location is the
+  # file to link; the SONAME is that of the runtime file beside it, which is what gets recorded).
+  set(link_libraries "")
+  set(link_names "")
+  set(index 0)
+  foreach(file IN LISTS libFiles)
+    _ocipkg_link_name(lib_name "${file}")
+    list(APPEND link_names "${lib_name}")
+    set(lib_target "ocipkg::${name}::${lib_name}")
+    if(TARGET "${lib_target}")
+      set(lib_target "ocipkg::${name}::${lib_name}.${index}")
+    endif()
+    math(EXPR index "${index} + 1")
+    get_filename_component(lib_dir "${file}" DIRECTORY)
+    set(runtime "")
+    foreach(candidate IN LISTS runtimeFiles)
+      _ocipkg_link_name(candidate_name "${candidate}")
+      get_filename_component(candidate_dir "${candidate}" DIRECTORY)
+      if(candidate_name STREQUAL lib_name AND (candidate_dir STREQUAL lib_dir OR candidate MATCHES "\\.dll$"))
+        set(runtime "${candidate}")
+        break()
+      endif()
+    endforeach()
+    if(file MATCHES "\\.(a|lib)$" AND NOT runtime)
+      add_library("${lib_target}" STATIC IMPORTED GLOBAL)
+      set_target_properties("${lib_target}" PROPERTIES IMPORTED_LOCATION "${file}")
+    elseif(file MATCHES "\\.lib$")
+      add_library("${lib_target}" SHARED IMPORTED GLOBAL)
+      set_target_properties("${lib_target}" PROPERTIES IMPORTED_IMPLIB "${file}" IMPORTED_LOCATION "${runtime}")
+    else()
+      add_library("${lib_target}" SHARED IMPORTED GLOBAL)
+      set_target_properties("${lib_target}" PROPERTIES IMPORTED_LOCATION "${file}")
+      if(runtime)
+        get_filename_component(soname "${runtime}" NAME)
+        if(APPLE)
+          set(soname "@rpath/${soname}")
+        endif()
+        set_target_properties("${lib_target}" PROPERTIES IMPORTED_SONAME "${soname}")
+      endif()
+    endif()
+    list(APPEND link_libraries "${lib_target}")
+  endforeach()
+
+  # What is left of the link flags: system libraries and options. -L and the package's own -l are
+  # covered by the imported libraries above, rpaths by ocipkg_bundle_runtime.
+  set(link_options "")
+  set(framework "")
+  foreach(flag IN LISTS libs)
+    if(framework)
+      list(APPEND link_libraries "-framework ${flag}")
+      set(framework "")
+    elseif(flag STREQUAL "-framework")
+      set(framework TRUE)
+    elseif(flag MATCHES "^-L" OR flag MATCHES "^-Wl,-rpath" OR flag IN_LIST libFiles)
+      continue()
+    elseif(flag MATCHES "^-l:?(.+)$")
+      set(lib "${CMAKE_MATCH_1}")
+      _ocipkg_link_name(lib_name "${lib}")
+      if(NOT lib_name IN_LIST link_names)
+        list(APPEND link_libraries "${lib}")
+      endif()
+    else()
+      list(APPEND link_options "${flag}")
+    endif()
+  endforeach()
+
+  # cflags repeat include dirs and defines as -I/-D; only the other options are left to add.
+  set(compile_options "")
+  foreach(flag IN LISTS cflags)
+    if(NOT flag MATCHES "^-[ID]")
+      list(APPEND compile_options "${flag}")
+    endif()
+  endforeach()
+
+  add_library(ocipkg::${name} INTERFACE IMPORTED GLOBAL)
+  set_target_properties(ocipkg::${name} PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${includeDirs}"
+    INTERFACE_COMPILE_DEFINITIONS "${defines}"
+    INTERFACE_COMPILE_OPTIONS "${compile_options}"
+    INTERFACE_LINK_LIBRARIES "${link_libraries}"
+    INTERFACE_LINK_OPTIONS "${link_options}"
+    OCIPKG_REQUEST "${arg_IMAGE};${target};${linkage}"
+    OCIPKG_IMAGE "${arg_IMAGE}"
+    OCIPKG_TARGET "${target_value}"
+    OCIPKG_MANIFEST_DIGEST "${manifestDigest_value}"
+    OCIPKG_VERSION "${version_value}"
+    OCIPKG_ROOT "${root_value}"
+    OCIPKG_PREFIX "${prefix}"
+    OCIPKG_RUNTIME_FILES "${runtimeFiles}")
+endfunction()
+
+#[[
+ocipkg_bundle_runtime(<target>)
+
+Copies the runtime files (shared libraries) of every ocipkg::* package <target> links next to the
+built <target> after each build, and adds the directory of the loading binary ($ORIGIN on ELF,
+@loader_path on macOS) to its build and install rpath, so the result loads on a machine that never
+ran ocipkg. Call it anywhere in the directory that defines <target>: the copies are set up at the
+end of that directory, once all of its target_link_libraries calls are known.
+]]
+function(ocipkg_bundle_runtime target)
+  if(NOT TARGET "${target}")
+    message(FATAL_ERROR "ocipkg_bundle_runtime: no target named ${target}")
+  endif()
+  if(APPLE)
+    set(origin "@loader_path")
+  elseif(NOT WIN32)
+    set(origin "$ORIGIN")
+  endif()
+  if(origin)
+    set_property(TARGET "${target}" APPEND PROPERTY BUILD_RPATH "${origin}")
+    set_property(TARGET "${target}" APPEND PROPERTY INSTALL_RPATH "${origin}")
+  endif()
+  # A deferred call reads its arguments' variables when it runs: pass the name in by value.
+  cmake_language(EVAL CODE "cmake_language(DEFER CALL _ocipkg_bundle_runtime_now [[${target}]])")
+endfunction()
+
+# The runtime files of the ocipkg packages among <libraries> and what they link, depth first.
+function(_ocipkg_collect_runtime out libraries)
+  set(files "")
+  foreach(lib IN LISTS libraries)
+    if(lib MATCHES "^ocipkg::" AND TARGET "${lib}")
+      get_target_property(type "${lib}" TYPE)
+      if(type STREQUAL "INTERFACE_LIBRARY")
+        get_target_property(runtime "${lib}" OCIPKG_RUNTIME_FILES)
+        if(runtime)
+          list(APPEND files ${runtime})
+        endif()
+      endif()
+    elseif(TARGET "${lib}")
+      get_target_property(nested "${lib}" INTERFACE_LINK_LIBRARIES)
+      if(nested)
+        _ocipkg_collect_runtime(more "${nested}")
+        list(APPEND files ${more})
+      endif()
+    endif()
+  endforeach()
+  set(${out} "${files}" PARENT_SCOPE)
+endfunction()
+
+function(_ocipkg_bundle_runtime_now target)
+  get_target_property(libraries "${target}" LINK_LIBRARIES)
+  if(NOT libraries)
+    return()
+  endif()
+  _ocipkg_collect_runtime(files "${libraries}")
+  list(REMOVE_DUPLICATES files)
+  if(files)
+    # copy_if_different follows the store's symlinks: the copies are real files named as the
+    # loader looks for them (the SONAME), and unchanged files keep their time stamps.
+    add_custom_command(TARGET "${target}" POST_BUILD
+      COMMAND "${CMAKE_COMMAND}" -E copy_if_different ${files} "$<TARGET_FILE_DIR:${target}>"
+      COMMENT "ocipkg: copying runtime libraries beside ${target}"
+      VERBATIM)
+  endif()
+endfunction()

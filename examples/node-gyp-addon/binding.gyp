@@ -1,0 +1,32 @@
+# A Node-API addon that links libgreet, published as an OCI artifact, through ocipkg-link.
+#   OCIPKG_EXAMPLE_IMAGE    the image to link (default: a registry on localhost:5000)
+#   OCIPKG_EXAMPLE_LINKAGE  static (default) or shared
+{
+  "variables": {
+    "greet_image": "<!(node -p \"process.env.OCIPKG_EXAMPLE_IMAGE || 'localhost:5000/examples/greet:1.2.0'\")",
+    "greet_linkage": "<!(node -p \"process.env.OCIPKG_EXAMPLE_LINKAGE === 'shared' ? '--shared' : '--static'\")",
+  },
+  "targets": [
+    {
+      "target_name": "greet_addon",
+      "sources": ["src/addon.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(npx ocipkg-link --include-dirs <(greet_image))",
+      ],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
+      # Static: the archive's path. Shared: the library and an $ORIGIN (@loader_path) rpath, so
+      # the addon finds the copy made beside it below; --for-make spells $ORIGIN for gyp's Makefile.
+      "libraries": ["<!@(npx ocipkg-link --libs --for-make <(greet_linkage) <(greet_image))"],
+      # Shared: the library goes beside the addon, where the rpath above finds it (see copy-runtime.js).
+      "actions": [
+        {
+          "action_name": "copy_runtime_files",
+          "inputs": ["<!@(npx ocipkg-link --runtime-files <(greet_linkage) <(greet_image))"],
+          "outputs": ["<(PRODUCT_DIR)/ocipkg-runtime.stamp"],
+          "action": ["node", "copy-runtime.js", "<(PRODUCT_DIR)", "<!@(npx ocipkg-link --runtime-files <(greet_linkage) <(greet_image))"],
+        }
+      ],
+    }
+  ]
+}

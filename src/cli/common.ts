@@ -1,0 +1,61 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { OcipkgError } from '../errors.js';
+
+/** Shared plumbing of the `ocipkg` and `ocipkg-link` entry points: usage errors, progress, exit. */
+
+export function debugEnabled(argv: readonly string[]): boolean {
+  return argv.includes('--verbose') || process.env.OCIPKG_DEBUG === '1';
+}
+
+/** Progress goes to stderr, and only to a terminal (or when OCIPKG_PROGRESS=1 asks). */
+export function progress(message: string): void {
+  if (process.stderr.isTTY || process.env.OCIPKG_PROGRESS === '1') process.stderr.write(`${message}\n`);
+}
+
+export function usageError(message: string): OcipkgError {
+  return new OcipkgError('EUSAGE', message);
+}
+
+/** `util.parseArgs`, with its exceptions turned into one-line usage errors. */
+type Options = NonNullable<ParseArgsConfig['options']>;
+type WithCommon<T extends Options> = T & { verbose: { type: 'boolean' }; help: { type: 'boolean'; short: 'h' } };
+type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: WithCommon<T>; allowPositionals: true; strict: true }>>;
+
+export function parseOptions<T extends Options>(args: string[], options: T, command: string): Parsed<T> {
+  try {
+    const all: WithCommon<T> = { ...options, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+    return parseArgs({ args, options: all, allowPositionals: true, strict: true });
+  } catch (err) {
+    const message = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
+    throw usageError(`${command}: ${message}`);
+  }
+}
+
+/**
+ * Runs a CLI body: on failure prints `<prog>: <message>` on stderr (the stack only with --verbose
+ * or OCIPKG_DEBUG=1) and exits non-zero; usage errors exit 2, everything else 1.
+ */
+export async function runMain(prog: string, argv: string[], body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    const debug = debugEnabled(argv);
+    if (err instanceof OcipkgError) {
+      process.stderr.write(`${prog}: ${err.message}\n`);
+      if (debug) process.stderr.write(`${err.stack ?? ''}\n${err.cause ? `cause: ${(err.cause as Error).stack ?? String(err.cause)}\n` : ''}`);
+      process.exitCode = err.code === 'EUSAGE' ? 2 : 1;
+    } else {
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`${prog}: unexpected error: ${message.split('\n')[0]}${debug ? '' : ' (run with --verbose for details)'}\n`);
+      if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+/** Reads all of standard input as text (for --password-stdin). */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,272 @@
+import { readFileSync } from 'node:fs';
+import { join, sep } from 'node:path';
+import { OcipkgError } from '../errors.js';
+import { packagePath, packageVariable, readLinkDescription, type LinkDescription } from '../link/description.js';
+import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type LinkFlags } from '../link/flags.js';
+import { canonicalReference, parseReference } from '../reference.js';
+import { resolvePackage } from '../resolve.js';
+import type { InstalledPackage } from '../store/package.js';
+import { nodeToTriple, selectTriple } from '../target.js';
+import { debugEnabled, parseOptions, progress, runMain, usageError } from './common.js';
+
+/**
+ * `ocipkg-link`: pkg-config for images. Resolves each image to a package in the store (fetching it
+ * when missing) and prints flags computed from the link descriptions stored with the packages.
+ * The warm path reads a few small JSON files; nothing here loads HTTP or tar code.
+ */
+
+const USAGE = `Usage: ocipkg-link [options] IMAGE...
+
+Prints compile and link flags for prebuilt libraries published as OCI images, like pkg-config.
+
+Flags (one line on stdout; cflags come before libs):
+  --cflags               -I, -D and other compile flags
+  --cflags-only-I        only the -I flags
+  --cflags-only-other    compile flags other than -I
+  --libs                 -L, libraries, link flags and, for shared libraries, an rpath of
+                         $ORIGIN (@loader_path on macOS): copy --runtime-files next to the addon
+  --libs-only-L          only the -L flags
+  --libs-only-l          only the libraries (-lNAME for shared ones, the archive path for static)
+  --libs-only-other      link flags other than -L and libraries
+  --include-dirs         include directories
+  --lib-dirs             directories of the shared libraries
+  --lib-files            every library file linked
+  --runtime-files        shared libraries to ship beside the addon
+  --prefix               package directories (for CMAKE_PREFIX_PATH / PKG_CONFIG_PATH)
+
+Other outputs (alone):
+  --json                 everything above as one JSON object
+  --modversion           the version of each image, one per line
+  --variable=NAME        a pkg-config variable (prefix, includedir, libdir, pcfiledir, ...)
+  --exists               print nothing; exit 0 when every image resolves, 1 otherwise
+
+Options:
+  --static               link static builds where a library has both (the default)
+  --shared               link shared builds where a library has both
+  --target TRIPLE        target triple (default: $OCIPKG_TARGET, then npm_config_arch for
+                         node-gyp cross builds, then the host)
+  --offline              use the store only, never the network
+  --for-make             spell $ORIGIN as Make needs it ('$$ORIGIN'), for node-gyp's Makefiles
+  --verbose              stack traces on errors
+  -h, --help             this help
+  --version              ocipkg's version
+`;
+
+const OPTIONS = {
+  cflags: { type: 'boolean' },
+  'cflags-only-I': { type: 'boolean' },
+  'cflags-only-other': { type: 'boolean' },
+  libs: { type: 'boolean' },
+  'libs-only-L': { type: 'boolean' },
+  'libs-only-l': { type: 'boolean' },
+  'libs-only-other': { type: 'boolean' },
+  'include-dirs': { type: 'boolean' },
+  'lib-dirs': { type: 'boolean' },
+  'lib-files': { type: 'boolean' },
+  'runtime-files': { type: 'boolean' },
+  prefix: { type: 'boolean' },
+  json: { type: 'boolean' },
+  modversion: { type: 'boolean' },
+  variable: { type: 'string' },
+  exists: { type: 'boolean' },
+  static: { type: 'boolean' },
+  shared: { type: 'boolean' },
+  target: { type: 'string' },
+  offline: { type: 'boolean' },
+  'for-make': { type: 'boolean' },
+  version: { type: 'boolean' },
+} as const;
+
+/** Outputs that print a line of flags or paths, combinable, in this order. */
+const LINE_OUTPUTS = [
+  'cflags',
+  'cflags-only-I',
+  'cflags-only-other',
+  'libs',
+  'libs-only-L',
+  'libs-only-l',
+  'libs-only-other',
+  'include-dirs',
+  'lib-dirs',
+  'lib-files',
+  'runtime-files',
+  'prefix',
+] as const;
+const ALONE_OUTPUTS = ['json', 'modversion', 'variable', 'exists'] as const;
+
+interface ResolvedPackage {
+  image: string;
+  pkg: InstalledPackage;
+  description: LinkDescription;
+  /** Named on the command line, not pulled in by another package's `requires`. */
+  requested: boolean;
+}
+
+/** Forward slashes everywhere: the output feeds Make, gyp and CMake, which all take them. */
+const slashes = (path: string) => path.split(sep).join('/');
+
+/**
+ * `--target`, then OCIPKG_TARGET, then node-gyp's target arch when it differs from the host's
+ * (`node-gyp --arch=arm64` exports npm_config_arch to the commands binding.gyp runs), then the host.
+ */
+function targetTriple(explicit: string | undefined): string {
+  if (explicit || process.env.OCIPKG_TARGET) return selectTriple(explicit);
+  const arch = process.env.npm_config_arch;
+  if (arch && arch !== process.arch) return nodeToTriple(process.platform, arch);
+  return selectTriple();
+}
+
+async function describe(pkg: InstalledPackage): Promise<LinkDescription> {
+  const stored = readLinkDescription(pkg.dir);
+  if (stored) return stored;
+  // Installed before descriptions were stored: work it out now (without writing; the dir is read-only).
+  const { describePackage } = await import('../link/generate.js');
+  return describePackage(pkg.dir, pkg);
+}
+
+/**
+ * The images and, after each, the images it requires; a package needed twice is linked at its
+ * last position, after everything that needs it.
+ */
+async function resolveAll(images: string[], options: { target: string; offline: boolean }): Promise<ResolvedPackage[]> {
+  const sequence: ResolvedPackage[] = [];
+  const visiting = new Set<string>();
+  const visit = async (image: string, requested: boolean) => {
+    const canonical = canonicalReference(parseReference(image));
+    if (visiting.has(canonical)) throw new OcipkgError('EMANIFEST', `${canonical} requires itself (through its requires)`);
+    visiting.add(canonical);
+    const pkg = await resolvePackage(canonical, { target: options.target, offline: options.offline, progress });
+    const description = await describe(pkg);
+    sequence.push({ image: canonical, pkg, description, requested });
+    for (const required of description.requires) await visit(required, false);
+    visiting.delete(canonical);
+  };
+  for (const image of images) await visit(image, true);
+  return sequence.filter((entry, i) => {
+    const later = sequence.slice(i + 1).find((other) => other.pkg.manifestDigest === entry.pkg.manifestDigest);
+    if (later && entry.requested) later.requested = true;
+    return later === undefined;
+  });
+}
+
+/** pkg-config variables of a package: the usual three and pcfiledir, then any from a shipped `.pc`. */
+function variables(entry: ResolvedPackage): Record<string, string> {
+  const { dir, root } = entry.pkg;
+  const desc = entry.description;
+  const firstLib = desc.libraries[0];
+  const shipped = Object.fromEntries(Object.entries(desc.variables).map(([key, value]) => [key, packageVariable(dir, value)]));
+  return {
+    prefix: root,
+    includedir: desc.includeDirs[0] !== undefined ? packagePath(dir, desc.includeDirs[0]) : join(root, 'include'),
+    libdir: firstLib ? join(packagePath(dir, firstLib.file), '..') : join(root, 'lib'),
+    pcfiledir: join(dir, 'lib', 'pkgconfig'),
+    ...shipped,
+  };
+}
+
+function lineOutput(output: (typeof LINE_OUTPUTS)[number], flags: LinkFlags, packages: ResolvedPackage[]): string[] {
+  switch (output) {
+    case 'cflags':
+      return flags.cflags;
+    case 'cflags-only-I':
+      return flags.cflags.filter(isIncludeFlag);
+    case 'cflags-only-other':
+      return flags.cflags.filter((flag) => !isIncludeFlag(flag));
+    case 'libs':
+      return flags.libs;
+    case 'libs-only-L':
+      return flags.libs.filter((flag) => libFlagKind(flag, flags) === 'L');
+    case 'libs-only-l':
+      return flags.libs.filter((flag) => libFlagKind(flag, flags) === 'l');
+    case 'libs-only-other':
+      return flags.libs.filter((flag) => libFlagKind(flag, flags) === 'other');
+    case 'include-dirs':
+      return flags.includeDirs;
+    case 'lib-dirs':
+      return flags.libDirs;
+    case 'lib-files':
+      return flags.libFiles;
+    case 'runtime-files':
+      return flags.runtimeFiles;
+    case 'prefix':
+      return packages.map((p) => slashes(p.pkg.dir));
+  }
+}
+
+function jsonOutput(flags: LinkFlags, packages: ResolvedPackage[]): string {
+  return JSON.stringify({
+    packages: packages.map(({ image, pkg, description }) => ({
+      image,
+      name: description.name,
+      version: description.version ?? null,
+      target: pkg.target ?? null,
+      manifestDigest: pkg.manifestDigest,
+      dir: slashes(pkg.dir),
+      root: slashes(pkg.root),
+    })),
+    includeDirs: flags.includeDirs,
+    defines: flags.defines,
+    cflags: flags.cflags,
+    libDirs: flags.libDirs,
+    libFiles: flags.libFiles,
+    libs: flags.libs,
+    runtimeFiles: flags.runtimeFiles,
+    prefix: packages.map((p) => slashes(p.pkg.dir)),
+  });
+}
+
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+async function link(argv: string[]): Promise<void> {
+  const { values, positionals: images } = parseOptions(argv, OPTIONS, 'ocipkg-link');
+  const out = (text: string): void => void process.stdout.write(`${text}\n`);
+  if (values.help) return out(USAGE.trimEnd());
+  if (values.version) return out(packageVersion());
+
+  const lines = LINE_OUTPUTS.filter((name) => values[name]);
+  const alone = ALONE_OUTPUTS.filter((name) => values[name] !== undefined && values[name] !== false);
+  if (images.length === 0) throw usageError('no image given (usage: ocipkg-link [options] IMAGE..., see --help)');
+  if (lines.length + alone.length === 0) {
+    throw usageError('no output requested: pass --cflags, --libs, --json or another output flag (see --help)');
+  }
+  if (alone.length > 0 && lines.length + alone.length > 1) {
+    throw usageError(`--${alone[0]} cannot be combined with other output flags`);
+  }
+  if (values.static && values.shared) throw usageError('--static and --shared exclude each other');
+
+  const target = targetTriple(values.target);
+  const resolveOptions = { target, offline: values.offline ?? false };
+  if (values.exists) {
+    try {
+      await resolveAll(images, resolveOptions);
+    } catch (err) {
+      // pkg-config --exists is silent; the reason is there for whoever asks.
+      if (debugEnabled(argv)) process.stderr.write(`ocipkg-link: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    }
+    return;
+  }
+
+  const packages = await resolveAll(images, resolveOptions);
+  const requested = packages.filter((p) => p.requested);
+  if (values.modversion) return out(requested.map((p) => p.description.version ?? '').join('\n'));
+  if (values.variable !== undefined) {
+    return out(requested.map((p) => slashes(variables(p)[values.variable!] ?? '')).join(' '));
+  }
+
+  const flags = computeLinkFlags(
+    packages.map((p) => ({ dir: slashes(p.pkg.dir), description: p.description })),
+    { shared: values.shared ?? false, target, forMake: values['for-make'] ?? false },
+  );
+  if (values.json) return out(jsonOutput(flags, packages));
+  out(formatFlagLine(lines.flatMap((name) => lineOutput(name, flags, packages))));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await runMain('ocipkg-link', argv, () => link(argv));
+  // pkg-config exits 1 on every failure, usage errors included; build tools rely on nothing finer.
+  if (process.exitCode) process.exitCode = 1;
+}

@@ -1,0 +1,255 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { OcipkgError } from '../errors.js';
+import { canonicalReference, formatReference, parseReference } from '../reference.js';
+import { resolvePackage } from '../resolve.js';
+import { storeRoot } from '../store/paths.js';
+import { listRefs } from '../store/refs.js';
+import { selectTriple } from '../target.js';
+import { parseOptions, progress, readStdin, runMain, usageError } from './common.js';
+
+/**
+ * `ocipkg`: a superset of the Rust ocipkg's commands. Each command parses its own options and
+ * imports the heavy modules (HTTP, tar) only when it runs, so the store-only commands stay quick.
+ */
+interface Command {
+  usage: string;
+  summary: string;
+  options: string;
+  run(args: string[]): Promise<void>;
+}
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+function positionals(values: string[], min: number, max: number, command: string): string[] {
+  if (values.length < min) throw usageError(`${command}: missing argument (usage: ${COMMANDS[command]!.usage})`);
+  if (values.length > max) throw usageError(`${command}: unexpected argument "${values[max]}" (usage: ${COMMANDS[command]!.usage})`);
+  return values;
+}
+
+function assertArchive(path: string): void {
+  if (!existsSync(path) || !statSync(path).isFile()) throw new OcipkgError('EINPUT', `${path}: no such archive file`);
+}
+
+const COMMANDS: Record<string, Command> = {
+  pack: {
+    usage: 'ocipkg pack DIR OUTPUT -t IMAGE [--target TRIPLE] [options]',
+    summary: 'pack an install prefix (include/, lib/, ...) into an oci-archive',
+    options: [
+      '  -t, --tag IMAGE         image name recorded in the archive (required)',
+      '  --target TRIPLE         target triple (default: detected from the libraries)',
+      '  --name NAME             package name (default: last component of IMAGE)',
+      '  --version VERSION       org.opencontainers.image.version',
+      '  --source URL            org.opencontainers.image.source',
+      '  --license SPDX          org.opencontainers.image.licenses',
+      '  --description TEXT      org.opencontainers.image.description',
+      '  --requires IMAGE        a package this one needs (repeatable)',
+    ].join('\n'),
+    async run(args) {
+      const { values, positionals: pos } = parseOptions(args, {
+        tag: { type: 'string', short: 't' }, target: { type: 'string' }, name: { type: 'string' },
+        version: { type: 'string' }, source: { type: 'string' }, license: { type: 'string' },
+        description: { type: 'string' }, requires: { type: 'string', multiple: true },
+      }, 'pack');
+      const [dir, output] = positionals(pos, 2, 2, 'pack');
+      if (!values.tag) throw usageError('pack: -t IMAGE is required');
+      const image = canonicalReference(parseReference(values.tag));
+      const { pack } = await import('../package/pack.js');
+      const result = await pack(dir!, output!, {
+        image,
+        ...(values.target !== undefined && { target: selectTriple(values.target) }),
+        ...(values.name !== undefined && { name: values.name }),
+        ...(values.version !== undefined && { version: values.version }),
+        ...(values.source !== undefined && { source: values.source }),
+        ...(values.license !== undefined && { licenses: values.license }),
+        ...(values.description !== undefined && { description: values.description }),
+        ...(values.requires !== undefined && { requires: values.requires.map((r) => canonicalReference(parseReference(r))) }),
+        warn: (message: string) => process.stderr.write(`ocipkg: warning: ${message}\n`),
+      });
+      out(result.manifestDigest);
+    },
+  },
+  compose: {
+    usage: 'ocipkg compose FILE... -o OUTPUT -t IMAGE',
+    summary: 'pack individual files (placed at the package root) into an oci-archive',
+    options: '  -o, --output OUTPUT     archive to write (required)\n  -t, --tag IMAGE         image name recorded in the archive (required)',
+    async run(args) {
+      const { values, positionals: files } = parseOptions(args, { output: { type: 'string', short: 'o' }, tag: { type: 'string', short: 't' } }, 'compose');
+      positionals(files, 1, Infinity, 'compose');
+      if (!values.output) throw usageError('compose: -o OUTPUT is required');
+      if (!values.tag) throw usageError('compose: -t IMAGE is required');
+      const image = canonicalReference(parseReference(values.tag));
+      const { compose } = await import('../package/compose.js');
+      const result = await compose(files, values.output, { image });
+      out(result.manifestDigest);
+    },
+  },
+  push: {
+    usage: 'ocipkg push ARCHIVE [IMAGE]',
+    summary: 'push an oci-archive to a registry (or oci:DIR), under IMAGE or the name it records',
+    options: '',
+    async run(args) {
+      const { positionals: pos } = parseOptions(args, {}, 'push');
+      const [archive, image] = positionals(pos, 1, 2, 'push');
+      assertArchive(archive!);
+      const [{ openArchive }, { copy }, { openTarget }, { archiveImage, requireName }] = await Promise.all([
+        import('../layout/archive.js'), import('../copy.js'), import('../source.js'), import('./archive-name.js'),
+      ]);
+      const opened = await openArchive(archive!);
+      try {
+        const { sourceRef, name } = await archiveImage(opened.target, archive!);
+        const dest = parseReference(image ?? requireName(name, archive!));
+        progress(`pushing ${archive} to ${canonicalReference(dest)}`);
+        const pushed = await copy(opened.target, sourceRef, openTarget(dest), dest.tag ?? (dest.digest ? undefined : 'latest'), {
+          onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
+        });
+        // The pinned form: what a lockfile or a careful consumer should reference.
+        const { tag: _tag, ...untagged } = dest;
+        out(formatReference({ ...untagged, digest: pushed.digest }));
+      } finally {
+        await opened.close();
+      }
+    },
+  },
+  get: {
+    usage: 'ocipkg get IMAGE [-f] [--target TRIPLE]',
+    summary: 'fetch an image into the local store and print its directory',
+    options: '  -f, --force             fetch again even if the store has it\n  --target TRIPLE         target triple (default: OCIPKG_TARGET, then the host)\n  --offline               use only the store',
+    async run(args) {
+      const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' }, offline: { type: 'boolean' } }, 'get');
+      const [image] = positionals(pos, 1, 1, 'get');
+      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline ?? false, progress, ...(values.target !== undefined && { target: values.target }) });
+      out(pkg.root);
+    },
+  },
+  load: {
+    usage: 'ocipkg load ARCHIVE [-f] [--target TRIPLE]',
+    summary: 'load an oci-archive into the local store under the name it records',
+    options: '  -f, --force             load even if the store already has that name\n  --target TRIPLE         for a multi-target archive, the build to load',
+    async run(args) {
+      const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' } }, 'load');
+      const [archive] = positionals(pos, 1, 1, 'load');
+      assertArchive(archive!);
+      const target = selectTriple(values.target);
+      const [{ openArchive }, { installImage }, { archiveImage, requireName }] = await Promise.all([
+        import('../layout/archive.js'), import('../fetch.js'), import('./archive-name.js'),
+      ]);
+      const opened = await openArchive(archive!);
+      try {
+        const { sourceRef, name } = await archiveImage(opened.target, archive!);
+        const ref = parseReference(requireName(name, archive!));
+        if (!values.force) {
+          const existing = await resolvePackage(canonicalReference(ref), { target, offline: true }).catch(() => undefined);
+          if (existing) throw new OcipkgError('EINPUT', `${canonicalReference(ref)} is already in the store (use -f to replace it)`);
+        }
+        const pkg = await installImage(opened.target, sourceRef, ref, target, storeRoot(), progress);
+        out(pkg.root);
+      } finally {
+        await opened.close();
+      }
+    },
+  },
+  'image-directory': {
+    usage: 'ocipkg image-directory IMAGE [--target TRIPLE]',
+    summary: "print the directory of an image's files in the store (fetching it if needed)",
+    options: '  --target TRIPLE         target triple\n  --offline               use only the store',
+    async run(args) {
+      const { values, positionals: pos } = parseOptions(args, { target: { type: 'string' }, offline: { type: 'boolean' } }, 'image-directory');
+      const [image] = positionals(pos, 1, 1, 'image-directory');
+      const pkg = await resolvePackage(image!, { offline: values.offline ?? false, progress, ...(values.target !== undefined && { target: values.target }) });
+      out(pkg.root);
+    },
+  },
+  list: {
+    usage: 'ocipkg list [--json]',
+    summary: 'list the images in the local store with their targets',
+    options: '  --json                  one JSON array instead of lines',
+    async run(args) {
+      const { values, positionals: pos } = parseOptions(args, { json: { type: 'boolean' } }, 'list');
+      positionals(pos, 0, 0, 'list');
+      const rows = listRefs(storeRoot()).flatMap((record) =>
+        Object.entries(record.manifests).map(([target, manifest]) => ({ reference: record.reference, target: target || null, manifest })),
+      );
+      rows.sort((a, b) => a.reference.localeCompare(b.reference) || String(a.target).localeCompare(String(b.target)));
+      if (values.json) out(JSON.stringify(rows, null, 2));
+      else for (const row of rows) out(`${row.reference}\t${row.target ?? '-'}\t${row.manifest}`);
+    },
+  },
+  inspect: {
+    usage: 'ocipkg inspect ARCHIVE|IMAGE',
+    summary: 'print the manifest (or index) and ocipkg config of an archive or image as JSON',
+    options: '',
+    async run(args) {
+      const { positionals: pos } = parseOptions(args, {}, 'inspect');
+      const [what] = positionals(pos, 1, 1, 'inspect');
+      const { inspect } = await import('./inspect.js');
+      out(JSON.stringify(await inspect(what!), null, 2));
+    },
+  },
+  login: {
+    usage: 'ocipkg login REGISTRY -u USER (-p PASSWORD | --password-stdin)',
+    summary: "check credentials against a registry and save them in ocipkg's auth file (mode 0600)",
+    options: '  -u, --username USER\n  -p, --password PASSWORD\n  --password-stdin        read the password from standard input',
+    async run(args) {
+      const { values, positionals: pos } = parseOptions(args, { username: { type: 'string', short: 'u' }, password: { type: 'string', short: 'p' }, 'password-stdin': { type: 'boolean' } }, 'login');
+      const [registry] = positionals(pos, 1, 1, 'login');
+      if (!values.username) throw usageError('login: -u USER is required');
+      if ((values.password === undefined) === !values['password-stdin']) throw usageError('login: give exactly one of -p PASSWORD or --password-stdin');
+      const password = values.password ?? (await readStdin()).replace(/\r?\n$/, '');
+      const { login } = await import('../registry/login.js');
+      await login(registry!, values.username, password);
+      process.stderr.write(`Login succeeded for ${registry}\n`);
+    },
+  },
+  logout: {
+    usage: 'ocipkg logout REGISTRY',
+    summary: "remove a registry's credentials from ocipkg's auth file",
+    options: '',
+    async run(args) {
+      const { positionals: pos } = parseOptions(args, {}, 'logout');
+      const [registry] = positionals(pos, 1, 1, 'logout');
+      const { logout } = await import('../registry/login.js');
+      await logout(registry!);
+    },
+  },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function globalHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    'usage: ocipkg <command> [options]',
+    '',
+    'Prebuilt C/C++ libraries for Node native addons, through any OCI registry.',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `ocipkg <command> --help` for its options. Global: --verbose (stack traces), --version.',
+    `Store: ${storeRoot()} (set OCIPKG_DATA_DIR to move it).`,
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await runMain('ocipkg', argv, async () => {
+    const [name, ...rest] = argv;
+    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+      out(globalHelp());
+      return;
+    }
+    if (name === '--version' || name === '-V') {
+      out(version());
+      return;
+    }
+    const command = COMMANDS[name];
+    if (!command) throw usageError(`unknown command "${name}" (run \`ocipkg --help\` for the list)`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      out(`usage: ${command.usage}\n\n${command.summary}${command.options ? `\n\noptions:\n${command.options}` : ''}`);
+      return;
+    }
+    await command.run(rest);
+  });
+}

@@ -1,0 +1,152 @@
+import { posix } from 'node:path';
+import { tripleToPlatform } from '../target.js';
+import { DIR_PLACEHOLDER, type LinkDescription, type LinkLibrary } from './description.js';
+
+/**
+ * Compile and link flags from link descriptions, in pkg-config's shape.
+ *
+ * How libraries are named on the link line:
+ * - static (the default when a library was built both ways): the archive's absolute path. `-lfoo`
+ *   would pick `libfoo.so` over `libfoo.a` from the same directory, and `-l:libfoo.a` is GNU ld
+ *   only (not Apple's ld64); a path means the same thing to every linker, and is what CMake
+ *   itself puts on the link line for an imported static library.
+ * - shared: `-L<dir> -l<name>` as pkg-config would (a path when the file is not `lib<name>.so`
+ *   or `.dylib`, e.g. only `libfoo.so.1` was shipped), plus one rpath entry, `$ORIGIN` on ELF
+ *   systems and `@loader_path` on macOS: the addon then finds the libraries that `--runtime-files`
+ *   lists once they are copied next to the `.node` file, on machines that never ran ocipkg.
+ *   Make needs `$` doubled and hidden from its shell, so `forMake` spells it `'$$ORIGIN'`.
+ */
+
+export interface LinkOptions {
+  /** Link shared builds of libraries that have both; default static. */
+  shared?: boolean;
+  /** Triple the flags are for (decides the rpath spelling); default the host. */
+  target?: string;
+  /** Spell `$ORIGIN` for a Makefile (node-gyp's make generator) instead of a command line. */
+  forMake?: boolean;
+}
+
+/** One package's part of the flags; `dir` is the package directory, with forward slashes. */
+export interface PackageLinkInput {
+  dir: string;
+  description: LinkDescription;
+}
+
+export interface LinkFlags {
+  includeDirs: string[];
+  defines: string[];
+  /** `-I...`, `-D...`, then other compile flags. */
+  cflags: string[];
+  /** Directories of the shared libraries linked with `-l`. */
+  libDirs: string[];
+  /** Every library file linked, static or shared. */
+  libFiles: string[];
+  /** `-L...`, then libraries and link flags package by package, then the rpath. */
+  libs: string[];
+  /** Shared libraries to copy next to the addon. */
+  runtimeFiles: string[];
+}
+
+/** The description's path under `dir`: relative ones are joined, absolute ones kept. */
+function under(dir: string, path: string): string {
+  return posix.isAbsolute(path) || /^[A-Za-z]:\//.test(path) ? path : `${dir}/${path}`;
+}
+
+function expandDir(dir: string, flag: string): string {
+  return flag.split(DIR_PLACEHOLDER).join(dir);
+}
+
+function targetOs(target: string | undefined): string {
+  if (target) return tripleToPlatform(target).os;
+  return process.platform === 'win32' ? 'windows' : process.platform;
+}
+
+/** For each library name, in first-seen order, the build to link: the preferred kind if shipped. */
+export function selectLibraries(libraries: LinkLibrary[], shared: boolean): LinkLibrary[] {
+  const preferred = shared ? 'shared' : 'static';
+  const names = [...new Set(libraries.map((lib) => lib.name))];
+  return names.map((name) => {
+    const builds = libraries.filter((lib) => lib.name === name);
+    return builds.find((lib) => lib.kind === preferred) ?? builds[0]!;
+  });
+}
+
+function pushUnique(list: string[], value: string): void {
+  if (!list.includes(value)) list.push(value);
+}
+
+/** Like pkgconf, a library named twice is linked at its last mention (dependents come first). */
+function keepLastLibraries(libs: string[], isLibrary: (flag: string) => boolean): string[] {
+  return libs.filter((flag, i) => !isLibrary(flag) || libs.lastIndexOf(flag) === i);
+}
+
+/**
+ * The flags for packages in link order (a package before the ones it needs). `dir` may be a
+ * literal directory or an expression such as `${pcfiledir}/../..` for a generated `.pc` file.
+ */
+export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOptions = {}): LinkFlags {
+  const os = targetOs(options.target);
+  const out: LinkFlags = { includeDirs: [], defines: [], cflags: [], libDirs: [], libFiles: [], libs: [], runtimeFiles: [] };
+  const otherCflags: string[] = [];
+  const body: string[] = [];
+  let linksShared = false;
+
+  for (const { dir, description: desc } of packages) {
+    for (const include of desc.includeDirs) pushUnique(out.includeDirs, under(dir, include));
+    for (const define of desc.defines) pushUnique(out.defines, define);
+    for (const flag of desc.cflags) pushUnique(otherCflags, expandDir(dir, flag));
+
+    const selected = selectLibraries(desc.libraries, options.shared ?? false);
+    for (const lib of selected) {
+      const file = under(dir, lib.file);
+      out.libFiles.push(file);
+      if (lib.kind === 'static' || os === 'windows') {
+        body.push(file);
+      } else {
+        linksShared = true;
+        const base = posix.basename(file);
+        if (base === `lib${lib.name}.so` || base === `lib${lib.name}.dylib`) {
+          pushUnique(out.libDirs, posix.dirname(file));
+          body.push(`-l${lib.name}`);
+        } else {
+          body.push(file);
+        }
+      }
+      if (lib.kind === 'shared') pushUnique(out.runtimeFiles, under(dir, lib.runtime ?? lib.file));
+    }
+    body.push(...desc.linkFlags.map((flag) => expandDir(dir, flag)));
+    if (selected.some((lib) => lib.kind === 'static')) body.push(...desc.staticLinkFlags.map((flag) => expandDir(dir, flag)));
+  }
+
+  out.cflags = [...out.includeDirs.map((d) => `-I${d}`), ...out.defines.map((d) => `-D${d}`), ...otherCflags];
+  const libFiles = new Set(out.libFiles);
+  out.libs = [...out.libDirs.map((d) => `-L${d}`), ...keepLastLibraries(body, (flag) => flag.startsWith('-l') || libFiles.has(flag))];
+  if (linksShared) {
+    if (os === 'darwin') out.libs.push('-Wl,-rpath,@loader_path');
+    else if (os !== 'windows') out.libs.push(options.forMake ? "-Wl,-rpath,'$$ORIGIN'" : '-Wl,-rpath,$ORIGIN');
+  }
+  return out;
+}
+
+/** pkg-config's split of compile flags: `-I` versus everything else (including `-D`). */
+export function isIncludeFlag(flag: string): boolean {
+  return flag.startsWith('-I');
+}
+
+export type LibFlagKind = 'L' | 'l' | 'other';
+
+/** pkg-config's split of link flags; a library given by path counts with the `-l` ones. */
+export function libFlagKind(flag: string, flags: LinkFlags): LibFlagKind {
+  if (flag.startsWith('-L')) return 'L';
+  if (flag.startsWith('-l') || flags.libFiles.includes(flag)) return 'l';
+  return 'other';
+}
+
+/**
+ * Joins flags into one line in pkgconf's convention: a backslash before spaces and the other
+ * characters a shell or Make would split or interpret (but not `$`: `$ORIGIN` must reach the
+ * linker as is, and pkgconf leaves it alone too).
+ */
+export function formatFlagLine(flags: string[]): string {
+  return flags.map((flag) => flag.replace(/[\s"'\\!#&*;<>?[\]^`{|}~()]/g, '\\$&')).join(' ');
+}

@@ -1,0 +1,271 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { errno } from '../errors.js';
+import { ANNOTATION_VERSION } from '../oci/mediatypes.js';
+import { inspectFile } from '../package/binary.js';
+import { discoverIncludeDirs, discoverLibraries } from '../package/discover.js';
+import type { LibraryKind, PackageMetadata } from '../package/metadata.js';
+import { PACKAGE_ROOT_DIR } from '../store/paths.js';
+import type { PackageInfo } from '../store/package.js';
+import { formatCMakeConfig, formatCMakeConfigVersion } from './cmake.js';
+import { DIR_PLACEHOLDER, LINK_FILE, type LinkDescription, type LinkLibrary } from './description.js';
+import { computeLinkFlags } from './flags.js';
+import { formatPcFile, parsePcFile, type PcFile } from './pkgconfig.js';
+
+/**
+ * Works out a package's link description once, when it is installed, and writes it with a
+ * generated `.pc` file and CMake package config beside the extracted files:
+ *
+ *   <dir>/link.json
+ *   <dir>/lib/pkgconfig/<name>.pc                   PKG_CONFIG_PATH=<dir>/lib/pkgconfig
+ *   <dir>/lib/cmake/<name>/<name>Config.cmake       CMAKE_PREFIX_PATH=<dir>
+ *   <dir>/lib/cmake/<name>/<name>ConfigVersion.cmake
+ *
+ * The description comes from, in order: the metadata `ocipkg pack` wrote; `.pc` files the package
+ * ships; libraries discovered by file name (artifacts of the Rust ocipkg carry neither).
+ */
+
+const ROOT = PACKAGE_ROOT_DIR;
+const ROOT_IN_DIR = `${DIR_PLACEHOLDER}/${ROOT}`;
+
+/** `@dir@/root/x` -> `root/x` (relative to the package dir); anything else is kept. */
+function fromPlaceholder(path: string): string {
+  if (path === DIR_PLACEHOLDER) return '.';
+  return path.startsWith(`${DIR_PLACEHOLDER}/`) ? posix.normalize(path.slice(DIR_PLACEHOLDER.length + 1)) : path;
+}
+
+/** Names usable as a file name, a pkg-config module and a CMake namespace. */
+function safeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9_.+-]/g, '_') || 'package';
+}
+
+/** The file the loader will look for: the ELF SONAME (or Mach-O install name) beside the library. */
+async function runtimeFile(dir: string, file: string, soname: string | undefined): Promise<string> {
+  let name = soname;
+  if (name === undefined) {
+    try {
+      name = (await inspectFile(join(dir, file)))[0]?.soname;
+    } catch {
+      // Not a binary ocipkg can read (a linker script, say): ship the file as named.
+    }
+  }
+  if (name === undefined) return file;
+  const candidate = posix.join(posix.dirname(file), posix.basename(name));
+  return existsSync(join(dir, candidate)) ? candidate : file;
+}
+
+async function linkLibrary(dir: string, name: string, kind: LibraryKind, file: string, soname?: string): Promise<LinkLibrary> {
+  if (kind === 'static') return { name, kind, file };
+  return { name, kind, file, runtime: await runtimeFile(dir, file, soname) };
+}
+
+async function fromMetadata(dir: string, meta: PackageMetadata, fallbackVersion: string | undefined): Promise<LinkDescription> {
+  const version = meta.version ?? fallbackVersion;
+  return {
+    schema: 1,
+    source: 'metadata',
+    name: safeName(meta.name),
+    ...(version !== undefined && { version }),
+    includeDirs: meta.includeDirs.map((d) => posix.join(ROOT, d)),
+    defines: meta.defines,
+    cflags: [],
+    libraries: await Promise.all(meta.libraries.map((lib) => linkLibrary(dir, lib.name, lib.kind, posix.join(ROOT, lib.file), lib.soname))),
+    linkFlags: meta.linkFlags,
+    staticLinkFlags: [],
+    requires: meta.requires,
+    pkgconfigRequires: [],
+    variables: {},
+  };
+}
+
+async function listDir(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (err) {
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return [];
+    throw err;
+  }
+}
+
+/** `.pc` files under the package root's usual pkgconfig dirs, relative to the root. */
+async function findPcFiles(root: string): Promise<string[]> {
+  const dirs = ['lib/pkgconfig', 'lib64/pkgconfig', 'share/pkgconfig'];
+  for (const entry of await listDir(join(root, 'lib'))) {
+    // Debian-style multiarch: lib/x86_64-linux-gnu/pkgconfig.
+    if (entry.includes('-')) dirs.push(`lib/${entry}/pkgconfig`);
+  }
+  const found: string[] = [];
+  for (const dir of dirs) {
+    for (const entry of (await listDir(join(root, dir))).sort()) if (entry.endsWith('.pc')) found.push(`${dir}/${entry}`);
+  }
+  return found;
+}
+
+interface LibraryFile {
+  kind: LibraryKind;
+  /** Relative to the package dir. */
+  file: string;
+}
+
+/** The builds of `-l<name>` in the package's library dirs, first dir that has any wins. */
+async function findLibrary(dir: string, searchDirs: string[], name: string): Promise<LibraryFile[]> {
+  for (const libDir of searchDirs) {
+    const entries = await listDir(join(dir, libDir));
+    const has = (file: string) => entries.includes(file);
+    const builds: LibraryFile[] = [];
+    if (has(`lib${name}.a`)) builds.push({ kind: 'static', file: `${libDir}/lib${name}.a` });
+    else if (has(`${name}.lib`)) builds.push({ kind: 'static', file: `${libDir}/${name}.lib` });
+    const shared = [`lib${name}.so`, `lib${name}.dylib`].find(has) ?? entries.filter((e) => e.startsWith(`lib${name}.so.`)).sort((a, b) => a.length - b.length)[0];
+    if (shared) builds.push({ kind: 'shared', file: `${libDir}/${shared}` });
+    if (builds.length > 0) return builds;
+  }
+  return [];
+}
+
+/** Shipped modules ordered so that each comes before the shipped modules it requires. */
+function linkOrder(modules: Map<string, PcFile>): string[] {
+  const requiresOf = (name: string) =>
+    [...modules.get(name)!.requires, ...modules.get(name)!.requiresPrivate].map((r) => r.name).filter((r) => modules.has(r));
+  const required = new Set([...modules.keys()].flatMap(requiresOf));
+  const done = new Set<string>();
+  const postorder: string[] = [];
+  const visit = (name: string) => {
+    if (done.has(name)) return;
+    done.add(name);
+    for (const dep of requiresOf(name)) visit(dep);
+    postorder.push(name);
+  };
+  // Modules nobody requires first, so a lone top-level module names the package.
+  for (const name of [...modules.keys()].filter((n) => !required.has(n))) visit(name);
+  for (const name of modules.keys()) visit(name);
+  return postorder.reverse();
+}
+
+async function fromPcFiles(dir: string, pcFiles: string[], fallbackVersion: string | undefined): Promise<LinkDescription> {
+  const modules = new Map<string, PcFile>();
+  for (const rel of pcFiles) {
+    const text = await readFile(join(dir, ROOT, rel), 'utf8');
+    const pcfiledir = `${ROOT_IN_DIR}/${posix.dirname(rel)}`;
+    modules.set(posix.basename(rel, '.pc'), parsePcFile(text, `${ROOT}/${rel}`, { pcfiledir, prefix: ROOT_IN_DIR }));
+  }
+  const order = linkOrder(modules);
+  const top = modules.get(order[0]!)!;
+  const desc: LinkDescription = {
+    schema: 1,
+    source: 'pkgconfig',
+    name: safeName(order[0]!),
+    ...((top.version ?? fallbackVersion) !== undefined && { version: top.version ?? fallbackVersion! }),
+    includeDirs: [],
+    defines: [],
+    cflags: [],
+    libraries: [],
+    linkFlags: [],
+    staticLinkFlags: [],
+    requires: [],
+    pkgconfigRequires: [],
+    variables: Object.fromEntries(Object.entries(top.variables).filter(([key]) => key !== 'pcfiledir')),
+  };
+  const push = (list: string[], value: string) => list.includes(value) || list.push(value);
+
+  for (const name of order) {
+    const pc = modules.get(name)!;
+    for (const flag of pc.cflags) {
+      if (flag.startsWith('-I') && flag.length > 2) push(desc.includeDirs, fromPlaceholder(flag.slice(2)));
+      else if (flag.startsWith('-D') && flag.length > 2) push(desc.defines, flag.slice(2));
+      else push(desc.cflags, flag);
+    }
+    const searchDirs = pc.libs.filter((f) => f.startsWith(`-L${DIR_PLACEHOLDER}/`)).map((f) => fromPlaceholder(f.slice(2)));
+    searchDirs.push(`${ROOT}/lib`);
+    for (const flag of pc.libs) {
+      if (flag.startsWith('-L')) continue;
+      const builds = flag.startsWith('-l') ? await findLibrary(dir, searchDirs, flag.slice(2)) : [];
+      if (builds.length > 0) {
+        for (const build of builds) desc.libraries.push(await linkLibrary(dir, flag.slice(2), build.kind, build.file));
+      } else {
+        // A system library (`-lm`) or a flag (`-pthread`): passed on as written.
+        desc.linkFlags.push(flag);
+      }
+    }
+    for (const flag of pc.libsPrivate) if (!flag.startsWith('-L')) desc.staticLinkFlags.push(flag);
+    for (const req of [...pc.requires, ...pc.requiresPrivate]) {
+      if (!modules.has(req.name)) push(desc.pkgconfigRequires, req.name);
+    }
+  }
+  return desc;
+}
+
+async function fromDiscovery(dir: string, pkg: PackageInfo, fallbackVersion: string | undefined): Promise<LinkDescription> {
+  const libraries = await discoverLibraries(join(dir, ROOT));
+  const includeDirs = (await discoverIncludeDirs(join(dir, ROOT))).map((d) => posix.join(ROOT, d));
+  const name = pkg.manifest.annotations?.['org.opencontainers.image.title'] ?? libraries[0]?.name ?? 'package';
+  return {
+    schema: 1,
+    source: 'discovery',
+    name: safeName(name),
+    ...(fallbackVersion !== undefined && { version: fallbackVersion }),
+    includeDirs,
+    defines: [],
+    cflags: [],
+    libraries: await Promise.all(libraries.map((lib) => linkLibrary(dir, lib.name, lib.kind, posix.join(ROOT, lib.file), lib.soname))),
+    linkFlags: [],
+    staticLinkFlags: [],
+    requires: [],
+    pkgconfigRequires: [],
+    variables: {},
+  };
+}
+
+/** The link description of the package whose files are in `dir` (`dir/root` holds the layers). */
+export async function describePackage(dir: string, pkg: PackageInfo): Promise<LinkDescription> {
+  const version = pkg.manifest.annotations?.[ANNOTATION_VERSION];
+  if (pkg.config.package) return fromMetadata(dir, pkg.config.package, version);
+  const pcFiles = await findPcFiles(join(dir, ROOT));
+  if (pcFiles.length > 0) return fromPcFiles(dir, pcFiles, version);
+  return fromDiscovery(dir, pkg, version);
+}
+
+/** The generated `.pc`: paths relative to its own location, the default (static-first) selection. */
+function generatedPc(desc: LinkDescription, target: string | undefined): string {
+  const base = '${pcfiledir}/../..';
+  const flags = computeLinkFlags([{ dir: base, description: desc }], { ...(target !== undefined && { target }) });
+  const inRoot = (path: string) => (path.startsWith(`${base}/${ROOT}/`) ? `\${prefix}/${path.slice(base.length + ROOT.length + 2)}` : path);
+  const shipped = Object.entries(desc.variables)
+    .filter(([key]) => !['prefix', 'includedir', 'libdir'].includes(key))
+    .map(([key, value]): [string, string] => [key, value.split(DIR_PLACEHOLDER).join(base)]);
+  const libFile = desc.libraries[0]?.file;
+  return formatPcFile({
+    variables: [
+      ['prefix', `${base}/${ROOT}`],
+      ['includedir', inRoot(flags.includeDirs[0] ?? `${base}/${ROOT}/include`)],
+      ['libdir', inRoot(libFile ? posix.dirname(`${base}/${libFile}`) : `${base}/${ROOT}/lib`)],
+      ...shipped,
+    ],
+    name: desc.name,
+    description: `${desc.name}, installed by ocipkg`,
+    version: desc.version ?? '',
+    cflags: flags.cflags.map((flag) => (flag.startsWith('-I') ? `-I${inRoot(flag.slice(2))}` : flag)),
+    libs: flags.libs.map((flag) => (flag.startsWith('-L') ? `-L${inRoot(flag.slice(2))}` : inRoot(flag))),
+  });
+}
+
+/**
+ * The store installer's hook, run once in the staging directory before the package becomes
+ * visible: writes link.json, the `.pc` file and the CMake package config. Nothing written holds
+ * the staging path, which is about to be renamed.
+ */
+export async function preparePackage(stagingDir: string, pkg: PackageInfo): Promise<void> {
+  const desc = await describePackage(stagingDir, pkg);
+  await writeFile(join(stagingDir, LINK_FILE), `${JSON.stringify(desc, null, 2)}\n`);
+
+  const pcDir = join(stagingDir, 'lib', 'pkgconfig');
+  await mkdir(pcDir, { recursive: true });
+  await writeFile(join(pcDir, `${desc.name}.pc`), generatedPc(desc, pkg.target));
+
+  const cmakeDir = join(stagingDir, 'lib', 'cmake', desc.name);
+  await mkdir(cmakeDir, { recursive: true });
+  // CMake refuses an imported target whose include directory does not exist.
+  const includeDirs = desc.includeDirs.filter((d) => existsSync(d.startsWith('/') ? d : join(stagingDir, d)));
+  await writeFile(join(cmakeDir, `${desc.name}Config.cmake`), formatCMakeConfig(desc, includeDirs));
+  await writeFile(join(cmakeDir, `${desc.name}ConfigVersion.cmake`), formatCMakeConfigVersion(desc.version));
+}

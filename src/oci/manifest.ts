@@ -1,0 +1,81 @@
+import type { Readable } from 'node:stream';
+import { OcipkgError } from '../errors.js';
+import { assertDigest, verifyBytes } from './digest.js';
+import type { ReadTarget } from './content.js';
+import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES } from './mediatypes.js';
+import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
+
+export type ParsedManifest =
+  | { kind: 'index'; index: ImageIndex }
+  | { kind: 'manifest'; manifest: ImageManifest };
+
+/** Reads a whole stream into memory, refusing more than `limit` bytes (for manifests and configs only). */
+export async function readAll(stream: Readable, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      stream.destroy();
+      throw new OcipkgError('ETOOLARGE', `${what} is larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Fetches a manifest, index or config from a target and checks it against its descriptor. */
+export async function fetchSmallBlob(source: ReadTarget, desc: Descriptor): Promise<Buffer> {
+  if (desc.size > MAX_MANIFEST_BYTES) {
+    throw new OcipkgError('ETOOLARGE', `${desc.digest} in ${source.location} is ${desc.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
+  }
+  const bytes = await readAll(await source.fetch(desc), MAX_MANIFEST_BYTES, `${desc.digest} in ${source.location}`);
+  verifyBytes(desc, bytes, source.location);
+  return bytes;
+}
+
+function checkDescriptor(d: unknown, where: string): Descriptor {
+  const desc = d as Descriptor;
+  if (typeof desc !== 'object' || desc === null || typeof desc.mediaType !== 'string' || typeof desc.digest !== 'string' || !Number.isSafeInteger(desc.size) || desc.size < 0) {
+    throw new OcipkgError('EMANIFEST', `${where}: a descriptor lacks mediaType, digest or size`);
+  }
+  assertDigest(desc.digest, `digest in ${where}`);
+  return desc;
+}
+
+/**
+ * Parses a manifest or an index. `mediaType` is what the source said (Content-Type, descriptor);
+ * the document's own `mediaType` field, when present, must agree with it.
+ */
+export function parseManifest(bytes: Uint8Array, mediaType: string, where: string): ParsedManifest {
+  if (!MANIFEST_TYPES.includes(mediaType)) {
+    throw new OcipkgError('EMANIFEST', `${where}: unsupported manifest media type "${mediaType}"`);
+  }
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
+  } catch {
+    throw new OcipkgError('EMANIFEST', `${where}: manifest is not JSON`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || doc.schemaVersion !== 2) {
+    throw new OcipkgError('EMANIFEST', `${where}: not an OCI manifest or index (schemaVersion 2)`);
+  }
+  if (doc.mediaType !== undefined && doc.mediaType !== mediaType) {
+    throw new OcipkgError('EMANIFEST', `${where}: served as ${mediaType} but declares ${String(doc.mediaType)}`);
+  }
+  if (INDEX_TYPES.includes(mediaType)) {
+    if (!Array.isArray(doc.manifests)) throw new OcipkgError('EMANIFEST', `${where}: index without "manifests"`);
+    doc.manifests.forEach((m) => checkDescriptor(m, where));
+    return { kind: 'index', index: doc as unknown as ImageIndex };
+  }
+  if (!Array.isArray(doc.layers) || doc.config === undefined) {
+    throw new OcipkgError('EMANIFEST', `${where}: manifest without "config" and "layers"`);
+  }
+  checkDescriptor(doc.config, where);
+  doc.layers.forEach((l) => checkDescriptor(l, where));
+  return { kind: 'manifest', manifest: doc as unknown as ImageManifest };
+}
+
+export function isIndexType(mediaType: string): boolean {
+  return INDEX_TYPES.includes(mediaType);
+}

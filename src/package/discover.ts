@@ -1,0 +1,115 @@
+import type { Dirent } from 'node:fs';
+import { readdir, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errno, isOcipkgError, OcipkgError } from '../errors.js';
+import { inspectFile } from './binary.js';
+import type { LibraryInfo, LibraryKind } from './metadata.js';
+
+/**
+ * Finds the libraries of an install prefix by file name, the way a linker's `-l` would see them:
+ * `lib*.a`, `lib*.so[.N...]`, `*.dylib`, `*.lib`, `*.dll`, in `lib/`, `lib64/` and the root (and
+ * `bin/` for DLLs, where Windows installs put them).
+ */
+
+/** Directories searched, relative to the package root. */
+const LIBRARY_DIRS = ['', 'lib', 'lib64'];
+const DLL_DIRS = ['bin'];
+const HEADER = /\.(h|hh|hpp|hxx|h\+\+|ipp|inl)$/i;
+
+/** True for a C or C++ header file name. */
+export function isHeaderName(fileName: string): boolean {
+  return HEADER.test(fileName);
+}
+
+/** The link name and kind a file name stands for, or undefined if it is not a library name. */
+export function classifyLibraryName(fileName: string): { name: string; kind: LibraryKind } | undefined {
+  let m = /^lib(.+)\.a$/.exec(fileName);
+  if (m) return { name: m[1]!, kind: 'static' };
+  m = /^lib(.+?)\.so(\.\d+)*$/.exec(fileName);
+  if (m) return { name: m[1]!, kind: 'shared' };
+  // libzstd.1.5.6.dylib and libzstd.dylib both link as -lzstd.
+  m = /^(?:lib)?(.+?)(\.\d+)*\.dylib$/.exec(fileName);
+  if (m) return { name: m[1]!, kind: 'shared' };
+  // MSVC links by file name: zstd.lib is zstd, libzstd_static.lib stays libzstd_static.
+  m = /^(.+)\.(lib|dll)$/i.exec(fileName);
+  if (m) return { name: m[1]!, kind: m[2]!.toLowerCase() === 'dll' ? 'shared' : 'static' };
+  return undefined;
+}
+
+async function listDir(dir: string): Promise<Dirent[]> {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return [];
+    throw new OcipkgError('EINPUT', `cannot read ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** A library candidate: its path relative to the root and the file it is on disk. */
+export interface LibraryFile {
+  /** Relative path in the package, forward slashes. */
+  path: string;
+  /** Absolute path to read it from. */
+  source: string;
+}
+
+/**
+ * Describes library files: link name, kind, and SONAME for ELF shared objects (the Mach-O install
+ * name for dylibs). An MSVC `.lib` made of import objects is the import library of a DLL: shared.
+ * Files that alias another file of the list (symlinks such as libz.so -> libz.so.1) are dropped,
+ * keeping the real file. Sorted by path.
+ */
+export async function describeLibraries(files: LibraryFile[]): Promise<LibraryInfo[]> {
+  const byRealPath = new Map<string, LibraryFile[]>();
+  for (const file of files) {
+    let real: string;
+    try {
+      real = await realpath(file.source);
+    } catch (err) {
+      throw new OcipkgError('EINPUT', `${file.source}: dangling symlink or unreadable file`, { cause: err });
+    }
+    byRealPath.set(real, [...(byRealPath.get(real) ?? []), file]);
+  }
+  const libraries: LibraryInfo[] = [];
+  for (const [real, aliases] of byRealPath) {
+    // Prefer the name that is the real file itself, else the longest (most versioned) alias.
+    const chosen =
+      aliases.find((a) => a.source === real) ?? [...aliases].sort((a, b) => b.path.length - a.path.length || (a.path < b.path ? -1 : 1))[0]!;
+    const fileName = chosen.path.slice(chosen.path.lastIndexOf('/') + 1);
+    const { name, kind } = classifyLibraryName(fileName)!;
+    const info: LibraryInfo = { name, kind, file: chosen.path };
+    if (kind === 'shared' || fileName.toLowerCase().endsWith('.lib')) {
+      // Not every library-named file is a binary (glibc's libc.so is a linker script): no SONAME then.
+      const objects = await inspectFile(real).catch((err: unknown) => {
+        if (isOcipkgError(err, 'EINPUT')) return [];
+        throw err;
+      });
+      const soname = objects.find((o) => o.soname !== undefined)?.soname;
+      if (soname !== undefined) info.soname = soname;
+      if (objects.length > 0 && objects.some((o) => o.type === 'import')) info.kind = 'shared';
+    }
+    libraries.push(info);
+  }
+  return libraries.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+}
+
+/** Every library under `root` (see the module comment), one entry per real file, sorted by path. */
+export async function discoverLibraries(root: string): Promise<LibraryInfo[]> {
+  const files: LibraryFile[] = [];
+  const scan = async (dir: string, accept: (name: string) => boolean) => {
+    for (const entry of await listDir(join(root, dir))) {
+      if (!(entry.isFile() || entry.isSymbolicLink()) || !accept(entry.name) || !classifyLibraryName(entry.name)) continue;
+      files.push({ path: dir ? `${dir}/${entry.name}` : entry.name, source: join(root, dir, entry.name) });
+    }
+  };
+  for (const dir of LIBRARY_DIRS) await scan(dir, () => true);
+  for (const dir of DLL_DIRS) await scan(dir, (name) => /\.dll$/i.test(name));
+  return describeLibraries(files);
+}
+
+/** `include` when the package has that directory, else `.` when headers sit at the root, else none. */
+export async function discoverIncludeDirs(root: string): Promise<string[]> {
+  const top = await listDir(root);
+  if (top.some((e) => e.name === 'include' && e.isDirectory())) return ['include'];
+  return top.some((e) => e.isFile() && isHeaderName(e.name)) ? ['.'] : [];
+}

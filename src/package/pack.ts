@@ -1,0 +1,191 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { OcipkgError, isOcipkgError } from '../errors.js';
+import { writeOciArchive } from '../layout/archive-write.js';
+import { descriptorFor } from '../oci/digest.js';
+import {
+  ANNOTATION_CREATED,
+  ANNOTATION_DESCRIPTION,
+  ANNOTATION_LICENSES,
+  ANNOTATION_SOURCE,
+  ANNOTATION_VERSION,
+  OCI_MANIFEST,
+  OCIPKG_ARTIFACT,
+  OCIPKG_CONFIG,
+} from '../oci/mediatypes.js';
+import type { Descriptor, ImageManifest } from '../oci/types.js';
+import { canonicalReference, parseReference, type RegistryReference } from '../reference.js';
+import { assertTriple } from '../target.js';
+import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary.js';
+import { discoverIncludeDirs, discoverLibraries } from './discover.js';
+import { directoryEntries, placeBySoname, sourceDate, writeLayer, type LayerEntry } from './layer.js';
+import type { LibraryInfo, PackageConfig, PackageMetadata } from './metadata.js';
+
+export interface PackOptions {
+  /** Image name recorded in the archive, e.g. `ghcr.io/acme/zstd:1.5.6` (tag defaults to latest). */
+  image: string;
+  /** Target triple; detected from the libraries' headers when absent. */
+  target?: string;
+  /** Package name; defaults to the last component of the repository. */
+  name?: string;
+  version?: string;
+  source?: string;
+  licenses?: string;
+  description?: string;
+  /** Images this package needs linked after it. */
+  requires?: string[];
+  /** Called with one line per problem worth telling the user that does not stop packing. */
+  warn?: (message: string) => void;
+}
+
+export interface PackResult {
+  manifestDigest: string;
+  manifestDescriptor: Descriptor;
+  manifest: ImageManifest;
+  config: PackageConfig;
+  layer: Descriptor;
+  /** The full image name written as the archive's `org.opencontainers.image.ref.name`. */
+  refName: string;
+}
+
+/** The contents of one artifact, however they were gathered (a directory for pack, files for compose). */
+export interface ArtifactInput {
+  entries: LayerEntry[];
+  libraries: LibraryInfo[];
+  includeDirs: string[];
+  /** The file on disk a library entry (`LibraryInfo.file`) is read from. */
+  sourceOf: (library: LibraryInfo) => string;
+  /** For messages: the directory or files being packed. */
+  origin: string;
+}
+
+/** The image name to record: a registry reference with a tag (the Rust ocipkg needs both). */
+function imageName(image: string): { ref: RegistryReference; refName: string } {
+  const ref = parseReference(image);
+  if (ref.kind !== 'registry') throw new OcipkgError('EUSAGE', `"${image}": an archive needs an image name like ghcr.io/acme/zstd:1.0, not a layout path`);
+  if (ref.digest !== undefined) throw new OcipkgError('EUSAGE', `"${image}": name the archive by tag, not by digest (the digest is what packing produces)`);
+  return { ref, refName: canonicalReference(ref) };
+}
+
+/**
+ * The one triple the libraries were built for. Objects that do not show their libc (static
+ * objects) agree with any; a platform or libc mix is refused, as is a directory whose binaries
+ * name no known triple. Files that are not binaries (a linker script named libc.so) say nothing.
+ */
+async function detectTarget(input: ArtifactInput): Promise<string | undefined> {
+  const objects: ObjectInfo[] = [];
+  for (const lib of input.libraries) {
+    try {
+      objects.push(...(await inspectFile(input.sourceOf(lib))));
+    } catch (err) {
+      if (!isOcipkgError(err, 'EINPUT')) throw err;
+    }
+  }
+  if (objects.length === 0) return undefined;
+  const platforms = new Map<string, ObjectInfo>();
+  const libcs = new Set<string>();
+  for (const o of objects) {
+    platforms.set(`${o.os}/${o.architecture}${o.architecture === 'arm' ? (o.hardFloat ? '/hard-float' : '/soft-float') : ''}`, o);
+    if (o.libc) libcs.add(o.libc);
+  }
+  if (platforms.size > 1 || libcs.size > 1) {
+    const seen = [...platforms.keys(), ...libcs].join(', ');
+    throw new OcipkgError('EINPUT', `libraries in ${input.origin} are built for different targets (${seen}); pack one target per archive or pass --target`);
+  }
+  const sample = [...platforms.values()][0]!;
+  const triple = tripleOf({ ...sample, ...(libcs.size === 1 && { libc: [...libcs][0] as 'gnu' | 'musl' }) });
+  if (!triple) throw new OcipkgError('EINPUT', `no known target triple for ${sample.where} (${sample.os}/${sample.architecture}); pass --target`);
+  return triple;
+}
+
+async function warnNonPic(input: ArtifactInput, warn: (message: string) => void): Promise<void> {
+  for (const lib of input.libraries) {
+    if (lib.kind !== 'static') continue;
+    const bad = await nonPicObjects(input.sourceOf(lib)).catch((err: unknown) => {
+      if (isOcipkgError(err, 'EINPUT')) return [];
+      throw err;
+    });
+    if (bad.length === 0) continue;
+    const more = bad.length > 1 ? ` and ${bad.length - 1} more object${bad.length > 2 ? 's' : ''}` : '';
+    warn(
+      `${lib.file}: ${bad[0]}${more} cannot be linked into a shared object such as a Node addon (.node); ` +
+        'rebuild the library with -fPIC (CMake: -DCMAKE_POSITION_INDEPENDENT_CODE=ON)',
+    );
+  }
+}
+
+function annotations(options: PackOptions): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  if (process.env.SOURCE_DATE_EPOCH) out[ANNOTATION_CREATED] = sourceDate().toISOString().replace(/\.000Z$/, 'Z');
+  if (options.version !== undefined) out[ANNOTATION_VERSION] = options.version;
+  if (options.source !== undefined) out[ANNOTATION_SOURCE] = options.source;
+  if (options.licenses !== undefined) out[ANNOTATION_LICENSES] = options.licenses;
+  if (options.description !== undefined) out[ANNOTATION_DESCRIPTION] = options.description;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Builds the layer, config and manifest of one artifact and writes them as an oci-archive. */
+export async function writeArtifact(input: ArtifactInput, output: string, options: PackOptions): Promise<PackResult> {
+  const { ref, refName } = imageName(options.image);
+  const warn = options.warn ?? (() => {});
+  const requires = (options.requires ?? []).map((r) => canonicalReference(parseReference(r)));
+  const target = options.target !== undefined ? assertTriple(options.target) : await detectTarget(input);
+  if (input.libraries.length === 0) warn(`no libraries found in ${input.origin} (looked for lib*.a, lib*.so*, *.dylib, *.lib, *.dll in lib/, lib64/ and the root)`);
+  await warnNonPic(input, warn);
+
+  const { entries, libraries } = placeBySoname(input.entries, input.libraries);
+  const work = await mkdtemp(join(dirname(output), '.ocipkg-pack-')).catch((err: unknown) => {
+    throw new OcipkgError('EINPUT', `cannot write next to ${output}: ${(err as Error).message}`, { cause: err });
+  });
+  try {
+    const layer = await writeLayer(entries, join(work, 'layer.tar.gz'));
+    const metadata: PackageMetadata = {
+      schema: 1,
+      name: options.name ?? ref.repository.slice(ref.repository.lastIndexOf('/') + 1),
+      ...(options.version !== undefined && { version: options.version }),
+      ...(target !== undefined && { target }),
+      libraries,
+      includeDirs: input.includeDirs,
+      defines: [],
+      linkFlags: [],
+      requires,
+    };
+    const config: PackageConfig = { layers: { [layer.descriptor.digest]: layer.paths }, package: metadata };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDescriptor = descriptorFor(OCIPKG_CONFIG, configBytes);
+    const manifestAnnotations = annotations(options);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType: OCIPKG_ARTIFACT,
+      config: configDescriptor,
+      layers: [layer.descriptor],
+      ...(manifestAnnotations && { annotations: manifestAnnotations }),
+    };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    const manifestDescriptor = descriptorFor(OCI_MANIFEST, manifestBytes);
+    await writeOciArchive(
+      output,
+      { descriptor: manifestDescriptor, data: manifestBytes },
+      [
+        { descriptor: configDescriptor, data: configBytes },
+        { descriptor: layer.descriptor, file: layer.file },
+      ],
+      refName,
+    );
+    return { manifestDigest: manifestDescriptor.digest, manifestDescriptor, manifest, config, layer: layer.descriptor, refName };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Packs an install prefix (`include/`, `lib/`, ...) into an oci-archive at `output`: one
+ * reproducible layer, a config with the Rust ocipkg's `layers` map and ocipkg's `package`
+ * metadata, and a manifest of artifactType application/vnd.ocipkg.v1.artifact.
+ */
+export async function pack(dir: string, output: string, options: PackOptions): Promise<PackResult> {
+  const entries = await directoryEntries(dir);
+  const [libraries, includeDirs] = await Promise.all([discoverLibraries(dir), discoverIncludeDirs(dir)]);
+  return writeArtifact({ entries, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, options);
+}

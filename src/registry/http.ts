@@ -1,0 +1,281 @@
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import type { Readable } from 'node:stream';
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { OcipkgError, errno, type ErrorCode } from '../errors.js';
+import { isLoopbackRegistry, registryApiHost } from '../reference.js';
+
+/**
+ * The HTTP transport under the registry client: the process's undici dispatchers (proxy, CA,
+ * timeouts), which scheme each registry speaks, bounded retries, and the mapping of network
+ * failures and HTTP statuses to OcipkgError codes. It knows nothing of authentication.
+ */
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface HttpRequest {
+  method: HttpMethod;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: Uint8Array | Readable;
+}
+
+export type HttpResponse = Dispatcher.ResponseData;
+
+/** An unreachable registry must fail within seconds, not after the OS's minutes-long SYN retries. */
+const CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_IDLE_TIMEOUT_S = 30;
+const MAX_ATTEMPTS = 3;
+const MAX_RETRY_AFTER_MS = 10_000;
+/** Enough of an error body to read the registry's error code; the rest is not worth holding. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+function idleTimeoutMs(): number {
+  const raw = process.env.OCIPKG_TIMEOUT;
+  const seconds = raw === undefined || raw === '' ? DEFAULT_IDLE_TIMEOUT_S : Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new OcipkgError('EUSAGE', `OCIPKG_TIMEOUT must be a positive number of seconds, got "${raw}"`);
+  }
+  return seconds * 1000;
+}
+
+/**
+ * Node's `ca` option replaces the trusted roots instead of adding to them, so an extra CA means
+ * passing the bundled roots, NODE_EXTRA_CA_CERTS (which Node would otherwise add itself) and the
+ * file together. Without OCIPKG_CA_FILE Node's defaults apply untouched.
+ */
+function extraCa(): string[] | undefined {
+  const file = process.env.OCIPKG_CA_FILE;
+  if (!file) return undefined;
+  const read = (path: string, variable: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new OcipkgError('EINPUT', `cannot read ${variable} ${path}: ${errno(err) ?? String(err)}`, { cause: err });
+    }
+  };
+  const node = process.env.NODE_EXTRA_CA_CERTS;
+  return [...rootCertificates, ...(node ? [read(node, 'NODE_EXTRA_CA_CERTS')] : []), read(file, 'OCIPKG_CA_FILE')];
+}
+
+let proxied: Dispatcher | undefined;
+let direct: Dispatcher | undefined;
+
+function agentOptions(): Agent.Options & { requestTls?: object; proxyTls?: object } {
+  const ca = extraCa();
+  const idle = idleTimeoutMs();
+  const tls = { timeout: CONNECT_TIMEOUT_MS, ...(ca && { ca }) };
+  // Through a proxy undici dials the proxy with `proxyTls` and the registry with `requestTls`.
+  return { connect: tls, requestTls: tls, proxyTls: tls, headersTimeout: idle, bodyTimeout: idle };
+}
+
+/**
+ * The dispatcher for a URL. Loopback hosts bypass any proxy (as Go's HTTP client does): a proxy
+ * cannot reach this machine's loopback, and test registries live there.
+ */
+export function dispatcherFor(url: URL): Dispatcher {
+  if (isLoopbackRegistry(url.host)) {
+    direct ??= new Agent(agentOptions());
+    return direct;
+  }
+  // EnvHttpProxyAgent reads HTTP(S)_PROXY / NO_PROXY in either case.
+  proxied ??= new EnvHttpProxyAgent(agentOptions());
+  return proxied;
+}
+
+/** Closes the process's connections, so a short-lived CLI exits without waiting for keep-alive. */
+export async function closeDispatchers(): Promise<void> {
+  const open = [proxied, direct].filter((d): d is Dispatcher => d !== undefined);
+  proxied = direct = undefined;
+  await Promise.all(open.map((d) => d.close()));
+}
+
+function insecureRegistries(): string[] {
+  return (process.env.OCIPKG_INSECURE_REGISTRIES ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== '');
+}
+
+/** A TLS client hello answered by something that is not TLS (a plain HTTP server) fails like this. */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'EPROTO', 'ECONNRESET', 'UND_ERR_SOCKET']);
+
+const schemes = new Map<string, Promise<'https:' | 'http:'>>();
+
+/**
+ * `https://HOST` or `http://HOST` for a registry. HTTPS everywhere, except registries listed in
+ * OCIPKG_INSECURE_REGISTRIES, and loopback registries whose server does not speak TLS at all: those
+ * are probed once over TLS (as docker does for localhost) and fall back to plain HTTP only when the
+ * handshake fails for want of TLS. A loopback server with a bad certificate is an ETLS error. The
+ * decision is remembered for the process.
+ */
+export async function registryOrigin(registry: string): Promise<string> {
+  const host = registryApiHost(registry);
+  let scheme = schemes.get(registry);
+  if (!scheme) {
+    scheme = chooseScheme(registry, host);
+    schemes.set(registry, scheme);
+    // A failed probe (registry down) is not a decision; the next call probes again.
+    scheme.catch(() => schemes.delete(registry));
+  }
+  return `${await scheme}//${host}`;
+}
+
+async function chooseScheme(registry: string, host: string): Promise<'https:' | 'http:'> {
+  if (insecureRegistries().includes(registry)) return 'http:';
+  if (!isLoopbackRegistry(registry)) return 'https:';
+  const url = new URL(`https://${host}/v2/`);
+  try {
+    const res = await request(url, { method: 'GET', dispatcher: dispatcherFor(url) });
+    await res.body.dump();
+    return 'https:';
+  } catch (err) {
+    if (NOT_TLS.has(rootCode(err) ?? '')) return 'http:';
+    throw transportError(err, url, registry);
+  }
+}
+
+const TLS_CODE = /^(?:ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH|EPROTO)/;
+
+/** The first system error code in an error, its cause chain, or an AggregateError's members. */
+function rootCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 5; depth++) {
+    const code = errno(e);
+    if (code) return code;
+    if (e instanceof AggregateError && e.errors.length > 0) e = e.errors[0];
+    else e = (e as { cause?: unknown } | null)?.cause;
+  }
+  return undefined;
+}
+
+/** Maps a failure to get any response at all to EUNREACHABLE or ETLS. */
+export function transportError(err: unknown, url: URL, registry: string): OcipkgError {
+  if (err instanceof OcipkgError) return err;
+  const code = rootCode(err) ?? 'unknown';
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+    return new OcipkgError('EBADSIZE', `upload to ${url.host} for registry ${registry}: body size differs from the descriptor's`, { cause: err });
+  }
+  const where = url.host === registryApiHost(registry) ? `registry ${registry}` : `${url.host} (for registry ${registry})`;
+  if (TLS_CODE.test(code)) {
+    const detail = err instanceof Error ? err.message.split('\n')[0] : code;
+    return new OcipkgError(
+      'ETLS',
+      `TLS with ${where} failed: ${detail} (${code}); set OCIPKG_CA_FILE to a PEM file with the registry's CA if it uses a private one`,
+      { cause: err },
+    );
+  }
+  const why: Record<string, string> = {
+    ECONNREFUSED: 'connection refused',
+    ENOTFOUND: 'host name not found (DNS)',
+    EAI_AGAIN: 'DNS lookup failed temporarily',
+    ETIMEDOUT: 'connection timed out',
+    UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+    UND_ERR_HEADERS_TIMEOUT: 'no response in time (OCIPKG_TIMEOUT)',
+    UND_ERR_BODY_TIMEOUT: 'response stalled (OCIPKG_TIMEOUT)',
+    ECONNRESET: 'connection reset',
+    UND_ERR_SOCKET: 'connection closed by the server',
+    EHOSTUNREACH: 'host unreachable',
+    ENETUNREACH: 'network unreachable',
+  };
+  return new OcipkgError('EUNREACHABLE', `cannot reach ${where}: ${why[code] ?? code}`, { cause: err });
+}
+
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const IDEMPOTENT = new Set<HttpMethod>(['GET', 'HEAD', 'PUT', 'DELETE']);
+
+function retryDelay(attempt: number, retryAfter: string | string[] | undefined): number {
+  const header = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
+  if (header) {
+    const seconds = Number(header);
+    const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
+    if (Number.isFinite(ms)) return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+  }
+  return 250 * 2 ** attempt;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sends one request and returns the response whatever its status. Idempotent requests whose body
+ * can be replayed (none, or bytes in memory) are retried a few times on a reset connection, 5xx
+ * or 429; a streamed body cannot be replayed and is sent once. Redirects are returned, not
+ * followed: whether credentials may go along is the caller's decision.
+ */
+export async function send(req: HttpRequest, registry: string): Promise<HttpResponse> {
+  const replayable = IDEMPOTENT.has(req.method) && (req.body === undefined || req.body instanceof Uint8Array);
+  for (let attempt = 0; ; attempt++) {
+    const last = !replayable || attempt === MAX_ATTEMPTS - 1;
+    let res: HttpResponse;
+    try {
+      res = await request(req.url, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body,
+        dispatcher: dispatcherFor(req.url),
+      });
+    } catch (err) {
+      if (last || !RETRYABLE_CODES.has(rootCode(err) ?? '')) throw transportError(err, req.url, registry);
+      await sleep(retryDelay(attempt, undefined));
+      continue;
+    }
+    if (last || (res.statusCode !== 429 && res.statusCode < 500)) return res;
+    await res.body.dump();
+    await sleep(retryDelay(attempt, res.headers['retry-after']));
+  }
+}
+
+/** Reads a whole stream, refusing (without reading on) one longer than `max` bytes. */
+export async function readAll(stream: Readable, max: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > max) {
+      stream.destroy();
+      throw new OcipkgError('ETOOLARGE', `${what} is larger than ${max} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A response body read whole; a Content-Length over `max` is refused before reading anything. */
+export async function readBody(res: HttpResponse, max: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    res.body.destroy();
+    throw new OcipkgError('ETOOLARGE', `${what} is ${declared} bytes, over the ${max}-byte limit`);
+  }
+  return readAll(res.body, max, what);
+}
+
+/** The registry's own error code (`MANIFEST_UNKNOWN`, `DENIED`, ...) from a JSON errors body. */
+async function registryErrorCode(res: HttpResponse): Promise<string | undefined> {
+  try {
+    const body = JSON.parse((await readBody(res, MAX_ERROR_BODY, 'error body')).toString('utf8')) as {
+      errors?: Array<{ code?: unknown }>;
+    };
+    const code = body.errors?.[0]?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    // Not JSON, or too long: the status alone has to do.
+    return undefined;
+  }
+}
+
+/**
+ * The error for an unexpected status. `what` names the request's subject, e.g.
+ * `manifest 127.0.0.1:5000/acme/zstd:1.0`; `registry` is who to log in to on a 401.
+ */
+export async function statusError(res: HttpResponse, what: string, registry: string): Promise<OcipkgError> {
+  const status = res.statusCode;
+  const code = res.body ? await registryErrorCode(res) : undefined;
+  const suffix = code ? ` (${code})` : '';
+  const byStatus: Record<number, [ErrorCode, string]> = {
+    401: ['EAUTH', `${registry} requires authentication for ${what}${suffix}; run \`ocipkg login ${registry}\``],
+    403: ['EDENIED', `access to ${what} denied by ${registry}${suffix}`],
+    404: ['ENOTFOUND', `${what} not found${suffix}`],
+  };
+  const [errorCode, message] = byStatus[status] ?? ['EREGISTRY', `${registry} answered ${status} for ${what}${suffix}`];
+  return new OcipkgError(errorCode, message);
+}

@@ -1,0 +1,32 @@
+import { OcipkgError } from './errors.js';
+import { ANNOTATION_TARGET } from './oci/mediatypes.js';
+import type { Descriptor, ImageIndex } from './oci/types.js';
+import { platformToTriples } from './target.js';
+
+/**
+ * The triple an index entry is for: the full triple from ocipkg's annotation, else the glibc triple
+ * of its platform (the platform object cannot say musl), else none (attestations, unknown/unknown).
+ */
+export function entryTriple(desc: Descriptor): string | undefined {
+  const annotated = desc.annotations?.[ANNOTATION_TARGET];
+  if (annotated) return annotated;
+  return desc.platform ? platformToTriples(desc.platform)[0] : undefined;
+}
+
+/** Every target an index offers, triple -> manifest digest (first entry wins, as in the index order). */
+export function indexTargets(index: ImageIndex): Record<string, string> {
+  const targets: Record<string, string> = {};
+  for (const desc of index.manifests) {
+    const triple = entryTriple(desc);
+    if (triple !== undefined && !(triple in targets)) targets[triple] = desc.digest;
+  }
+  return targets;
+}
+
+/** The index entry for exactly `triple`, or an ENOTARGET error listing what was published. */
+export function selectFromIndex(index: ImageIndex, triple: string, image: string): Descriptor {
+  const chosen = index.manifests.find((desc) => entryTriple(desc) === triple);
+  if (chosen) return chosen;
+  const available = Object.keys(indexTargets(index));
+  throw new OcipkgError('ENOTARGET', `${image} has no build for ${triple} (available: ${available.length ? available.join(', ') : 'none'})`);
+}

@@ -1,0 +1,220 @@
+import { mkdir } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Writable, type Readable } from 'node:stream';
+import { createGunzip, type Gunzip } from 'node:zlib';
+import { Unpack, type ReadEntry } from 'tar';
+import { OcipkgError } from '../errors.js';
+
+/**
+ * Safe extraction of a tar stream (a layer, an oci-archive) into a directory.
+ *
+ * node-tar on its own warns about a hostile entry and skips it, then carries on. Here every entry is
+ * checked before node-tar sees it, and the first refusal or warning fails the whole extraction: the
+ * caller discards the directory, so a package is either all there or not at all.
+ */
+export interface ExtractOptions {
+  /** Whether the stream is gzip-compressed. */
+  gzip: boolean;
+  /** Names the stream in messages, e.g. `layer sha256:... from oci:dir`. */
+  label: string;
+  /** The code for input that is not a valid tar: EMANIFEST for a layer, EINPUT for a local archive. */
+  invalidCode: 'EMANIFEST' | 'EINPUT';
+}
+
+const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
+
+function isAbsolutePath(p: string): boolean {
+  return p.startsWith('/') || p.startsWith('\\') || /^[a-zA-Z]:/.test(p);
+}
+
+/** Entry paths split on both separators, so a Windows-style `..\x` is caught on any host. */
+function hasDotDot(p: string): boolean {
+  return p.split(/[\\/]/).includes('..');
+}
+
+/** `./a//b/` -> `a/b`; the root itself is `.`. */
+function normalizeEntryPath(p: string): string {
+  return posix.normalize(p).replace(/\/+$/, '') || '.';
+}
+
+function escapes(resolved: string): boolean {
+  return resolved === '..' || resolved.startsWith('../');
+}
+
+/**
+ * Why an entry must not be extracted, or undefined when it is fine. `symlinks` holds the symlinks
+ * this stream created so far: writing through one could land anywhere it points.
+ */
+function refusal(entry: ReadEntry, symlinks: Set<string>): string | undefined {
+  const raw = entry.path;
+  if (!ALLOWED_TYPES.has(entry.type)) return `is a ${entry.type} (only files, directories and links are allowed)`;
+  if (isAbsolutePath(raw)) return 'has an absolute path';
+  if (hasDotDot(raw)) return "has a '..' path component";
+  const path = normalizeEntryPath(raw);
+  const throughSymlink = (p: string) => {
+    for (let dir = posix.dirname(p); dir !== '.'; dir = posix.dirname(dir)) if (symlinks.has(dir)) return dir;
+    return undefined;
+  };
+  const via = throughSymlink(path);
+  if (via !== undefined) return `would be written through the symlink "${via}"`;
+  const target = entry.linkpath ?? '';
+  if (entry.type === 'SymbolicLink') {
+    if (isAbsolutePath(target)) return `is a symlink to the absolute path "${target}"`;
+    if (escapes(posix.normalize(posix.join(posix.dirname(path), target.replace(/\\/g, '/'))))) {
+      return `is a symlink to "${target}", outside the extraction root`;
+    }
+  }
+  if (entry.type === 'Link') {
+    // Hard link targets are relative to the archive root, not to the entry's directory.
+    if (isAbsolutePath(target) || hasDotDot(target)) return `is a hard link to "${target}", outside the extraction root`;
+    const linkVia = throughSymlink(normalizeEntryPath(target) + '/x');
+    if (linkVia !== undefined) return `is a hard link through the symlink "${linkVia}"`;
+  }
+  return undefined;
+}
+
+/**
+ * A writable that gunzips (optionally) and extracts what is written to it into `dest`. It finishes
+ * only after node-tar has finished every file it started, so that the caller may remove `dest`.
+ *
+ * After a failure it keeps accepting (and discarding) input instead of erroring at once: the caller
+ * verifies the same bytes upstream, and bytes that do not match their digest must be reported as
+ * such, not as the hostile or broken archive they happen to look like. The failure is reported when
+ * the input ends.
+ */
+class Extractor extends Writable {
+  private failure: Error | undefined;
+  private readonly gunzip: Gunzip | undefined;
+  private readonly unpack: Unpack;
+  private readonly tarClosed: Promise<void>;
+  private readonly symlinks = new Set<string>();
+  private drainWaiter: (() => void) | undefined;
+  private tarEnded = false;
+
+  constructor(
+    dest: string,
+    private readonly options: ExtractOptions,
+  ) {
+    super();
+    this.unpack = new Unpack({
+      cwd: dest,
+      // Not strict: strict mode turns warnings into errors after which node-tar never reports that
+      // its pending writes are done. Every warning is collected as a failure instead (below).
+      strict: false,
+      preserveOwner: false,
+      filter: (_path, entry) => this.admit(entry as ReadEntry),
+      onwarn: (code, message, data) => this.fail(this.mapTarError(data instanceof Error ? data : Object.assign(new Error(`${code}: ${message}`), data))),
+    });
+    this.tarClosed = new Promise((resolve) => this.unpack.on('close', () => resolve()));
+    this.unpack.on('error', (err: Error) => this.fail(this.mapTarError(err)));
+    if (!options.gzip) {
+      this.unpack.on('drain', () => this.releaseWriter());
+    } else {
+      this.gunzip = createGunzip();
+      this.gunzip.on('error', (err) => {
+        // A broken gzip stream ends nothing by itself: end the tar side so that it settles.
+        this.fail(this.invalid(`gzip: ${err.message}`));
+        this.endTar();
+      });
+      this.gunzip.on('data', (chunk: Buffer) => {
+        if (this.failure) return;
+        if (!this.unpack.write(chunk)) this.gunzip!.pause();
+      });
+      this.unpack.on('drain', () => this.gunzip!.resume());
+      this.gunzip.on('drain', () => this.releaseWriter());
+      this.gunzip.on('end', () => this.endTar());
+    }
+  }
+
+  /** The tar `filter`: checks an entry, strips special mode bits, records symlinks. */
+  private admit(entry: ReadEntry): boolean {
+    if (this.failure) return false;
+    const why = refusal(entry, this.symlinks);
+    if (why !== undefined) {
+      this.fail(new OcipkgError('EUNSAFE', `${this.options.label}: entry "${entry.path}" ${why}`));
+      return false;
+    }
+    const path = normalizeEntryPath(entry.path);
+    if (entry.type === 'SymbolicLink') this.symlinks.add(path);
+    else this.symlinks.delete(path);
+    if (typeof entry.mode === 'number') {
+      // No set-uid, set-gid or sticky bits; the owner keeps read/write so later entries and cleanup work.
+      const dir = entry.type === 'Directory';
+      entry.mode = (entry.mode & 0o777) | (dir ? 0o700 : 0o600);
+    }
+    return true;
+  }
+
+  private invalid(why: string): OcipkgError {
+    return new OcipkgError(this.options.invalidCode, `${this.options.label} is not a valid tar${this.options.gzip ? '+gzip' : ''} archive: ${why}`);
+  }
+
+  private mapTarError(err: Error & { code?: unknown; syscall?: unknown }): Error {
+    if (err.code === 'TAR_SYMLINK_ERROR') {
+      return new OcipkgError('EUNSAFE', `${this.options.label}: an entry would be written through a symbolic link`, { cause: err });
+    }
+    // A failing system call (disk full, permissions) is not the archive's fault: pass it on as is.
+    if (err.syscall !== undefined && !String(err.code).startsWith('TAR_')) return err;
+    return this.invalid(err.message);
+  }
+
+  private endTar(): void {
+    if (this.tarEnded) return;
+    this.tarEnded = true;
+    this.unpack.end();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.releaseWriter();
+  }
+
+  private releaseWriter(): void {
+    const waiter = this.drainWaiter;
+    this.drainWaiter = undefined;
+    waiter?.();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.failure) {
+      done();
+      return;
+    }
+    const head = this.gunzip ?? this.unpack;
+    if (head.write(chunk)) done();
+    else this.drainWaiter = () => done();
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    if (this.failure) {
+      this.gunzip?.destroy();
+      this.endTar();
+    } else if (this.gunzip) {
+      this.gunzip.end();
+    } else {
+      this.endTar();
+    }
+    void this.tarClosed.then(() => done(this.failure ?? null));
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    // Upstream failed (a digest mismatch, a dropped connection): stop, but report only once node-tar
+    // has finished the files it started, so the caller's cleanup does not race with its writes.
+    this.failure ??= err ?? undefined;
+    this.gunzip?.destroy();
+    this.endTar();
+    void this.tarClosed.then(() => done(err));
+  }
+}
+
+/** A writable end to pipe a layer into; see Extractor. `dest` must exist. */
+export function createExtractor(dest: string, options: ExtractOptions): Writable {
+  return new Extractor(dest, options);
+}
+
+/** Extracts a whole tar stream into `dest` (created if missing). */
+export async function extractStream(input: Readable, dest: string, options: ExtractOptions): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  await pipeline(input, createExtractor(dest, options));
+}

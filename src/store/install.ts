@@ -1,0 +1,220 @@
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { chmod, mkdir, readdir, rename, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { errno, OcipkgError } from '../errors.js';
+import type { LayoutTarget } from '../layout/directory.js';
+import type { ReadTarget } from '../oci/content.js';
+import { digestHex, verifyBytes, VerifyingStream } from '../oci/digest.js';
+import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
+import { LAYER_TYPES, OCIPKG_CONFIG } from '../oci/mediatypes.js';
+import type { Descriptor, ImageManifest } from '../oci/types.js';
+import { parseConfig, type PackageConfig } from '../package/metadata.js';
+import { createExtractor } from './extract.js';
+import { makeReadOnlyTree, publishFile, removeTree, uniqueName } from './fsutil.js';
+import { PACKAGE_INFO_FILE, PACKAGE_ROOT_DIR, storePaths } from './paths.js';
+import { readInstalledPackage, type InstalledPackage, type PackageInfo } from './package.js';
+import { storeLayout } from './store.js';
+
+export interface InstallOptions {
+  /** The target triple this manifest was selected for; recorded in package.json. */
+  target?: string;
+  /**
+   * Adds files to the package before it becomes visible (generated .pc and CMake files). Gets the
+   * staging directory to write into and the package as it will be once in place (final paths).
+   */
+  prepare?: (stagingDir: string, pkg: InstalledPackage) => Promise<void>;
+}
+
+/**
+ * Passes bytes through unchanged while writing them to a file, so that one read of a layer both
+ * feeds the extraction and keeps the blob for the store. Honours the file's backpressure.
+ */
+class FileTee extends Transform {
+  private readonly file: WriteStream;
+
+  constructor(path: string) {
+    super();
+    this.file = createWriteStream(path, { flags: 'wx' });
+    this.file.on('error', (err) => this.destroy(err));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.file.write(chunk)) done(null, chunk);
+    else this.file.once('drain', () => done(null, chunk));
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.file.end();
+    this.file.once('close', () => done());
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.file.destroy();
+    done(err);
+  }
+}
+
+function badManifest(where: string, why: string): OcipkgError {
+  return new OcipkgError('EMANIFEST', `${where}: ${why}`);
+}
+
+/** Parses and checks what install needs of a manifest; an index must be resolved to one first. */
+function checkManifest(desc: Descriptor, bytes: Uint8Array, where: string): ImageManifest {
+  const parsed = parseManifest(bytes, desc.mediaType, where);
+  if (parsed.kind === 'index') throw badManifest(where, 'is an index; select the manifest for one target first');
+  const { manifest } = parsed;
+  if (manifest.layers.length === 0) throw badManifest(where, 'manifest has no layers');
+  for (const layer of manifest.layers) {
+    if (!LAYER_TYPES[layer.mediaType]) throw badManifest(where, `layer ${layer.digest} has unsupported media type "${layer.mediaType}"`);
+  }
+  return manifest;
+}
+
+/** One install attempt's working state, all under `<store>/tmp/install-<pid>-<random>/`. */
+class Staging {
+  readonly dir: string;
+  readonly rootDir: string;
+  private readonly blobDir: string;
+  /** Blobs fetched from the source during this install, verified, not yet in the store. */
+  private readonly fetched = new Map<string, string>();
+
+  constructor(
+    storeRoot: string,
+    private readonly store: LayoutTarget,
+    private readonly source: ReadTarget,
+  ) {
+    this.dir = join(storePaths.tmp(storeRoot), uniqueName('install-'));
+    this.rootDir = join(this.dir, PACKAGE_ROOT_DIR);
+    this.blobDir = join(this.dir, 'blobs');
+  }
+
+  async create(): Promise<void> {
+    await mkdir(this.rootDir, { recursive: true });
+    await mkdir(this.blobDir);
+  }
+
+  /** The config blob, preferring the store's copy; a config type other than ocipkg's has no metadata. */
+  async readConfig(desc: Descriptor): Promise<{ bytes: Buffer; config: PackageConfig }> {
+    const from = (await this.store.exists(desc)) ? this.store : this.source;
+    const bytes = await fetchSmallBlob(from, desc);
+    return { bytes, config: desc.mediaType === OCIPKG_CONFIG ? parseConfig(bytes) : { layers: {} } };
+  }
+
+  /**
+   * One streaming pass over a layer: its bytes (from the store if there, else from the source,
+   * kept in a temp file on the way) -> digest and size check -> gunzip -> safe extraction.
+   */
+  async extractLayer(layer: Descriptor): Promise<void> {
+    let input: Readable;
+    let from: string;
+    let tee: FileTee | undefined;
+    let teePath: string | undefined;
+    if (await this.store.exists(layer)) {
+      input = await this.store.fetch(layer);
+      from = this.store.location;
+    } else if (this.fetched.has(layer.digest)) {
+      input = createReadStream(this.fetched.get(layer.digest)!);
+      from = this.dir;
+    } else {
+      input = await this.source.fetch(layer);
+      from = this.source.location;
+      teePath = join(this.blobDir, digestHex(layer.digest));
+      tee = new FileTee(teePath);
+    }
+    const extractor = createExtractor(this.rootDir, {
+      gzip: LAYER_TYPES[layer.mediaType]!.gzip,
+      label: `layer ${layer.digest} from ${from}`,
+      invalidCode: 'EMANIFEST',
+    });
+    try {
+      await pipeline([input, new VerifyingStream(layer, from), ...(tee ? [tee] : []), extractor]);
+    } catch (err) {
+      // The extractor settles only once node-tar has finished the files it started; wait for that
+      // so that removing the staging directory does not race with its writes.
+      if (!extractor.closed) await new Promise((resolve) => extractor.once('close', resolve));
+      throw err;
+    }
+    if (teePath !== undefined) this.fetched.set(layer.digest, teePath);
+  }
+
+  /** Moves every verified blob into the store; the manifest and config come from memory. */
+  async publishBlobs(docs: { desc: Descriptor; bytes: Uint8Array }[]): Promise<void> {
+    for (const [digest, path] of this.fetched) await publishFile(path, this.store.blobPath(digest));
+    for (const { desc, bytes } of docs) {
+      if (!(await this.store.exists(desc))) await this.store.push(desc, bytes);
+    }
+    await rmdir(this.blobDir);
+  }
+
+  /** package.json, files 0444/0555, directories 0555; the staging directory itself stays writable for the rename. */
+  async finish(info: PackageInfo): Promise<void> {
+    await writeFile(join(this.dir, PACKAGE_INFO_FILE), `${JSON.stringify(info, null, 2)}\n`);
+    for (const entry of await readdir(this.dir, { withFileTypes: true })) {
+      const path = join(this.dir, entry.name);
+      if (entry.isDirectory()) await makeReadOnlyTree(path);
+      else if (entry.isFile()) await chmod(path, 0o444);
+    }
+  }
+}
+
+/**
+ * Installs one image manifest into the store as `packages/sha256/<hex>` and returns it; an
+ * installed package is returned as is, with nothing fetched.
+ *
+ * Every blob is verified (size and digest) as it streams, and nothing becomes visible before all of
+ * it was: blobs move into `blobs/sha256/` only after every layer checked out, and the package
+ * directory appears by one rename of a complete, read-only staging directory. A process killed at
+ * any point leaves only `tmp/` litter. Concurrent installs of the same manifest race on that rename;
+ * the losers discard their copy and return the winner's.
+ */
+export async function installPackage(
+  storeRoot: string,
+  source: ReadTarget,
+  manifestDesc: Descriptor,
+  manifestBytes: Uint8Array,
+  options: InstallOptions = {},
+): Promise<InstalledPackage> {
+  const installed = readInstalledPackage(storeRoot, manifestDesc.digest);
+  if (installed) return installed;
+
+  const where = `${source.location}@${manifestDesc.digest}`;
+  verifyBytes(manifestDesc, manifestBytes, source.location);
+  const manifest = checkManifest(manifestDesc, manifestBytes, where);
+
+  const store = storeLayout(storeRoot);
+  await store.ensureLayout();
+  const staging = new Staging(storeRoot, store, source);
+  try {
+    await staging.create();
+    const { bytes: configBytes, config } = await staging.readConfig(manifest.config);
+    for (const layer of manifest.layers) await staging.extractLayer(layer);
+    await staging.publishBlobs([
+      { desc: manifestDesc, bytes: manifestBytes },
+      { desc: manifest.config, bytes: configBytes },
+    ]);
+
+    const target = options.target ?? config.package?.target;
+    const info: PackageInfo = { manifestDigest: manifestDesc.digest, manifest, config, ...(target !== undefined && { target }) };
+    const dir = storePaths.package(storeRoot, manifestDesc.digest);
+    const pkg: InstalledPackage = { ...info, dir, root: join(dir, PACKAGE_ROOT_DIR) };
+    await options.prepare?.(staging.dir, pkg);
+    await staging.finish(info);
+
+    await mkdir(storePaths.packages(storeRoot), { recursive: true });
+    try {
+      await rename(staging.dir, dir);
+    } catch (err) {
+      const winner = ['ENOTEMPTY', 'EEXIST', 'EPERM', 'EACCES'].includes(errno(err) ?? '') ? readInstalledPackage(storeRoot, manifestDesc.digest) : undefined;
+      if (!winner) throw err;
+      await removeTree(staging.dir);
+      return winner;
+    }
+    await chmod(dir, 0o555);
+    return pkg;
+  } catch (err) {
+    await removeTree(staging.dir);
+    throw err;
+  }
+}

@@ -1,0 +1,31 @@
+import envPaths from 'env-paths';
+import { join } from 'node:path';
+import { digestHex } from '../oci/digest.js';
+
+/**
+ * Where the shared store lives: `$OCIPKG_DATA_DIR`, else the platform's data directory for
+ * `ocipkg` (`$XDG_DATA_HOME/ocipkg`, by default `~/.local/share/ocipkg`, on Linux).
+ *
+ * Layout under the root:
+ *   oci-layout, index.json, blobs/sha256/<hex>   an OCI image layout (skopeo and oras can read it)
+ *   packages/sha256/<hex>/                       one extracted package per manifest digest
+ *     package.json                               manifest, config and target (see InstalledPackage)
+ *     root/                                      the extracted layers
+ *   refs/<registry>/<repository>/<tag>.json      tag -> digests, for lookups without network
+ *   tmp/                                         staging; anything here is incomplete by definition
+ */
+export function storeRoot(): string {
+  return process.env.OCIPKG_DATA_DIR || envPaths('ocipkg', { suffix: '' }).data;
+}
+
+export const storePaths = {
+  blob: (root: string, digest: string) => join(root, 'blobs', 'sha256', digestHex(digest)),
+  package: (root: string, manifestDigest: string) => join(root, 'packages', 'sha256', digestHex(manifestDigest)),
+  packages: (root: string) => join(root, 'packages', 'sha256'),
+  refs: (root: string) => join(root, 'refs'),
+  tmp: (root: string) => join(root, 'tmp'),
+};
+
+/** Inside a package directory. */
+export const PACKAGE_INFO_FILE = 'package.json';
+export const PACKAGE_ROOT_DIR = 'root';

@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { errno } from '../errors.js';
+import { canonicalReference, parseReference, type ImageReference } from '../reference.js';
+import { writeFileAtomicSync } from './fsutil.js';
+import { storePaths } from './paths.js';
+
+/**
+ * The refs index: which digest a tag pointed at when it was last fetched, and which manifest serves
+ * each target triple, so that a warm lookup needs no network. It is a cache of the registry's
+ * answers: a missing or unreadable record only means "ask again".
+ *
+ * Layout under `refs/`:
+ *   <encoded registry>/<repository>/<tag>.json         e.g. 127.0.0.1%3A5000/acme/zstd/1.0.json
+ *   <encoded registry>/<repository>/@sha256-<hex>.json  a reference by digest (of an index, say)
+ *   oci/<sha256 of the absolute path>/<tag>.json        an `oci:` layout directory
+ * Tags start with a word character and repository components with a letter or digit, so the `@`
+ * names cannot collide with either. Synchronous and import-light: this is on the warm path.
+ */
+export interface RefRecord {
+  /** Canonical reference: `registry/repository:tag`, `registry/repository@digest` or `oci:/abs/path:tag`. */
+  reference: string;
+  /** What the tag (or digest) pointed at: a manifest or an index. */
+  digest: string;
+  mediaType: string;
+  /** Target triple (`""` when the manifest records none) -> manifest digest. */
+  manifests: Record<string, string>;
+  /** ISO time of the last write. */
+  updated: string;
+}
+
+/** The reference an `oci:` path is recorded under: relative paths made absolute. */
+function normalized(ref: ImageReference): ImageReference {
+  return ref.kind === 'oci' ? { ...ref, path: resolve(ref.path) } : ref;
+}
+
+function recordPath(root: string, ref: ImageReference): string {
+  const name = ref.digest !== undefined ? `@${ref.digest.replace(':', '-')}` : (ref.tag ?? 'latest');
+  const dir =
+    ref.kind === 'oci'
+      ? join('oci', createHash('sha256').update(resolve(ref.path)).digest('hex').slice(0, 32))
+      : join(encodeURIComponent(ref.registry), ...ref.repository.split('/'));
+  return join(storePaths.refs(root), dir, `${name}.json`);
+}
+
+function readRecord(path: string): RefRecord | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
+    throw err;
+  }
+  try {
+    const record = JSON.parse(text) as RefRecord;
+    const valid = typeof record?.reference === 'string' && typeof record.digest === 'string' && typeof record.manifests === 'object' && record.manifests !== null;
+    return valid ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readRef(root: string, ref: ImageReference): RefRecord | undefined {
+  return readRecord(recordPath(root, normalized(ref)));
+}
+
+/**
+ * Records where `record.reference` points (stored under its canonical form, `oci:` paths absolute). When the record already names the same digest, the manifests
+ * known for other targets are kept (each `get` learns about one target); a tag that moved starts over.
+ */
+export function writeRef(root: string, record: RefRecord): RefRecord {
+  const key = normalized(parseReference(record.reference));
+  const path = recordPath(root, key);
+  const existing = readRecord(path);
+  const merged: RefRecord = {
+    reference: canonicalReference(key),
+    digest: record.digest,
+    mediaType: record.mediaType,
+    manifests: existing?.digest === record.digest ? { ...existing.manifests, ...record.manifests } : { ...record.manifests },
+    updated: record.updated,
+  };
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileAtomicSync(path, `${JSON.stringify(merged, null, 2)}\n`);
+  return merged;
+}
+
+export function removeRef(root: string, ref: ImageReference): void {
+  rmSync(recordPath(root, normalized(ref)), { force: true });
+}
+
+/** Every record in the index, in no particular order; unreadable ones are skipped. */
+export function listRefs(root: string): RefRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(storePaths.refs(root), { recursive: true, encoding: 'utf8' });
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return [];
+    throw err;
+  }
+  return names
+    .filter((name) => name.endsWith('.json'))
+    .flatMap((name) => readRecord(join(storePaths.refs(root), name)) ?? []);
+}

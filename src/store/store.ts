@@ -1,0 +1,82 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errno, isOcipkgError } from '../errors.js';
+import { LayoutTarget } from '../layout/directory.js';
+import { isDigest } from '../oci/digest.js';
+import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, OCI_INDEX } from '../oci/mediatypes.js';
+import type { Descriptor, ImageIndex } from '../oci/types.js';
+import { writeFileAtomic } from './fsutil.js';
+import { readInstalledPackage, type InstalledPackage } from './package.js';
+import { storePaths } from './paths.js';
+import { listRefs } from './refs.js';
+
+/** The store's blobs as an OCI image layout; pushes stage in the store's `tmp/`. */
+export function storeLayout(root: string): LayoutTarget {
+  return new LayoutTarget(root, { ingestDir: storePaths.tmp(root), location: `store ${root}` });
+}
+
+/** Every complete package in the store. */
+export async function listPackages(root: string): Promise<InstalledPackage[]> {
+  let names: string[];
+  try {
+    names = await readdir(storePaths.packages(root));
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return [];
+    throw err;
+  }
+  return names.flatMap((hex) => {
+    const digest = `sha256:${hex}`;
+    return isDigest(digest) ? (readInstalledPackage(root, digest) ?? []) : [];
+  });
+}
+
+/**
+ * Rewrites the store's index.json from the refs index and the installed packages, so that skopeo
+ * and oras can list and read the store as an `oci:` layout (`oci:STORE:REFERENCE`). Each recorded
+ * reference gets an entry named by its canonical reference (ref.name); every other stored manifest
+ * (one target of an index, an installed package no reference names any more) gets an unnamed
+ * entry with its target triple. Best effort: entries whose blob is not in the store are left out.
+ */
+export async function writeStoreIndex(root: string): Promise<void> {
+  const layout = storeLayout(root);
+  await layout.ensureLayout();
+  const described = new Map<string, Descriptor | undefined>();
+  const describe = async (digest: string): Promise<Descriptor | undefined> => {
+    if (!described.has(digest)) {
+      const desc = await layout.resolve(digest).catch((err: unknown) => {
+        if (isOcipkgError(err, 'ENOTFOUND')) return undefined;
+        throw err;
+      });
+      described.set(digest, desc && { mediaType: desc.mediaType, digest, size: desc.size });
+    }
+    return described.get(digest);
+  };
+
+  const entries: Descriptor[] = [];
+  const named = new Set<string>();
+  /** Manifest digest -> target triple, where known; the keys are every manifest to list. */
+  const targets = new Map<string, string | undefined>();
+  const refs = listRefs(root).sort((a, b) => a.reference.localeCompare(b.reference));
+  for (const record of refs) {
+    for (const [target, digest] of Object.entries(record.manifests)) targets.set(digest, target || targets.get(digest));
+  }
+  for (const pkg of await listPackages(root)) targets.set(pkg.manifestDigest, pkg.target ?? targets.get(pkg.manifestDigest));
+  const annotated = (desc: Descriptor, extra: Record<string, string> = {}): Descriptor => {
+    const target = targets.get(desc.digest);
+    const annotations = { ...extra, ...(target && { [ANNOTATION_TARGET]: target }) };
+    return Object.keys(annotations).length ? { ...desc, annotations } : desc;
+  };
+
+  for (const record of refs) {
+    const desc = await describe(record.digest);
+    if (!desc) continue;
+    entries.push(annotated(desc, { [ANNOTATION_REF_NAME]: record.reference }));
+    named.add(record.digest);
+  }
+  for (const digest of targets.keys()) {
+    const desc = named.has(digest) ? undefined : await describe(digest);
+    if (desc) entries.push(annotated(desc));
+  }
+  const index: ImageIndex = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries };
+  await writeFileAtomic(join(root, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+}

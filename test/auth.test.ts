@@ -1,0 +1,320 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate, createPrivateKey, randomUUID, sign } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { isOcipkgError } from '../src/errors.js';
+import { descriptorFor } from '../src/oci/digest.js';
+import { OCIPKG_CONFIG } from '../src/oci/mediatypes.js';
+import { parseWwwAuthenticate } from '../src/registry/auth.js';
+import { RegistryTarget } from '../src/registry/client.js';
+import { findCredentials, ocipkgAuthFile } from '../src/registry/credentials.js';
+import { login, logout } from '../src/registry/login.js';
+import { htpasswdConfig, writeHtpasswd } from './helpers/htpasswd.js';
+import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isOcipkgError(err)) return err.code;
+    throw err;
+  }
+  throw new Error('expected an OcipkgError, got success');
+}
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+describe('parseWwwAuthenticate', () => {
+  it('reads a bearer challenge with realm, service and scope', () => {
+    expect(
+      parseWwwAuthenticate('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:acme/zstd:pull"'),
+    ).toEqual([
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://auth.example.com/token', service: 'registry.example.com', scope: 'repository:acme/zstd:pull' },
+      },
+    ]);
+  });
+
+  it('keeps commas inside quoted values', () => {
+    const [challenge] = parseWwwAuthenticate('Bearer realm="https://a/token", scope="repository:a:pull,push"');
+    expect(challenge?.params.scope).toBe('repository:a:pull,push');
+  });
+
+  it('unescapes backslash-escaped quotes', () => {
+    const [challenge] = parseWwwAuthenticate('Basic realm="say \\"hi\\", then \\\\ go"');
+    expect(challenge?.params.realm).toBe('say "hi", then \\ go');
+  });
+
+  it('splits several challenges in one header, with a case-insensitive scheme', () => {
+    const challenges = parseWwwAuthenticate('BASIC realm="r1", bearer realm="https://t/token",service=reg , Negotiate abc==');
+    expect(challenges.map((c) => c.scheme)).toEqual(['basic', 'bearer', 'negotiate']);
+    expect(challenges[1]?.params).toEqual({ realm: 'https://t/token', service: 'reg' });
+    expect(challenges[2]?.token68).toBe('abc==');
+  });
+
+  it('accepts a challenge without scope, a bare scheme, and lowercases parameter names', () => {
+    expect(parseWwwAuthenticate('Bearer Realm="https://t/token",Service="reg"')).toEqual([
+      { scheme: 'bearer', params: { realm: 'https://t/token', service: 'reg' } },
+    ]);
+    expect(parseWwwAuthenticate('Basic')).toEqual([{ scheme: 'basic', params: {} }]);
+    expect(parseWwwAuthenticate('')).toEqual([]);
+  });
+});
+
+let home: string;
+let bin: string;
+const originalPath = process.env.PATH;
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'ocipkg-auth-test-'));
+  bin = join(home, 'bin');
+  await mkdir(bin);
+  // A real credential helper, as docker runs them: server on stdin, JSON on stdout. It answers
+  // for two servers and echoes the server it was asked about as the user name.
+  const helper = [
+    '#!/bin/sh',
+    'read -r server',
+    'case "$server" in',
+    '  helper.example.com|https://index.docker.io/v1/) printf \'{"ServerURL":"%s","Username":"%s","Secret":"helper-secret"}\' "$server" "$server" ;;',
+    '  token.example.com) printf \'{"ServerURL":"%s","Username":"<token>","Secret":"refresh-me"}\' "$server" ;;',
+    '  broken.example.com) echo "keychain locked" >&2; exit 3 ;;',
+    '  *) echo "credentials not found in native keychain"; exit 1 ;;',
+    'esac',
+  ].join('\n');
+  await writeFile(join(bin, 'docker-credential-test'), `${helper}\n`);
+  await chmod(join(bin, 'docker-credential-test'), 0o755);
+  process.env.PATH = `${bin}${delimiter}${originalPath}`;
+});
+
+afterAll(async () => {
+  process.env.PATH = originalPath;
+  await rm(home, { recursive: true, force: true });
+});
+
+/** Fresh, empty places for every credentials source, all under the test's temp dir. */
+async function isolate(name: string): Promise<string> {
+  const dir = join(home, name);
+  await mkdir(dir, { recursive: true });
+  process.env.OCIPKG_CONFIG_DIR = join(dir, 'ocipkg');
+  process.env.DOCKER_CONFIG = join(dir, 'docker');
+  process.env.XDG_RUNTIME_DIR = join(dir, 'run');
+  delete process.env.REGISTRY_AUTH_FILE;
+  return dir;
+}
+
+async function writeJson(path: string, value: unknown): Promise<void> {
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, JSON.stringify(value));
+}
+
+describe('findCredentials', () => {
+  let dir: string;
+  beforeEach(async (ctx) => {
+    dir = await isolate(ctx.task.name.replace(/\W+/g, '-'));
+  });
+
+  it('finds nothing when no file exists', async () => {
+    expect(await findCredentials('ghcr.io')).toBeUndefined();
+  });
+
+  it("reads docker's auths, matching Docker Hub's v1 URL key for docker.io", async () => {
+    await writeJson(join(dir, 'docker', 'config.json'), {
+      auths: {
+        'ghcr.io': { auth: b64('alice:s3cret:with:colons') },
+        'https://index.docker.io/v1/': { auth: b64('bob:hub-pass') },
+        'https://registry.example.com': { username: 'carol', password: 'pw' },
+      },
+    });
+    expect(await findCredentials('ghcr.io')).toEqual({ username: 'alice', password: 's3cret:with:colons' });
+    expect(await findCredentials('docker.io')).toEqual({ username: 'bob', password: 'hub-pass' });
+    expect(await findCredentials('registry.example.com')).toEqual({ username: 'carol', password: 'pw' });
+    expect(await findCredentials('quay.io')).toBeUndefined();
+  });
+
+  it('runs credHelpers and credsStore helpers, passing Docker Hub as its v1 URL', async () => {
+    await writeJson(join(dir, 'docker', 'config.json'), {
+      auths: { 'helper.example.com': {}, 'plain.example.com': { auth: b64('dave:pw') } },
+      credHelpers: { 'helper.example.com': 'test', 'https://index.docker.io/v1/': 'test', 'token.example.com': 'test' },
+      credsStore: 'test',
+    });
+    expect(await findCredentials('helper.example.com')).toEqual({ username: 'helper.example.com', password: 'helper-secret' });
+    expect(await findCredentials('docker.io')).toEqual({ username: 'https://index.docker.io/v1/', password: 'helper-secret' });
+    expect(await findCredentials('token.example.com')).toEqual({ username: '', password: '', identityToken: 'refresh-me' });
+    // auths wins over credsStore; the store's "not found" is no credentials, not an error.
+    expect(await findCredentials('plain.example.com')).toEqual({ username: 'dave', password: 'pw' });
+    expect(await findCredentials('other.example.com')).toBeUndefined();
+  });
+
+  it('reports a failing or missing helper as ECREDENTIALS', async () => {
+    await writeJson(join(dir, 'docker', 'config.json'), {
+      credHelpers: { 'broken.example.com': 'test', 'gone.example.com': 'does-not-exist' },
+    });
+    expect(await codeOf(findCredentials('broken.example.com'))).toBe('ECREDENTIALS');
+    expect(await codeOf(findCredentials('gone.example.com'))).toBe('ECREDENTIALS');
+  });
+
+  it("reads podman's auth file and REGISTRY_AUTH_FILE, ignoring namespace-scoped keys", async () => {
+    await writeJson(join(dir, 'run', 'containers', 'auth.json'), {
+      auths: { 'quay.io': { auth: b64('podman:pw') }, 'ghcr.io/acme': { auth: b64('scoped:pw') } },
+    });
+    expect(await findCredentials('quay.io')).toEqual({ username: 'podman', password: 'pw' });
+    expect(await findCredentials('ghcr.io')).toBeUndefined();
+
+    process.env.REGISTRY_AUTH_FILE = join(dir, 'override.json');
+    await writeJson(process.env.REGISTRY_AUTH_FILE, { auths: { 'quay.io': { auth: b64('override:pw') } } });
+    expect(await findCredentials('quay.io')).toEqual({ username: 'override', password: 'pw' });
+  });
+
+  it("prefers ocipkg's own file over every other source", async () => {
+    await writeJson(join(dir, 'docker', 'config.json'), { auths: { 'ghcr.io': { auth: b64('docker:pw') } } });
+    await writeJson(join(dir, 'ocipkg', 'auth.json'), { auths: { 'ghcr.io': { auth: b64('ocipkg:pw') } } });
+    expect(await findCredentials('ghcr.io')).toEqual({ username: 'ocipkg', password: 'pw' });
+  });
+
+  it('refuses an unreadable credentials file with ECREDENTIALS', async () => {
+    await mkdir(join(dir, 'docker'), { recursive: true });
+    await writeFile(join(dir, 'docker', 'config.json'), '{ not json');
+    expect(await codeOf(findCredentials('ghcr.io'))).toBe('ECREDENTIALS');
+  });
+});
+
+describe('a registry with htpasswd Basic auth', () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    const htpasswd = join(home, 'htpasswd');
+    await writeHtpasswd(htpasswd, { alice: 'correct horse' });
+    registry = await startRegistry({ extraConfig: htpasswdConfig(htpasswd) });
+  });
+  afterAll(async () => registry?.stop());
+  beforeEach(async (ctx) => {
+    await isolate(ctx.task.name.replace(/\W+/g, '-'));
+  });
+
+  const config = Buffer.from('{"layers":{}}');
+  const configDesc = descriptorFor(OCIPKG_CONFIG, config);
+
+  it('refuses anonymous access with EAUTH', async () => {
+    expect(await codeOf(new RegistryTarget(registry.host, 'acme/zstd').exists(configDesc))).toBe('EAUTH');
+  });
+
+  it('refuses a wrong password with EAUTH and stores nothing', async () => {
+    expect(await codeOf(login(registry.host, 'alice', 'wrong'))).toBe('EAUTH');
+    await expect(stat(ocipkgAuthFile())).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('logs in, stores the credentials with mode 0600, uses them, and logs out', async () => {
+    await login(registry.host, 'alice', 'correct horse');
+    const file = ocipkgAuthFile();
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { auths: Record<string, { auth: string }> };
+    expect(saved.auths[registry.host]?.auth).toBe(b64('alice:correct horse'));
+
+    const target = new RegistryTarget(registry.host, 'acme/zstd');
+    await target.push(configDesc, config);
+    expect(await target.exists(configDesc)).toBe(true);
+
+    await logout(registry.host);
+    const after = JSON.parse(await readFile(file, 'utf8')) as { auths: Record<string, unknown> };
+    expect(after.auths[registry.host]).toBeUndefined();
+    expect(await codeOf(new RegistryTarget(registry.host, 'acme/zstd').exists(configDesc))).toBe('EAUTH');
+    expect(await codeOf(logout(registry.host))).toBe('ECREDENTIALS');
+  });
+
+  it("uses credentials from docker's config without a login", async () => {
+    await writeJson(join(process.env.DOCKER_CONFIG!, 'config.json'), { auths: { [registry.host]: { auth: b64('alice:correct horse') } } });
+    const target = new RegistryTarget(registry.host, 'acme/docker');
+    await target.push(configDesc, config);
+    expect(await target.exists(configDesc)).toBe(true);
+  });
+});
+
+/**
+ * A registry with distribution's `auth: token`: it verifies real RS256 JWTs against a CA bundle.
+ * The token service is a small real one: it checks Basic credentials, grants pull to anyone and
+ * push to alice, and signs with the CA's key (the cert travels in the JWT's x5c header).
+ */
+describe('a registry with bearer token auth', () => {
+  let registry: TestRegistry;
+  let tokenServer: Server;
+  const requests: Array<{ user: string | undefined; scopes: string[]; service: string | null }> = [];
+
+  beforeAll(async () => {
+    const dir = join(home, 'token');
+    await mkdir(dir, { recursive: true });
+    const keyPath = join(dir, 'key.pem');
+    const certPath = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath,
+      '-days', '1', '-subj', '/CN=ocipkg test token issuer'], { stdio: 'ignore' });
+    const key = createPrivateKey(await readFile(keyPath));
+    const certDer = new X509Certificate(await readFile(certPath)).raw.toString('base64');
+
+    const b64url = (data: string | Buffer) => Buffer.from(data).toString('base64url');
+    tokenServer = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://token');
+      const header = req.headers.authorization ?? '';
+      const [user, password] = header.startsWith('Basic ') ? Buffer.from(header.slice(6), 'base64').toString().split(':') : [];
+      const scopes = url.searchParams.getAll('scope');
+      requests.push({ user, scopes, service: url.searchParams.get('service') });
+      if (user !== undefined && !(user === 'alice' && password === 'correct horse')) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
+        return;
+      }
+      const access = scopes.map((scope) => {
+        const [type, name, actions] = scope.split(':');
+        const wanted = (actions ?? '').split(',');
+        return { type, name, actions: wanted.filter((a) => a === 'pull' || (a === 'push' && user === 'alice')) };
+      });
+      const now = Math.floor(Date.now() / 1000);
+      const head = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer] }));
+      const claims = b64url(JSON.stringify({
+        iss: 'ocipkg-test-issuer', sub: user ?? '', aud: 'ocipkg-test', exp: now + 300, nbf: now - 10, iat: now,
+        jti: randomUUID(), access,
+      }));
+      const signature = b64url(sign('sha256', Buffer.from(`${head}.${claims}`), key));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({ access_token: `${head}.${claims}.${signature}`, expires_in: 300 }),
+      );
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => tokenServer.listen(port, '127.0.0.1', resolve));
+    registry = await startRegistry({
+      extraConfig: ['auth:', '  token:', `    realm: http://127.0.0.1:${port}/token`, '    service: ocipkg-test',
+        '    issuer: ocipkg-test-issuer', `    rootcertbundle: ${certPath}`].join('\n'),
+    });
+  });
+  afterAll(async () => {
+    await registry?.stop();
+    await new Promise((resolve) => tokenServer?.close(resolve));
+  });
+  beforeEach(async (ctx) => {
+    await isolate(ctx.task.name.replace(/\W+/g, '-'));
+    requests.length = 0;
+  });
+
+  const config = Buffer.from('{"layers":{},"bearer":true}');
+  const configDesc = descriptorFor(OCIPKG_CONFIG, config);
+
+  it('pulls anonymously with a pull-scoped token, fetched once and cached', async () => {
+    const target = new RegistryTarget(registry.host, 'acme/anon');
+    expect(await target.exists(configDesc)).toBe(false);
+    expect(await target.exists(configDesc)).toBe(false);
+    expect(requests).toEqual([{ user: undefined, scopes: ['repository:acme/anon:pull'], service: 'ocipkg-test' }]);
+  });
+
+  it('refuses an anonymous push with EAUTH', async () => {
+    expect(await codeOf(new RegistryTarget(registry.host, 'acme/anon').push(configDesc, config))).toBe('EAUTH');
+  });
+
+  it('logs in through the token service, then pushes with a pull,push token', async () => {
+    expect(await codeOf(login(registry.host, 'alice', 'wrong'))).toBe('EAUTH');
+    await login(registry.host, 'alice', 'correct horse');
+    const target = new RegistryTarget(registry.host, 'acme/bearer');
+    await target.push(configDesc, config);
+    expect(await new RegistryTarget(registry.host, 'acme/bearer').exists(configDesc)).toBe(true);
+    expect(requests.some((r) => r.user === 'alice' && r.scopes.includes('repository:acme/bearer:pull,push'))).toBe(true);
+  });
+});

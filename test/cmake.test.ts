@@ -1,0 +1,177 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildGreetLibrary, publish, REPO, run } from '../scripts/examples.mjs';
+import { ocipkgLink, tempDir } from './helpers/cli.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+
+/**
+ * cmake/ocipkgConfig.cmake with plain CMake: found on CMAKE_PREFIX_PATH=<project>/node_modules, it
+ * fetches libgreet (examples/c-library) from a real registry at configure time and a C program links
+ * the IMPORTED target, statically or shared.
+ */
+let registry: TestRegistry;
+let work: string;
+let modules: string;
+let image: string;
+
+const CONSUMER = `
+cmake_minimum_required(VERSION 3.19)
+project(consumer C)
+find_package(ocipkg CONFIG REQUIRED)
+set(LINKAGE "" CACHE STRING "STATIC, SHARED or empty")
+set(TRIPLE "" CACHE STRING "TARGET argument, if any")
+if(TRIPLE)
+  set(target_arg TARGET "\${TRIPLE}")
+endif()
+ocipkg_add_package(greet IMAGE "\${IMAGE}" \${LINKAGE} \${target_arg})
+# The same request again (another subproject, say) reuses the target.
+ocipkg_add_package(greet IMAGE "\${IMAGE}" \${LINKAGE} \${target_arg})
+foreach(property OCIPKG_TARGET OCIPKG_MANIFEST_DIGEST INTERFACE_INCLUDE_DIRECTORIES INTERFACE_LINK_LIBRARIES)
+  get_target_property(value ocipkg::greet \${property})
+  message(STATUS "probe \${property}=\${value}")
+endforeach()
+if(NOT CMAKE_CROSSCOMPILING)
+  add_executable(app main.c)
+  target_link_libraries(app PRIVATE ocipkg::greet)
+  ocipkg_bundle_runtime(app)
+endif()
+`;
+
+const PROGRAM = `
+#include <stdio.h>
+#include <greet.h>
+int main(void) { printf("%d %s\\n", greet_add(2, 3), greet_version()); return greet_add(2, 3) != 5; }
+`;
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await tempDir('cmake');
+  const prefix = await buildGreetLibrary(work);
+  image = `${registry.host}/examples/greet:1.2.0`;
+  await publish(prefix, image, join(work, 'greet.tar'));
+  // The same build labelled for arm64 Linux, to see which target a cross build asks for.
+  await publish(prefix, `${registry.host}/examples/greet:arm64`, join(work, 'greet-arm64.tar'), {
+    target: 'aarch64-unknown-linux-gnu',
+  });
+  // What `npm install` of a checkout (file:) gives: node_modules/ocipkg is the package itself.
+  modules = join(work, 'node_modules');
+  await mkdir(modules);
+  await symlink(REPO, join(modules, 'ocipkg'), 'dir');
+  await mkdir(join(work, 'consumer'));
+  await writeFile(join(work, 'consumer', 'CMakeLists.txt'), CONSUMER);
+  await writeFile(join(work, 'consumer', 'main.c'), PROGRAM);
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+interface Configured {
+  build: string;
+  store: string;
+  probes: Record<string, string>;
+}
+
+/** Configures the consumer project into a fresh build tree with a fresh store. */
+async function configure(definitions: Record<string, string>): Promise<Configured> {
+  const build = await tempDir('cmake-build');
+  const store = await tempDir('cmake-store');
+  const args = ['-S', join(work, 'consumer'), '-B', build, `-DCMAKE_PREFIX_PATH=${modules}`];
+  for (const [name, value] of Object.entries(definitions)) args.push(`-D${name}=${value}`);
+  const { stdout } = await run('cmake', args, { env: { OCIPKG_DATA_DIR: store } });
+  const probes: Record<string, string> = {};
+  for (const match of stdout.matchAll(/^-- probe (\w+)=(.*)$/gm)) probes[match[1]!] = match[2]!;
+  return { build, store, probes };
+}
+
+/** ocipkg-link's own view of an image, to compare the CMake targets with. */
+async function linkJson(args: string[], store: string): Promise<{ packages: { manifestDigest: string }[]; includeDirs: string[] }> {
+  const result = await ocipkgLink(['--json', ...args], { OCIPKG_DATA_DIR: store });
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout);
+}
+
+function dynamicSection(file: string): string {
+  return execFileSync('readelf', ['-d', file], { encoding: 'utf8' });
+}
+
+describe('ocipkg_add_package', () => {
+  it('is found under <prefix>/ocipkg/cmake and links the static archive by default', async () => {
+    const { build, store, probes } = await configure({ IMAGE: image });
+    const expected = await linkJson([image], store);
+    expect(probes.OCIPKG_MANIFEST_DIGEST).toBe(expected.packages[0]!.manifestDigest);
+    expect(probes.OCIPKG_TARGET).toBe('x86_64-unknown-linux-gnu');
+    expect(probes.INTERFACE_INCLUDE_DIRECTORIES).toBe(expected.includeDirs.join(';'));
+    expect(probes.INTERFACE_LINK_LIBRARIES).toBe('ocipkg::greet::greet');
+
+    await run('cmake', ['--build', build]);
+    const app = join(build, 'app');
+    expect(execFileSync(app, { encoding: 'utf8' })).toBe('5 1.2.0 (static)\n');
+    expect(dynamicSection(app)).not.toContain('libgreet');
+    expect(existsSync(join(build, 'libgreet.so.1'))).toBe(false);
+  });
+
+  it('links SHARED as an IMPORTED shared library that runs from beside the program once the store is gone', async () => {
+    const { build, store } = await configure({ IMAGE: image, LINKAGE: 'SHARED' });
+    await run('cmake', ['--build', build]);
+    const app = join(build, 'app');
+    const dynamic = dynamicSection(app);
+    expect(dynamic).toContain('Shared library: [libgreet.so.1]');
+    expect(dynamic).toMatch(/R(UN)?PATH.*\$ORIGIN/);
+    expect(existsSync(join(build, 'libgreet.so.1'))).toBe(true);
+
+    await rm(store, { recursive: true, force: true });
+    expect(execFileSync(app, { encoding: 'utf8' })).toBe('5 1.2.0 (shared)\n');
+  });
+
+  it('fails configuration with ocipkg-link\'s own one-line message when the tag does not exist', async () => {
+    const missing = `${registry.host}/examples/greet:no-such-tag`;
+    const direct = await ocipkgLink(['--json', missing], { OCIPKG_DATA_DIR: await tempDir('cmake-store') });
+    expect(direct.code).toBe(1);
+    const line = direct.stderr.trim();
+    expect(line.split('\n')).toHaveLength(1);
+
+    const failure = await configure({ IMAGE: missing }).then(
+      () => undefined,
+      (err: { exitCode: number; stderr: string }) => err,
+    );
+    expect(failure?.exitCode).not.toBe(0);
+    expect(failure?.stderr).toContain(line);
+  });
+
+  it('asks for the triple CMake cross-compiles for, and TARGET overrides it', async () => {
+    const arm64 = `${registry.host}/examples/greet:arm64`;
+    const native = await configure({ IMAGE: arm64 }).then(
+      () => 'configured',
+      () => 'failed',
+    );
+    expect(native).toBe('failed');
+
+    const cross = await configure({ IMAGE: arm64, CMAKE_SYSTEM_NAME: 'Linux', CMAKE_SYSTEM_PROCESSOR: 'aarch64' });
+    expect(cross.probes.OCIPKG_TARGET).toBe('aarch64-unknown-linux-gnu');
+
+    const explicit = await configure({ IMAGE: arm64, TRIPLE: 'aarch64-unknown-linux-gnu' });
+    expect(explicit.probes.OCIPKG_TARGET).toBe('aarch64-unknown-linux-gnu');
+  });
+});
+
+describe('ocipkgConfigVersion.cmake', () => {
+  it('accepts the package.json version and rejects another major', async () => {
+    const project = await tempDir('cmake-version');
+    const findVersion = async (version: string) => {
+      await writeFile(
+        join(project, 'CMakeLists.txt'),
+        `cmake_minimum_required(VERSION 3.19)\nproject(v NONE)\nfind_package(ocipkg ${version} CONFIG)\nmessage(STATUS "found=\${ocipkg_FOUND} version=\${ocipkg_VERSION}")\n`,
+      );
+      const { stdout } = await run('cmake', ['-S', project, '-B', join(project, `build-${version}`), `-DCMAKE_PREFIX_PATH=${modules}`]);
+      return stdout.match(/found=(\S*) version=(\S*)/)!.slice(1);
+    };
+    const { version } = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string };
+    expect(await findVersion(version)).toEqual(['1', version]);
+    expect((await findVersion('99.0'))[0]).toBe('0');
+  });
+});

@@ -1,0 +1,113 @@
+import { existsSync, lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isOcipkgError } from '../src/errors.js';
+import { extractStream, type ExtractOptions } from '../src/store/extract.js';
+import { gzipLayer, tarBytes, type TarEntry } from './helpers/layers.js';
+
+let work: string;
+let dest: string;
+
+beforeEach(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ocipkg-extract-'));
+  // The extraction root sits one level down so that escapes into `work` can be detected.
+  dest = join(work, 'root');
+  await mkdir(dest);
+});
+
+afterEach(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+const layer: ExtractOptions = { gzip: false, label: 'test layer', invalidCode: 'EMANIFEST' };
+
+async function extract(entries: TarEntry[], options: ExtractOptions = layer): Promise<void> {
+  await extractStream(Readable.from([tarBytes(entries)]), dest, options);
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  expect(isOcipkgError(err) ? err.code : err).toBe(code);
+}
+
+describe('extractStream', () => {
+  it('extracts files, directories and links that stay inside the root', async () => {
+    await extract([
+      { path: 'include/', type: 'Directory' },
+      { path: 'include/zstd.h', body: '#define ZSTD 1\n' },
+      { path: 'lib/libzstd.so.1', body: 'ELF' },
+      { path: 'lib/libzstd.so', type: 'SymbolicLink', linkpath: 'libzstd.so.1' },
+      { path: 'lib/sub/up', type: 'SymbolicLink', linkpath: '../libzstd.so.1' },
+      { path: 'lib/copy.so', type: 'Link', linkpath: 'lib/libzstd.so.1' },
+    ]);
+    expect(readFileSync(join(dest, 'include/zstd.h'), 'utf8')).toBe('#define ZSTD 1\n');
+    expect(readlinkSync(join(dest, 'lib/libzstd.so'))).toBe('libzstd.so.1');
+    expect(readFileSync(join(dest, 'lib/sub/up'), 'utf8')).toBe('ELF');
+    expect(statSync(join(dest, 'lib/copy.so')).ino).toBe(statSync(join(dest, 'lib/libzstd.so.1')).ino);
+  });
+
+  it('extracts a gzip-compressed stream', async () => {
+    await extractStream(Readable.from([gzipLayer([{ path: 'a.txt', body: 'hello' }])]), dest, { ...layer, gzip: true });
+    expect(readFileSync(join(dest, 'a.txt'), 'utf8')).toBe('hello');
+  });
+
+  it('drops set-uid, set-gid and sticky bits but keeps execute bits', async () => {
+    await extract([
+      { path: 'bin/tool', body: '#!/bin/sh\n', mode: 0o6755 },
+      { path: 'shared/', type: 'Directory', mode: 0o1777 },
+    ]);
+    const tool = statSync(join(dest, 'bin/tool')).mode;
+    expect(tool & 0o7000).toBe(0);
+    expect(tool & 0o111).toBe(0o111);
+    expect(statSync(join(dest, 'shared')).mode & 0o7000).toBe(0);
+  });
+
+  const hostile: [string, TarEntry[]][] = [
+    ['an absolute path', [{ path: '/tmp/ocipkg-absolute-escape', body: 'x' }]],
+    ['a .. component', [{ path: 'lib/../../escaped', body: 'x' }]],
+    ['a symlink escaping the root', [{ path: 'lib/evil', type: 'SymbolicLink', linkpath: '../../escaped' }]],
+    ['a symlink to an absolute path', [{ path: 'evil', type: 'SymbolicLink', linkpath: '/etc' }]],
+    ['a hard link escaping the root', [{ path: 'evil', type: 'Link', linkpath: '../escaped' }]],
+    ['a hard link to an absolute path', [{ path: 'evil', type: 'Link', linkpath: '/etc/passwd' }]],
+    ['a character device', [{ path: 'null', type: 'CharacterDevice' }]],
+    ['a block device', [{ path: 'disk', type: 'BlockDevice' }]],
+    ['a FIFO', [{ path: 'pipe', type: 'FIFO' }]],
+    [
+      'a file written through a symlink',
+      [
+        { path: 'dir', type: 'SymbolicLink', linkpath: '.' },
+        { path: 'dir/x', body: 'x' },
+      ],
+    ],
+  ];
+
+  for (const [what, entries] of hostile) {
+    it(`refuses ${what} with EUNSAFE and writes nothing outside the root`, async () => {
+      await expectCode(extract([{ path: 'ok.txt', body: 'fine' }, ...entries]), 'EUNSAFE');
+      expect(await readdir(work)).toEqual(['root']);
+      expect(existsSync('/tmp/ocipkg-absolute-escape')).toBe(false);
+    });
+  }
+
+  it('fails the whole extraction on a refused entry, not only that entry', async () => {
+    await expectCode(
+      extract([
+        { path: 'evil', type: 'SymbolicLink', linkpath: '../../x' },
+        { path: 'after.txt', body: 'later entry' },
+      ]),
+      'EUNSAFE',
+    );
+    expect(existsSync(join(dest, 'after.txt'))).toBe(false);
+    expect(() => lstatSync(join(dest, 'evil'))).toThrow();
+  });
+
+  it('reports input that is not a tar with the code the caller chose', async () => {
+    const junk = Buffer.alloc(4096, 0x5a);
+    await expectCode(extractStream(Readable.from([junk]), dest, layer), 'EMANIFEST');
+    await expectCode(extractStream(Readable.from([junk]), dest, { ...layer, invalidCode: 'EINPUT' }), 'EINPUT');
+    await expectCode(extractStream(Readable.from([junk]), dest, { ...layer, gzip: true }), 'EMANIFEST');
+  });
+});

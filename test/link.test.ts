@@ -1,0 +1,252 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readLinkDescription } from '../src/link/description.js';
+import { computeLinkFlags, formatFlagLine, type LinkOptions } from '../src/link/flags.js';
+import { preparePackage } from '../src/link/generate.js';
+import { splitFlags } from '../src/link/pkgconfig.js';
+import type { PackageMetadata } from '../src/package/metadata.js';
+import type { PackageInfo } from '../src/store/package.js';
+import { writeArtifactLayout, type TarEntry } from './helpers/artifact.js';
+import { OCIPKG_LINK, ocipkgLink, REPO, tempDir } from './helpers/cli.js';
+import { DEBIAN_LIB, LZ4_PROGRAM } from './helpers/prefix.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+
+const TARGET = 'x86_64-unknown-linux-gnu';
+
+const ZSTD_PROGRAM = `
+#include <zstd.h>
+#include <stdio.h>
+int main(void) { printf("zstd %s\\n", ZSTD_versionString()); return 0; }
+`;
+
+/** A package as the store holds it: `<dir>/root` with the given files, prepared like the installer does. */
+async function laidOut(dir: string, files: Record<string, string>, meta?: PackageMetadata): Promise<string> {
+  for (const [path, source] of Object.entries(files)) {
+    const dest = join(dir, 'root', path);
+    await mkdir(join(dest, '..'), { recursive: true });
+    if (source.startsWith('->')) await symlink(source.slice(2), dest);
+    else await copyFile(source, dest);
+  }
+  const info: PackageInfo = {
+    manifestDigest: `sha256:${'0'.repeat(64)}`,
+    manifest: { schemaVersion: 2, config: { mediaType: 'application/vnd.ocipkg.v1.config+json', digest: `sha256:${'1'.repeat(64)}`, size: 2 }, layers: [] },
+    config: { layers: {}, ...(meta && { package: meta }) },
+    target: TARGET,
+  };
+  await preparePackage(dir, info);
+  return dir;
+}
+
+function flagsOf(dir: string, options: LinkOptions = {}) {
+  return computeLinkFlags([{ dir, description: readLinkDescription(dir)! }], { target: TARGET, ...options });
+}
+
+const lz4Meta: PackageMetadata = {
+  schema: 1,
+  name: 'lz4',
+  version: '1.9.4',
+  libraries: [
+    { name: 'lz4', kind: 'static', file: 'lib/liblz4.a' },
+    { name: 'lz4', kind: 'shared', file: 'lib/liblz4.so', soname: 'liblz4.so.1' },
+  ],
+  includeDirs: ['include'],
+  defines: ['USE_LZ4=1'],
+  linkFlags: [],
+  requires: [],
+};
+
+const lz4Files = {
+  'include/lz4.h': '/usr/include/lz4.h',
+  'lib/liblz4.a': `${DEBIAN_LIB}/liblz4.a`,
+  'lib/liblz4.so.1.9.4': `${DEBIAN_LIB}/liblz4.so.1.9.4`,
+  'lib/liblz4.so.1': '->liblz4.so.1.9.4',
+  'lib/liblz4.so': '->liblz4.so.1',
+};
+
+function compile(work: string, source: string, args: string[]): string {
+  const program = join(work, 'prog');
+  execFileSync('cc', [join(work, source), '-o', program, ...args], { stdio: 'pipe' });
+  return program;
+}
+
+const needed = (program: string) => execFileSync('readelf', ['-d', program], { encoding: 'utf8' });
+
+describe('link flags of a laid-out package', () => {
+  it('links the static liblz4 by archive path by default, though liblz4.so sits beside it', async () => {
+    const work = await tempDir('link-static');
+    const dir = await laidOut(join(work, 'pkg'), lz4Files, lz4Meta);
+    const flags = flagsOf(dir);
+    expect(flags.libFiles).toEqual([`${dir}/root/lib/liblz4.a`]);
+    expect(flags.libs).toEqual([`${dir}/root/lib/liblz4.a`]);
+    expect(flags.cflags).toEqual([`-I${dir}/root/include`, '-DUSE_LZ4=1']);
+    expect(flags.runtimeFiles).toEqual([]);
+
+    await writeFile(join(work, 'main.c'), LZ4_PROGRAM);
+    const program = compile(work, 'main.c', [...flags.cflags, ...flags.libs]);
+    expect(execFileSync(program, { encoding: 'utf8' })).toContain('roundtrip ok');
+    expect(needed(program)).not.toContain('liblz4');
+  });
+
+  it('links shared builds with -L/-l and an $ORIGIN rpath when asked, and lists the SONAME file to ship', async () => {
+    const work = await tempDir('link-shared');
+    const dir = await laidOut(join(work, 'pkg'), lz4Files, lz4Meta);
+    const flags = flagsOf(dir, { shared: true });
+    expect(flags.libs).toEqual([`-L${dir}/root/lib`, '-llz4', '-Wl,-rpath,$ORIGIN']);
+    expect(flags.runtimeFiles).toEqual([`${dir}/root/lib/liblz4.so.1`]);
+    expect(flagsOf(dir, { shared: true, forMake: true }).libs.at(-1)).toBe("-Wl,-rpath,'$$ORIGIN'");
+  });
+
+  it('discovers the shared libzstd chain of a package without metadata; the addon loads the copy beside it', async () => {
+    const work = await tempDir('link-zstd');
+    const dir = await laidOut(join(work, 'pkg'), {
+      'include/zstd.h': '/usr/include/zstd.h',
+      'lib/libzstd.so.1.5.4': `${DEBIAN_LIB}/libzstd.so.1.5.4`,
+      'lib/libzstd.so.1': '->libzstd.so.1.5.4',
+      'lib/libzstd.so': '->libzstd.so.1',
+    });
+    const desc = readLinkDescription(dir)!;
+    expect(desc.source).toBe('discovery');
+    expect(desc.libraries).toEqual([{ name: 'zstd', kind: 'shared', file: 'root/lib/libzstd.so.1.5.4', runtime: 'root/lib/libzstd.so.1' }]);
+
+    const flags = flagsOf(dir);
+    expect(flags.libs.at(-1)).toBe('-Wl,-rpath,$ORIGIN');
+    expect(flags.runtimeFiles).toEqual([`${dir}/root/lib/libzstd.so.1`]);
+
+    const out = join(work, 'out');
+    await mkdir(out);
+    await writeFile(join(work, 'main.c'), ZSTD_PROGRAM);
+    const program = compile(work, 'main.c', [...flags.cflags, ...flags.libs]);
+    const shipped = join(out, 'prog');
+    await copyFile(program, shipped);
+    for (const file of flags.runtimeFiles) await copyFile(file, join(out, basename(file)));
+    expect(needed(shipped)).toMatch(/RUNPATH.*\[\$ORIGIN\]/);
+    // The loader resolves the library next to the program, not the system's copy.
+    expect(execFileSync('ldd', [shipped], { encoding: 'utf8' })).toContain(`libzstd.so.1 => ${out}/libzstd.so.1`);
+    expect(execFileSync(shipped, { encoding: 'utf8' })).toMatch(/^zstd 1\.5\.4/);
+  });
+
+  it('escapes a path with a space the way pkgconf does, and pkgconf-style splitting gets it back', async () => {
+    const work = await tempDir('link-space');
+    const dir = await laidOut(join(work, 'with space'), lz4Files, lz4Meta);
+    const flags = flagsOf(dir);
+    const line = formatFlagLine([...flags.cflags, ...flags.libs]);
+    expect(line).toContain(`-I${work}/with\\ space/root/include`);
+    expect(splitFlags(line)).toEqual([...flags.cflags, ...flags.libs]);
+  });
+});
+
+describe('ocipkg-link', () => {
+  let registry: TestRegistry;
+  let work: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    work = await tempDir('link-cli');
+    env = { OCIPKG_DATA_DIR: join(work, 'store'), OCIPKG_TARGET: '', npm_config_arch: '' };
+  });
+  afterAll(async () => {
+    await registry?.stop();
+  });
+
+  const lz4Entries = async (): Promise<TarEntry[]> => [
+    { name: 'include/lz4.h', data: await readFile('/usr/include/lz4.h') },
+    { name: 'lib/liblz4.a', data: await readFile(`${DEBIAN_LIB}/liblz4.a`) },
+  ];
+  const withMeta = (meta: Partial<PackageMetadata> & { name: string }) => (layer: string) => ({
+    layers: { [layer]: [] },
+    package: { schema: 1, libraries: [], includeDirs: [], defines: [], linkFlags: [], requires: [], ...meta },
+  });
+
+  it('refuses an unknown flag, a missing output flag and a missing image with exit 1 and nothing on stdout', async () => {
+    for (const args of [['--frobnicate', 'x/y:1'], ['127.0.0.1:1/acme/lz4:1'], ['--cflags']]) {
+      const result = await ocipkgLink(args, env);
+      expect(result.code, args.join(' ')).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toMatch(/^ocipkg-link: .+\n$/);
+    }
+  });
+
+  it('prints flags for an image pushed to a real registry, then answers offline from the store', async () => {
+    const layout = join(work, 'lz4-layout');
+    await writeArtifactLayout(layout, '1.9.4', await lz4Entries(), withMeta({ name: 'lz4', version: '1.9.4', target: TARGET, includeDirs: ['include'], libraries: [{ name: 'lz4', kind: 'static', file: 'lib/liblz4.a' }] }));
+    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:1.9.4`, `docker://${registry.host}/acme/lz4:1.9.4`]);
+    const image = `${registry.host}/acme/lz4:1.9.4`;
+
+    const result = await ocipkgLink(['--cflags', '--libs', image], env);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const args = splitFlags(result.stdout.trim());
+    await writeFile(join(work, 'main.c'), LZ4_PROGRAM);
+    expect(execFileSync(compile(work, 'main.c', args), { encoding: 'utf8' })).toContain('roundtrip ok');
+
+    const json = JSON.parse((await ocipkgLink(['--json', '--offline', image], env)).stdout);
+    expect(Object.keys(json)).toEqual(['packages', 'includeDirs', 'defines', 'cflags', 'libDirs', 'libFiles', 'libs', 'runtimeFiles', 'prefix']);
+    expect(json.packages).toEqual([expect.objectContaining({ image, name: 'lz4', version: '1.9.4', target: TARGET })]);
+    expect(json.libFiles).toEqual([`${json.packages[0].root}/lib/liblz4.a`]);
+    expect((await ocipkgLink(['--modversion', '--offline', image], env)).stdout).toBe('1.9.4\n');
+    expect((await ocipkgLink(['--variable=prefix', '--offline', image], env)).stdout).toBe(`${json.packages[0].root}\n`);
+    expect((await ocipkgLink(['--exists', '--offline', image], env)).code).toBe(0);
+    const missing = await ocipkgLink(['--exists', '--offline', `${registry.host}/acme/nothing:1`], env);
+    expect([missing.code, missing.stdout, missing.stderr]).toEqual([1, '', '']);
+  });
+
+  it('links the images a package requires after it (sqlite3 needing zlib)', async () => {
+    const zlib = join(work, 'zlib-layout');
+    await writeArtifactLayout(
+      zlib,
+      '1.2.13',
+      [
+        { name: 'include/zlib.h', data: await readFile('/usr/include/zlib.h') },
+        { name: 'include/zconf.h', data: await readFile('/usr/include/zconf.h') },
+        { name: 'lib/libz.a', data: await readFile(`${DEBIAN_LIB}/libz.a`) },
+      ],
+      withMeta({ name: 'zlib', includeDirs: ['include'], libraries: [{ name: 'z', kind: 'static', file: 'lib/libz.a' }] }),
+    );
+    const sqlite = join(work, 'sqlite-layout');
+    await writeArtifactLayout(
+      sqlite,
+      '3.40.1',
+      [
+        { name: 'include/sqlite3.h', data: await readFile('/usr/include/sqlite3.h') },
+        { name: 'lib/libsqlite3.a', data: await readFile(`${DEBIAN_LIB}/libsqlite3.a`) },
+      ],
+      withMeta({ name: 'sqlite3', includeDirs: ['include'], libraries: [{ name: 'sqlite3', kind: 'static', file: 'lib/libsqlite3.a' }], linkFlags: ['-lm'], requires: [`oci:${zlib}:1.2.13`] }),
+    );
+    const result = await ocipkgLink(['--json', `oci:${sqlite}:3.40.1`], env);
+    expect(result.stderr).toBe('');
+    const json = JSON.parse(result.stdout);
+    expect(json.packages.map((p: { name: string }) => p.name)).toEqual(['sqlite3', 'zlib']);
+    expect(json.libs.map((flag: string) => basename(flag))).toEqual(['libsqlite3.a', '-lm', 'libz.a']);
+  });
+
+  it('serves CommonJS callers: require("ocipkg") from a .cjs file, as a binding.gyp `node -p` does', async () => {
+    const layout = join(work, 'lz4-layout');
+    const consumer = join(work, 'consumer');
+    await mkdir(consumer);
+    // Until package.json maps `require` to it, the CommonJS entry is loaded by path.
+    const entry = join(REPO, 'dist', 'cjs', 'index.cjs');
+    await writeFile(
+      join(consumer, 'gyp.cjs'),
+      `const ocipkg = require(${JSON.stringify(entry)});
+const image = process.argv[2];
+console.log(JSON.stringify({ include: ocipkg.includeDirs(image), libs: ocipkg.libraries(image), info: ocipkg.link(image) }));
+try { ocipkg.includeDirs('oci:/nonexistent:1', { offline: true }); } catch (err) { console.log(err.message.split('\\n').length); }
+`,
+    );
+    const run = spawnSync(process.execPath, [join(consumer, 'gyp.cjs'), `oci:${layout}:1.9.4`], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    const [first, second] = run.stdout.trim().split('\n');
+    const got = JSON.parse(first!);
+    expect(got.include).toBe(`${got.info.packages[0].root}/include`);
+    expect(got.libs).toBe(`${got.info.packages[0].root}/lib/liblz4.a`);
+    expect(second).toBe('1');
+  });
+
+  it('is the bin the package.json names', async () => {
+    const manifest = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8'));
+    expect(join(REPO, manifest.bin['ocipkg-link'])).toBe(OCIPKG_LINK);
+  });
+});
