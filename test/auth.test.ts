@@ -5,7 +5,6 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { isOcipkgError } from '../src/errors.js';
 import { descriptorFor } from '../src/oci/digest.js';
 import { OCIPKG_CONFIG } from '../src/oci/mediatypes.js';
 import { parseWwwAuthenticate } from '../src/registry/auth.js';
@@ -14,16 +13,8 @@ import { findCredentials, ocipkgAuthFile } from '../src/registry/credentials.js'
 import { login, logout } from '../src/registry/login.js';
 import { htpasswdConfig, writeHtpasswd } from './helpers/htpasswd.js';
 import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
+import { codeOf } from './helpers/errors.js';
 
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isOcipkgError(err)) return err.code;
-    throw err;
-  }
-  throw new Error('expected an OcipkgError, got success');
-}
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

@@ -3,8 +3,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OCIPKG, ocipkg, tempDir } from './helpers/cli.js';
-import { writeArtifactLayout, type TarEntry } from './helpers/artifact.js';
+import { OCIPKG, ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
+import { LayoutTarget } from '../src/layout/directory.js';
+import { buildImage, writeImage, type TarEntry } from './helpers/layers.js';
 import { debianPrefix } from './helpers/prefix.js';
 import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
 
@@ -42,9 +43,9 @@ function expectOneLineError(result: { code: number | null; stdout: string; stder
 }
 
 /** Pushes a hand-made layout through skopeo (an independent client) so ocipkg meets it only as a consumer. */
-async function publishLayout(name: string, entries: TarEntry[], config?: (layer: string) => object): Promise<string> {
+async function publishLayout(name: string, entries: TarEntry[], options: { rust?: boolean } = {}): Promise<string> {
   const dir = await tempDir('layout');
-  await writeArtifactLayout(dir, 'v1', entries, config);
+  await writeImage(new LayoutTarget(dir), buildImage([entries], options), 'v1');
   const image = `${registry.host}/hostile/${name}:v1`;
   execFileSync('skopeo', ['copy', '--dest-tls-verify=false', `oci:${dir}:v1`, `docker://${image}`], { stdio: 'ignore' });
   return image;
@@ -120,15 +121,15 @@ describe('refused content installs nothing', () => {
   });
 
   const hostile: [string, TarEntry[]][] = [
-    ['absolute-path', [{ name: '/tmp/ocipkg-owned', data: 'x' }]],
-    ['dot-dot', [{ name: 'lib/../../escape.txt', data: 'x' }]],
-    ['symlink-out', [{ name: 'lib/evil', type: 'symlink', linkname: '../../../etc/passwd' }]],
-    ['hardlink-out', [{ name: 'lib/hard', type: 'link', linkname: '../outside' }]],
-    ['device', [{ name: 'dev/null', type: 'chardev' }]],
+    ['absolute-path', [{ path: '/tmp/ocipkg-owned', body: 'x' }]],
+    ['dot-dot', [{ path: 'lib/../../escape.txt', body: 'x' }]],
+    ['symlink-out', [{ path: 'lib/evil', type: 'SymbolicLink', linkpath: '../../../etc/passwd' }]],
+    ['hardlink-out', [{ path: 'lib/hard', type: 'Link', linkpath: '../outside' }]],
+    ['device', [{ path: 'dev/null', type: 'CharacterDevice' }]],
   ];
   for (const [name, entries] of hostile) {
     it(`a layer with ${name}`, async () => {
-      const image = await publishLayout(name, [{ name: 'include/ok.h', data: '// ok\n' }, ...entries]);
+      const image = await publishLayout(name, [{ path: 'include/ok.h', body: '// ok\n' }, ...entries]);
       const store = await tempDir('store');
       const result = await ocipkg(['get', image], { OCIPKG_DATA_DIR: store });
       expectOneLineError(result, /refus|unsafe|outside|device|absolute|\.\./i);
@@ -141,11 +142,15 @@ describe('refused content installs nothing', () => {
 describe('artifacts written by the Rust ocipkg', () => {
   it('files at the layer root and a config holding only `layers` are fetched and their libraries found', async () => {
     const lib = await readFile('/usr/lib/x86_64-linux-gnu/liblz4.a');
-    const image = await publishLayout('rust-style', [{ name: 'liblz4.a', data: lib }, { name: 'lz4.h', data: await readFile('/usr/include/lz4.h') }]);
+    const image = await publishLayout('rust-style', [{ path: 'liblz4.a', body: lib }, { path: 'lz4.h', body: await readFile('/usr/include/lz4.h') }], { rust: true });
     const store = await tempDir('store');
     const result = await ocipkg(['get', image], { OCIPKG_DATA_DIR: store });
     expect(result.code, result.stderr).toBe(0);
-    expect(readdirSync(result.stdout.trim()).sort()).toEqual(['liblz4.a', 'lz4.h']);
+    const root = result.stdout.trim();
+    expect(readdirSync(root).sort()).toEqual(['liblz4.a', 'lz4.h']);
+    const libs = await ocipkgLink(['--libs', image], { OCIPKG_DATA_DIR: store });
+    expect(libs.code, libs.stderr).toBe(0);
+    expect(libs.stdout.trim()).toBe(`${root}/liblz4.a`);
   });
 });
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGreetLibrary, publish, REPO, run } from '../scripts/examples.mjs';
@@ -34,16 +34,27 @@ foreach(property OCIPKG_TARGET OCIPKG_MANIFEST_DIGEST INTERFACE_INCLUDE_DIRECTOR
   message(STATUS "probe \${property}=\${value}")
 endforeach()
 if(NOT CMAKE_CROSSCOMPILING)
+  # libgreet reaches app only through a static library (as $<LINK_ONLY:ocipkg::greet>), and the
+  # bundling is asked for before the link: both are what real projects do.
   add_executable(app main.c)
-  target_link_libraries(app PRIVATE ocipkg::greet)
   ocipkg_bundle_runtime(app)
+  add_library(wrapper STATIC wrapper.c)
+  target_link_libraries(wrapper PRIVATE ocipkg::greet)
+  target_link_libraries(app PRIVATE wrapper)
 endif()
+`;
+
+const WRAPPER = `
+#include <greet.h>
+int wrapped_add(int a, int b) { return greet_add(a, b); }
+const char *wrapped_version(void) { return greet_version(); }
 `;
 
 const PROGRAM = `
 #include <stdio.h>
-#include <greet.h>
-int main(void) { printf("%d %s\\n", greet_add(2, 3), greet_version()); return greet_add(2, 3) != 5; }
+int wrapped_add(int a, int b);
+const char *wrapped_version(void);
+int main(void) { printf("%d %s\\n", wrapped_add(2, 3), wrapped_version()); return wrapped_add(2, 3) != 5; }
 `;
 
 beforeAll(async () => {
@@ -63,11 +74,17 @@ beforeAll(async () => {
   await mkdir(join(work, 'consumer'));
   await writeFile(join(work, 'consumer', 'CMakeLists.txt'), CONSUMER);
   await writeFile(join(work, 'consumer', 'main.c'), PROGRAM);
+  await writeFile(join(work, 'consumer', 'wrapper.c'), WRAPPER);
 });
 
 afterAll(async () => {
   await registry?.stop();
   if (work) await rm(work, { recursive: true, force: true });
+
+/** A fresh directory inside this file's work directory, which afterAll removes. */
+function scratch(name: string): Promise<string> {
+  return mkdtemp(join(work, `${name}-`));
+}
 });
 
 interface Configured {
@@ -78,8 +95,8 @@ interface Configured {
 
 /** Configures the consumer project into a fresh build tree with a fresh store. */
 async function configure(definitions: Record<string, string>): Promise<Configured> {
-  const build = await tempDir('cmake-build');
-  const store = await tempDir('cmake-store');
+  const build = await scratch('build');
+  const store = await scratch('store');
   const args = ['-S', join(work, 'consumer'), '-B', build, `-DCMAKE_PREFIX_PATH=${modules}`];
   for (const [name, value] of Object.entries(definitions)) args.push(`-D${name}=${value}`);
   const { stdout } = await run('cmake', args, { env: { OCIPKG_DATA_DIR: store } });
@@ -130,7 +147,7 @@ describe('ocipkg_add_package', () => {
 
   it('fails configuration with ocipkg-link\'s own one-line message when the tag does not exist', async () => {
     const missing = `${registry.host}/examples/greet:no-such-tag`;
-    const direct = await ocipkgLink(['--json', missing], { OCIPKG_DATA_DIR: await tempDir('cmake-store') });
+    const direct = await ocipkgLink(['--json', missing], { OCIPKG_DATA_DIR: await scratch('store') });
     expect(direct.code).toBe(1);
     const line = direct.stderr.trim();
     expect(line.split('\n')).toHaveLength(1);
@@ -161,7 +178,7 @@ describe('ocipkg_add_package', () => {
 
 describe('ocipkgConfigVersion.cmake', () => {
   it('accepts the package.json version and rejects another major', async () => {
-    const project = await tempDir('cmake-version');
+    const project = await scratch('version');
     const findVersion = async (version: string) => {
       await writeFile(
         join(project, 'CMakeLists.txt'),

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -37,6 +37,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await registry?.stop();
   if (work) await rm(work, { recursive: true, force: true });
+
+/** A fresh directory inside this file's work directory, which afterAll removes. */
+function scratch(name: string): Promise<string> {
+  return mkdtemp(join(work, `${name}-`));
+}
 });
 
 function needed(file: string): string[] {
@@ -47,7 +52,7 @@ function needed(file: string): string[] {
 describe.each(['cmake-js-addon', 'node-gyp-addon'])('examples/%s', (name) => {
   it('links libgreet statically: nothing to ship beside the addon', async () => {
     const dir = installed[name]!;
-    const store = await tempDir('examples-store');
+    const store = await scratch('store');
     await buildExample(dir, { image, linkage: 'static', env: { OCIPKG_DATA_DIR: store } });
     const addon = join(dir, 'build', 'Release', 'greet_addon.node');
     expect(needed(addon)).not.toContain('libgreet.so.1');
@@ -57,7 +62,7 @@ describe.each(['cmake-js-addon', 'node-gyp-addon'])('examples/%s', (name) => {
 
   it('links libgreet shared and still loads once the ocipkg store is deleted', async () => {
     const dir = installed[name]!;
-    const store = await tempDir('examples-store');
+    const store = await scratch('store');
     await buildExample(dir, { image, linkage: 'shared', env: { OCIPKG_DATA_DIR: store } });
     const release = join(dir, 'build', 'Release');
     expect(needed(join(release, 'greet_addon.node'))).toContain('libgreet.so.1');
@@ -71,7 +76,7 @@ describe.each(['cmake-js-addon', 'node-gyp-addon'])('examples/%s', (name) => {
 describe('a tag that does not exist', () => {
   it('fails the cmake-js configure step with ocipkg-link\'s own message', async () => {
     const missing = `${registry.host}/examples/greet:no-such-tag`;
-    const store = await tempDir('examples-store');
+    const store = await scratch('store');
     const direct = await ocipkgLink(['--json', missing], { OCIPKG_DATA_DIR: store });
     expect(direct.code).toBe(1);
 

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isOcipkgError } from '../src/errors.js';
 import { openArchive } from '../src/layout/archive.js';
 import { LayoutTarget } from '../src/layout/directory.js';
 import { descriptorFor, sha256 } from '../src/oci/digest.js';
 import { readAll } from '../src/oci/manifest.js';
 import { ANNOTATION_REF_NAME, OCI_LAYER_TAR_GZIP } from '../src/oci/mediatypes.js';
 import { buildImage, tarBytes, writeImage } from './helpers/layers.js';
+import { codeOf } from './helpers/errors.js';
 
 let work: string;
 
@@ -23,10 +23,6 @@ afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function codeOf(promise: Promise<unknown>): Promise<unknown> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
-  return isOcipkgError(err) ? err.code : err;
-}
 
 const image = () => buildImage([[{ path: 'lib/libdemo.a', body: readFileSync('/usr/lib/x86_64-linux-gnu/libz.a') }]]);
 

@@ -4,16 +4,15 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLinkDescription } from '../src/link/description.js';
 import { computeLinkFlags, formatFlagLine, type LinkOptions } from '../src/link/flags.js';
-import { preparePackage } from '../src/link/generate.js';
 import { splitFlags } from '../src/link/pkgconfig.js';
 import type { PackageMetadata } from '../src/package/metadata.js';
-import type { PackageInfo } from '../src/store/package.js';
-import { writeArtifactLayout, type TarEntry } from './helpers/artifact.js';
+import { LayoutTarget } from '../src/layout/directory.js';
+import { buildImage, writeImage, type TarEntry } from './helpers/layers.js';
 import { OCIPKG_LINK, ocipkgLink, REPO, tempDir } from './helpers/cli.js';
 import { DEBIAN_LIB, LZ4_PROGRAM } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { laidOut, TARGET } from './helpers/laid-out.js';
 
-const TARGET = 'x86_64-unknown-linux-gnu';
 
 const ZSTD_PROGRAM = `
 #include <zstd.h>
@@ -21,23 +20,6 @@ const ZSTD_PROGRAM = `
 int main(void) { printf("zstd %s\\n", ZSTD_versionString()); return 0; }
 `;
 
-/** A package as the store holds it: `<dir>/root` with the given files, prepared like the installer does. */
-async function laidOut(dir: string, files: Record<string, string>, meta?: PackageMetadata): Promise<string> {
-  for (const [path, source] of Object.entries(files)) {
-    const dest = join(dir, 'root', path);
-    await mkdir(join(dest, '..'), { recursive: true });
-    if (source.startsWith('->')) await symlink(source.slice(2), dest);
-    else await copyFile(source, dest);
-  }
-  const info: PackageInfo = {
-    manifestDigest: `sha256:${'0'.repeat(64)}`,
-    manifest: { schemaVersion: 2, config: { mediaType: 'application/vnd.ocipkg.v1.config+json', digest: `sha256:${'1'.repeat(64)}`, size: 2 }, layers: [] },
-    config: { layers: {}, ...(meta && { package: meta }) },
-    target: TARGET,
-  };
-  await preparePackage(dir, info);
-  return dir;
-}
 
 function flagsOf(dir: string, options: LinkOptions = {}) {
   return computeLinkFlags([{ dir, description: readLinkDescription(dir)! }], { target: TARGET, ...options });
@@ -152,13 +134,12 @@ describe('ocipkg-link', () => {
   });
 
   const lz4Entries = async (): Promise<TarEntry[]> => [
-    { name: 'include/lz4.h', data: await readFile('/usr/include/lz4.h') },
-    { name: 'lib/liblz4.a', data: await readFile(`${DEBIAN_LIB}/liblz4.a`) },
+    { path: 'include/lz4.h', body: await readFile('/usr/include/lz4.h') },
+    { path: 'lib/liblz4.a', body: await readFile(`${DEBIAN_LIB}/liblz4.a`) },
   ];
-  const withMeta = (meta: Partial<PackageMetadata> & { name: string }) => (layer: string) => ({
-    layers: { [layer]: [] },
-    package: { schema: 1, libraries: [], includeDirs: [], defines: [], linkFlags: [], requires: [], ...meta },
-  });
+  /** An OCI layout at `dir` holding one package with `entries` and metadata `meta`, tagged `tag`. */
+  const writePackage = async (dir: string, tag: string, entries: TarEntry[], meta: Partial<PackageMetadata>) =>
+    writeImage(new LayoutTarget(dir), buildImage([entries], { metadata: meta }), tag);
 
   it('refuses an unknown flag, a missing output flag and a missing image with exit 1 and nothing on stdout', async () => {
     for (const args of [['--frobnicate', 'x/y:1'], ['127.0.0.1:1/acme/lz4:1'], ['--cflags']]) {
@@ -171,7 +152,7 @@ describe('ocipkg-link', () => {
 
   it('prints flags for an image pushed to a real registry, then answers offline from the store', async () => {
     const layout = join(work, 'lz4-layout');
-    await writeArtifactLayout(layout, '1.9.4', await lz4Entries(), withMeta({ name: 'lz4', version: '1.9.4', target: TARGET, includeDirs: ['include'], libraries: [{ name: 'lz4', kind: 'static', file: 'lib/liblz4.a' }] }));
+    await writePackage(layout, '1.9.4', await lz4Entries(), { name: 'lz4', version: '1.9.4', target: TARGET, includeDirs: ['include'], libraries: [{ name: 'lz4', kind: 'static', file: 'lib/liblz4.a' }] });
     execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:1.9.4`, `docker://${registry.host}/acme/lz4:1.9.4`]);
     const image = `${registry.host}/acme/lz4:1.9.4`;
 
@@ -195,25 +176,25 @@ describe('ocipkg-link', () => {
 
   it('links the images a package requires after it (sqlite3 needing zlib)', async () => {
     const zlib = join(work, 'zlib-layout');
-    await writeArtifactLayout(
+    await writePackage(
       zlib,
       '1.2.13',
       [
-        { name: 'include/zlib.h', data: await readFile('/usr/include/zlib.h') },
-        { name: 'include/zconf.h', data: await readFile('/usr/include/zconf.h') },
-        { name: 'lib/libz.a', data: await readFile(`${DEBIAN_LIB}/libz.a`) },
+        { path: 'include/zlib.h', body: await readFile('/usr/include/zlib.h') },
+        { path: 'include/zconf.h', body: await readFile('/usr/include/zconf.h') },
+        { path: 'lib/libz.a', body: await readFile(`${DEBIAN_LIB}/libz.a`) },
       ],
-      withMeta({ name: 'zlib', includeDirs: ['include'], libraries: [{ name: 'z', kind: 'static', file: 'lib/libz.a' }] }),
+      { name: 'zlib', includeDirs: ['include'], libraries: [{ name: 'z', kind: 'static', file: 'lib/libz.a' }] },
     );
     const sqlite = join(work, 'sqlite-layout');
-    await writeArtifactLayout(
+    await writePackage(
       sqlite,
       '3.40.1',
       [
-        { name: 'include/sqlite3.h', data: await readFile('/usr/include/sqlite3.h') },
-        { name: 'lib/libsqlite3.a', data: await readFile(`${DEBIAN_LIB}/libsqlite3.a`) },
+        { path: 'include/sqlite3.h', body: await readFile('/usr/include/sqlite3.h') },
+        { path: 'lib/libsqlite3.a', body: await readFile(`${DEBIAN_LIB}/libsqlite3.a`) },
       ],
-      withMeta({ name: 'sqlite3', includeDirs: ['include'], libraries: [{ name: 'sqlite3', kind: 'static', file: 'lib/libsqlite3.a' }], linkFlags: ['-lm'], requires: [`oci:${zlib}:1.2.13`] }),
+      { name: 'sqlite3', includeDirs: ['include'], libraries: [{ name: 'sqlite3', kind: 'static', file: 'lib/libsqlite3.a' }], linkFlags: ['-lm'], requires: [`oci:${zlib}:1.2.13`] },
     );
     const result = await ocipkgLink(['--json', `oci:${sqlite}:3.40.1`], env);
     expect(result.stderr).toBe('');
@@ -225,12 +206,12 @@ describe('ocipkg-link', () => {
   it('serves CommonJS callers: require("ocipkg") from a .cjs file, as a binding.gyp `node -p` does', async () => {
     const layout = join(work, 'lz4-layout');
     const consumer = join(work, 'consumer');
-    await mkdir(consumer);
-    // Until package.json maps `require` to it, the CommonJS entry is loaded by path.
-    const entry = join(REPO, 'dist', 'cjs', 'index.cjs');
+    // The package resolved by name through node_modules, as it is once installed.
+    await mkdir(join(consumer, 'node_modules'), { recursive: true });
+    await symlink(REPO, join(consumer, 'node_modules', 'ocipkg'));
     await writeFile(
       join(consumer, 'gyp.cjs'),
-      `const ocipkg = require(${JSON.stringify(entry)});
+      `const ocipkg = require('ocipkg');
 const image = process.argv[2];
 console.log(JSON.stringify({ include: ocipkg.includeDirs(image), libs: ocipkg.libraries(image), info: ocipkg.link(image) }));
 try { ocipkg.includeDirs('oci:/nonexistent:1', { offline: true }); } catch (err) { console.log(err.message.split('\\n').length); }

@@ -1,18 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isOcipkgError } from '../src/errors.js';
 import { readLinkDescription } from '../src/link/description.js';
 import { computeLinkFlags } from '../src/link/flags.js';
-import { preparePackage } from '../src/link/generate.js';
 import { parsePcFile, splitFlags } from '../src/link/pkgconfig.js';
 import type { PackageMetadata } from '../src/package/metadata.js';
-import type { PackageInfo } from '../src/store/package.js';
 import { tempDir } from './helpers/cli.js';
 import { DEBIAN_LIB, LZ4_PROGRAM } from './helpers/prefix.js';
+import { laidOut, TARGET } from './helpers/laid-out.js';
 
-const TARGET = 'x86_64-unknown-linux-gnu';
 
 const SQLITE_ZLIB_PROGRAM = `
 #include <sqlite3.h>
@@ -27,24 +25,6 @@ int main(void) {
 }
 `;
 
-/** Lays out `<dir>/root` (`->target` makes a symlink, text containing a newline is written as is) and prepares it. */
-async function laidOut(dir: string, files: Record<string, string>, meta?: PackageMetadata): Promise<string> {
-  for (const [path, source] of Object.entries(files)) {
-    const dest = join(dir, 'root', path);
-    await mkdir(join(dest, '..'), { recursive: true });
-    if (source.startsWith('->')) await symlink(source.slice(2), dest);
-    else if (source.includes('\n')) await writeFile(dest, source);
-    else await copyFile(source, dest);
-  }
-  const info: PackageInfo = {
-    manifestDigest: `sha256:${'0'.repeat(64)}`,
-    manifest: { schemaVersion: 2, config: { mediaType: 'application/vnd.ocipkg.v1.config+json', digest: `sha256:${'1'.repeat(64)}`, size: 2 }, layers: [] },
-    config: { layers: {}, ...(meta && { package: meta }) },
-    target: TARGET,
-  };
-  await preparePackage(dir, info);
-  return dir;
-}
 
 /** Flags with every path normalised: pkg-config prints `${pcfiledir}/../..` paths unresolved. */
 function normalized(flags: string[]): string[] {

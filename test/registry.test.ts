@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isOcipkgError } from '../src/errors.js';
 import { VerifyingStream, descriptorFor, sha256 } from '../src/oci/digest.js';
 import { MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, OCIPKG_ARTIFACT, OCIPKG_CONFIG, OCIPKG_LAYER } from '../src/oci/mediatypes.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../src/oci/types.js';
 import { RegistryTarget } from '../src/registry/client.js';
 import { closeDispatchers, readAll } from '../src/registry/http.js';
 import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
+import { codeOf } from './helpers/errors.js';
 
 const LIBZSTD = '/usr/lib/x86_64-linux-gnu/libzstd.a';
 const LIBLZ4 = '/usr/lib/x86_64-linux-gnu/liblz4.a';
@@ -38,15 +38,6 @@ afterAll(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isOcipkgError(err)) return err.code;
-    throw err;
-  }
-  throw new Error('expected an OcipkgError, got success');
-}
 
 async function fileDescriptor(path: string, mediaType: string): Promise<Descriptor> {
   const bytes = await readFile(path);

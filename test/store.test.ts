@@ -4,7 +4,6 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isOcipkgError } from '../src/errors.js';
 import { LayoutTarget } from '../src/layout/directory.js';
 import { descriptorFor, sha256 } from '../src/oci/digest.js';
 import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, OCI_INDEX, OCI_LAYER_TAR_GZIP } from '../src/oci/mediatypes.js';
@@ -16,6 +15,7 @@ import { storePaths } from '../src/store/paths.js';
 import { listRefs, readRef, removeRef, writeRef, type RefRecord } from '../src/store/refs.js';
 import { listPackages, writeStoreIndex } from '../src/store/store.js';
 import { buildImage, writeImage, type TarEntry, type TestImage } from './helpers/layers.js';
+import { codeOf } from './helpers/errors.js';
 
 const LIBS = '/usr/lib/x86_64-linux-gnu';
 
@@ -36,10 +36,6 @@ afterEach(async () => {
   await removeTree(work);
 });
 
-async function codeOf(promise: Promise<unknown>): Promise<unknown> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
-  return isOcipkgError(err) ? err.code : err;
-}
 
 const libEntries = (): TarEntry[] => [
   { path: 'include/', type: 'Directory' },

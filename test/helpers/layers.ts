@@ -2,7 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import { LayoutTarget } from '../../src/layout/directory.js';
 import { descriptorFor } from '../../src/oci/digest.js';
-import { OCI_MANIFEST, OCIPKG_CONFIG, OCIPKG_LAYER } from '../../src/oci/mediatypes.js';
+import { OCI_MANIFEST, OCIPKG_ARTIFACT, OCIPKG_CONFIG, OCIPKG_LAYER } from '../../src/oci/mediatypes.js';
 import type { Descriptor } from '../../src/oci/types.js';
 
 /**
@@ -55,19 +55,27 @@ export interface TestImage {
   layers: { desc: Descriptor; bytes: Buffer }[];
 }
 
-/** An ocipkg-style image: one gzip'd tar layer per entry list, an ocipkg config, a manifest. */
-export function buildImage(layerEntries: TarEntry[][], options: { layerType?: string; configType?: string; name?: string } = {}): TestImage {
+/**
+ * An ocipkg-style image: one gzip'd tar layer per entry list, an ocipkg config, a manifest.
+ * `rust: true` writes the config as the Rust ocipkg does, with `layers` only; `metadata` fills `package`.
+ */
+export function buildImage(
+  layerEntries: TarEntry[][],
+  options: { layerType?: string; configType?: string; name?: string; rust?: boolean; metadata?: Record<string, unknown> } = {},
+): TestImage {
   const layers = layerEntries.map((entries) => {
     const bytes = gzipLayer(entries);
     return { desc: descriptorFor(options.layerType ?? OCIPKG_LAYER, bytes), bytes };
   });
   const config = {
     layers: Object.fromEntries(layers.map((l, i) => [l.desc.digest, layerEntries[i]!.map((e) => e.path)])),
-    package: { name: options.name ?? 'demo', libraries: [], includeDirs: [], defines: [], linkFlags: [], requires: [] },
+    ...(!options.rust && {
+      package: { schema: 1, name: options.name ?? 'demo', libraries: [], includeDirs: [], defines: [], linkFlags: [], requires: [], ...options.metadata },
+    }),
   };
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDesc = descriptorFor(options.configType ?? OCIPKG_CONFIG, configBytes);
-  const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: configDesc, layers: layers.map((l) => l.desc) };
+  const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: OCIPKG_ARTIFACT, config: configDesc, layers: layers.map((l) => l.desc) };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
   return { manifestDesc: descriptorFor(OCI_MANIFEST, manifestBytes), manifestBytes, configDesc, configBytes, layers };
 }
