@@ -80,12 +80,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await registry?.stop();
   if (work) await rm(work, { recursive: true, force: true });
+});
 
 /** A fresh directory inside this file's work directory, which afterAll removes. */
 function scratch(name: string): Promise<string> {
   return mkdtemp(join(work, `${name}-`));
 }
-});
 
 interface Configured {
   build: string;

@@ -37,12 +37,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await registry?.stop();
   if (work) await rm(work, { recursive: true, force: true });
+});
 
 /** A fresh directory inside this file's work directory, which afterAll removes. */
 function scratch(name: string): Promise<string> {
   return mkdtemp(join(work, `${name}-`));
 }
-});
 
 function needed(file: string): string[] {
   const dynamic = execFileSync('readelf', ['-d', file], { encoding: 'utf8' });
