@@ -6,7 +6,7 @@ import type { ReadTarget } from './oci/content.js';
 import type { Descriptor } from './oci/types.js';
 import { parseConfig } from './package/metadata.js';
 import { canonicalReference, referenceTarget, type ImageReference } from './reference.js';
-import { indexTargets, selectFromIndex } from './select.js';
+import { selectFromIndex } from './select.js';
 import { openTarget } from './source.js';
 import { installPackage } from './store/install.js';
 import type { InstalledPackage } from './store/package.js';
@@ -54,7 +54,9 @@ export async function installImage(
     if (inner.kind !== 'manifest') {
       throw new OcipkgError('EMANIFEST', `${image}: the entry for ${target} is itself an index; nested indexes are not supported`);
     }
-    manifests = indexTargets(parsed.index);
+    // Only the target installed: the refs index (and `ocipkg list`) says what the store holds;
+    // another target of the same tag is recorded beside it when it is fetched.
+    manifests = { [target]: manifestDesc.digest };
   } else {
     // A single manifest: usable when it records no target or the one asked for. Its config is
     // small; reading it first saves downloading layers built for another machine.

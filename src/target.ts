@@ -27,16 +27,23 @@ const linux = (
   node: { platform: 'linux', arch, libc, ...(armVersion && { armVersion }) },
 });
 
+/**
+ * Every Linux architecture Node runs on (official, experimental and distribution builds), with glibc
+ * and musl; macOS, Windows and FreeBSD for what Node ships there. The order is the stable order
+ * `publish` writes index entries in (glibc and the other OSes before musl, see `tripleOrder`).
+ */
 export const TRIPLES: readonly TripleInfo[] = [
   linux('x86_64-unknown-linux-gnu', 'amd64', 'x64', 'gnu'),
   linux('aarch64-unknown-linux-gnu', 'arm64', 'arm64', 'gnu'),
   linux('armv7-unknown-linux-gnueabihf', 'arm', 'arm', 'gnu', 'v7', '7'),
   linux('arm-unknown-linux-gnueabihf', 'arm', 'arm', 'gnu', 'v6', '6'),
   linux('i686-unknown-linux-gnu', '386', 'ia32', 'gnu'),
+  // Node calls little-endian 64-bit POWER `ppc64` (big-endian Linux is not supported).
   linux('powerpc64le-unknown-linux-gnu', 'ppc64le', 'ppc64', 'gnu'),
   linux('s390x-unknown-linux-gnu', 's390x', 's390x', 'gnu'),
   linux('riscv64gc-unknown-linux-gnu', 'riscv64', 'riscv64', 'gnu'),
   linux('loongarch64-unknown-linux-gnu', 'loong64', 'loong64', 'gnu'),
+  linux('mips64el-unknown-linux-gnuabi64', 'mips64le', 'mips64el', 'gnu'),
   linux('x86_64-unknown-linux-musl', 'amd64', 'x64', 'musl'),
   linux('aarch64-unknown-linux-musl', 'arm64', 'arm64', 'musl'),
   linux('armv7-unknown-linux-musleabihf', 'arm', 'arm', 'musl', 'v7', '7'),
@@ -45,6 +52,8 @@ export const TRIPLES: readonly TripleInfo[] = [
   linux('powerpc64le-unknown-linux-musl', 'ppc64le', 'ppc64', 'musl'),
   linux('s390x-unknown-linux-musl', 's390x', 's390x', 'musl'),
   linux('riscv64gc-unknown-linux-musl', 'riscv64', 'riscv64', 'musl'),
+  linux('loongarch64-unknown-linux-musl', 'loong64', 'loong64', 'musl'),
+  linux('mips64el-unknown-linux-muslabi64', 'mips64le', 'mips64el', 'musl'),
   { triple: 'x86_64-apple-darwin', platform: { os: 'darwin', architecture: 'amd64' }, node: { platform: 'darwin', arch: 'x64' } },
   { triple: 'aarch64-apple-darwin', platform: { os: 'darwin', architecture: 'arm64' }, node: { platform: 'darwin', arch: 'arm64' } },
   { triple: 'x86_64-pc-windows-msvc', platform: { os: 'windows', architecture: 'amd64' }, node: { platform: 'win32', arch: 'x64' } },
@@ -72,20 +81,64 @@ export function tripleToPlatform(triple: string): Platform {
 }
 
 /**
+ * A platform spelled the way containerd's `platforms.Normalize` spells it, so that entries other
+ * tools wrote compare equal to the table: `aarch64` and arm64 `v8` are plain arm64, 32-bit arm
+ * without a variant is v7, `x86_64` is amd64, `i386` is 386.
+ */
+export function normalizePlatform(platform: Platform): { os: string; architecture: string; variant?: string } {
+  const os = platform.os.toLowerCase();
+  let architecture = platform.architecture.toLowerCase();
+  let variant = platform.variant?.toLowerCase();
+  if (architecture === 'x86_64' || architecture === 'x86-64') architecture = 'amd64';
+  else if (architecture === 'i386') architecture = '386';
+  else if (architecture === 'aarch64') architecture = 'arm64';
+  else if (architecture === 'armhf') [architecture, variant] = ['arm', 'v7'];
+  else if (architecture === 'armel') [architecture, variant] = ['arm', 'v6'];
+  if (architecture === 'arm64' && (variant === '8' || variant === 'v8' || variant === 'v8.0')) variant = undefined;
+  if (architecture === 'amd64' && variant === 'v1') variant = undefined;
+  if (architecture === 'arm') variant = variant === undefined || variant === '' ? 'v7' : variant.startsWith('v') ? variant : `v${variant}`;
+  return { os, architecture, ...(variant && { variant }) };
+}
+
+/**
  * The triples an OCI platform may stand for, glibc first. A platform alone cannot tell gnu from
  * musl; callers that know the libc pick from the list.
  */
 export function platformToTriples(platform: Platform): string[] {
-  return TRIPLES.filter(
-    (t) =>
-      t.platform.os === platform.os &&
-      t.platform.architecture === platform.architecture &&
-      (t.platform.variant ?? '') === (platform.variant ?? (t.platform.architecture === 'arm' ? 'v7' : '')),
-  ).map((t) => t.triple);
+  const wanted = normalizePlatform(platform);
+  return TRIPLES.filter((t) => {
+    const have = normalizePlatform(t.platform);
+    return have.os === wanted.os && have.architecture === wanted.architecture && have.variant === wanted.variant;
+  }).map((t) => t.triple);
 }
 
-/** glibc or musl, read from the ELF interpreter of the running node binary (no process report: it is slow). */
+/**
+ * Where a triple sorts among the entries of an index: glibc (and non-Linux) builds before musl
+ * ones, so a client that picks the first entry matching its platform gets the glibc build; then
+ * table order. Unknown triples sort last, by name.
+ */
+export function compareTriples(a: string, b: string): number {
+  const rank = (triple: string) => {
+    const i = TRIPLES.findIndex((t) => t.triple === triple);
+    if (i < 0) return [2, 0] as const;
+    return [TRIPLES[i]!.node.libc === 'musl' ? 1 : 0, i] as const;
+  };
+  const [ra, rb] = [rank(a), rank(b)];
+  return ra[0] - rb[0] || ra[1] - rb[1] || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+let cachedLibc: 'gnu' | 'musl' | undefined;
+
+/**
+ * glibc or musl, read from the ELF interpreter of the running node binary (no process report: it
+ * is slow). One 4 KiB read, once per process: this runs on the warm path of every ocipkg-link call.
+ */
 function hostLibc(): 'gnu' | 'musl' {
+  cachedLibc ??= readHostLibc();
+  return cachedLibc;
+}
+
+function readHostLibc(): 'gnu' | 'musl' {
   let fd: number | undefined;
   try {
     fd = openSync(process.execPath, 'r');
@@ -113,10 +166,27 @@ export function nodeToTriple(platform: NodeJS.Platform, arch: string, libc?: 'gn
   return match.triple;
 }
 
-/** The triple to resolve for: an explicit one, then `OCIPKG_TARGET`, then the host. */
-export function selectTriple(explicit?: string): string {
+/**
+ * The triple to resolve for. The one place the override order lives:
+ *
+ * 1. `explicit`: a `--target` flag; CMake's `ocipkg_add_package(... TARGET t)` (or the triple it
+ *    derives when cross-compiling) reaches ocipkg-link as `--target` too.
+ * 2. node-gyp's target architecture: `node-gyp --arch=arm64` exports `npm_config_arch` to the
+ *    commands binding.gyp runs; when it differs from the running node's, this is a cross build
+ *    and the target's build is wanted, not the host's. An `OCIPKG_TARGET` for that same
+ *    architecture still refines it (musl, an older arm).
+ * 3. `OCIPKG_TARGET`.
+ * 4. The host: process.platform, process.arch and the C library node was linked against.
+ */
+export function selectTriple(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (explicit) return assertTriple(explicit);
-  const fromEnv = process.env.OCIPKG_TARGET;
-  if (fromEnv) return assertTriple(fromEnv);
-  return nodeToTriple(process.platform, process.arch);
+  const fromEnv = env.OCIPKG_TARGET ? assertTriple(env.OCIPKG_TARGET) : undefined;
+  const crossArch = env.npm_config_arch;
+  if (crossArch && crossArch !== process.arch) {
+    const cross = nodeToTriple(process.platform, crossArch);
+    const refined = fromEnv && TRIPLES.find((t) => t.triple === fromEnv)!.node;
+    if (refined && refined.platform === process.platform && refined.arch === crossArch) return fromEnv!;
+    return cross;
+  }
+  return fromEnv ?? nodeToTriple(process.platform, process.arch);
 }

@@ -1,7 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { X509Certificate, createPrivateKey, randomUUID, sign } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -12,7 +9,8 @@ import { RegistryTarget } from '../src/registry/client.js';
 import { findCredentials, ocipkgAuthFile } from '../src/registry/credentials.js';
 import { login, logout } from '../src/registry/login.js';
 import { htpasswdConfig, writeHtpasswd } from './helpers/htpasswd.js';
-import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { startTokenServer, type TokenServer } from './helpers/token-server.js';
 import { codeOf } from './helpers/errors.js';
 
 
@@ -223,67 +221,22 @@ describe('a registry with htpasswd Basic auth', () => {
   });
 });
 
-/**
- * A registry with distribution's `auth: token`: it verifies real RS256 JWTs against a CA bundle.
- * The token service is a small real one: it checks Basic credentials, grants pull to anyone and
- * push to alice, and signs with the CA's key (the cert travels in the JWT's x5c header).
- */
+/** A registry with distribution's `auth: token`, against the test token service (helpers/token-server). */
 describe('a registry with bearer token auth', () => {
   let registry: TestRegistry;
-  let tokenServer: Server;
-  const requests: Array<{ user: string | undefined; scopes: string[]; service: string | null }> = [];
+  let tokens: TokenServer;
 
   beforeAll(async () => {
-    const dir = join(home, 'token');
-    await mkdir(dir, { recursive: true });
-    const keyPath = join(dir, 'key.pem');
-    const certPath = join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath,
-      '-days', '1', '-subj', '/CN=ocipkg test token issuer'], { stdio: 'ignore' });
-    const key = createPrivateKey(await readFile(keyPath));
-    const certDer = new X509Certificate(await readFile(certPath)).raw.toString('base64');
-
-    const b64url = (data: string | Buffer) => Buffer.from(data).toString('base64url');
-    tokenServer = createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://token');
-      const header = req.headers.authorization ?? '';
-      const [user, password] = header.startsWith('Basic ') ? Buffer.from(header.slice(6), 'base64').toString().split(':') : [];
-      const scopes = url.searchParams.getAll('scope');
-      requests.push({ user, scopes, service: url.searchParams.get('service') });
-      if (user !== undefined && !(user === 'alice' && password === 'correct horse')) {
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
-        return;
-      }
-      const access = scopes.map((scope) => {
-        const [type, name, actions] = scope.split(':');
-        const wanted = (actions ?? '').split(',');
-        return { type, name, actions: wanted.filter((a) => a === 'pull' || (a === 'push' && user === 'alice')) };
-      });
-      const now = Math.floor(Date.now() / 1000);
-      const head = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer] }));
-      const claims = b64url(JSON.stringify({
-        iss: 'ocipkg-test-issuer', sub: user ?? '', aud: 'ocipkg-test', exp: now + 300, nbf: now - 10, iat: now,
-        jti: randomUUID(), access,
-      }));
-      const signature = b64url(sign('sha256', Buffer.from(`${head}.${claims}`), key));
-      res.writeHead(200, { 'content-type': 'application/json' }).end(
-        JSON.stringify({ access_token: `${head}.${claims}.${signature}`, expires_in: 300 }),
-      );
-    });
-    const port = await freePort();
-    await new Promise<void>((resolve) => tokenServer.listen(port, '127.0.0.1', resolve));
-    registry = await startRegistry({
-      extraConfig: ['auth:', '  token:', `    realm: http://127.0.0.1:${port}/token`, '    service: ocipkg-test',
-        '    issuer: ocipkg-test-issuer', `    rootcertbundle: ${certPath}`].join('\n'),
-    });
+    tokens = await startTokenServer({ alice: 'correct horse' });
+    registry = await startRegistry({ extraConfig: tokens.registryConfig });
   });
   afterAll(async () => {
     await registry?.stop();
-    await new Promise((resolve) => tokenServer?.close(resolve));
+    await tokens?.stop();
   });
   beforeEach(async (ctx) => {
     await isolate(ctx.task.name.replace(/\W+/g, '-'));
-    requests.length = 0;
+    tokens.requests.length = 0;
   });
 
   const config = Buffer.from('{"layers":{},"bearer":true}');
@@ -293,7 +246,7 @@ describe('a registry with bearer token auth', () => {
     const target = new RegistryTarget(registry.host, 'acme/anon');
     expect(await target.exists(configDesc)).toBe(false);
     expect(await target.exists(configDesc)).toBe(false);
-    expect(requests).toEqual([{ user: undefined, scopes: ['repository:acme/anon:pull'], service: 'ocipkg-test' }]);
+    expect(tokens.requests).toEqual([{ user: undefined, scopes: ['repository:acme/anon:pull'], service: 'ocipkg-test' }]);
   });
 
   it('refuses an anonymous push with EAUTH', async () => {
@@ -306,6 +259,6 @@ describe('a registry with bearer token auth', () => {
     const target = new RegistryTarget(registry.host, 'acme/bearer');
     await target.push(configDesc, config);
     expect(await new RegistryTarget(registry.host, 'acme/bearer').exists(configDesc)).toBe(true);
-    expect(requests.some((r) => r.user === 'alice' && r.scopes.includes('repository:acme/bearer:pull,push'))).toBe(true);
+    expect(tokens.requests.some((r) => r.user === 'alice' && r.scopes.includes('repository:acme/bearer:pull,push'))).toBe(true);
   });
 });

@@ -49,6 +49,16 @@ describe('extractStream', () => {
     expect(statSync(join(dest, 'lib/copy.so')).ino).toBe(statSync(join(dest, 'lib/libzstd.so.1')).ino);
   });
 
+  it('extracts a shared-library symlink chain in GNU tar order (real file first, then links to links)', async () => {
+    await extract([
+      { path: 'lib/libgreet.so.1.2.0', body: 'ELF' },
+      { path: 'lib/libgreet.so.1', type: 'SymbolicLink', linkpath: 'libgreet.so.1.2.0' },
+      { path: 'lib/libgreet.so', type: 'SymbolicLink', linkpath: 'libgreet.so.1' },
+    ]);
+    expect(readFileSync(join(dest, 'lib/libgreet.so'), 'utf8')).toBe('ELF');
+    expect(readlinkSync(join(dest, 'lib/libgreet.so'))).toBe('libgreet.so.1');
+  });
+
   it('extracts a gzip-compressed stream', async () => {
     await extractStream(Readable.from([gzipLayer([{ path: 'a.txt', body: 'hello' }])]), dest, { ...layer, gzip: true });
     expect(readFileSync(join(dest, 'a.txt'), 'utf8')).toBe('hello');
@@ -75,6 +85,13 @@ describe('extractStream', () => {
     ['a character device', [{ path: 'null', type: 'CharacterDevice' }]],
     ['a block device', [{ path: 'disk', type: 'BlockDevice' }]],
     ['a FIFO', [{ path: 'pipe', type: 'FIFO' }]],
+    [
+      'a symlink chain that climbs out through another symlink',
+      [
+        { path: 'a/b/d', type: 'SymbolicLink', linkpath: '../..' },
+        { path: 'a/b/e', type: 'SymbolicLink', linkpath: 'd/../escaped' },
+      ],
+    ],
     [
       'a file written through a symlink',
       [

@@ -6,7 +6,7 @@ import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type Link
 import { canonicalReference, parseReference } from '../reference.js';
 import { resolvePackage } from '../resolve.js';
 import type { InstalledPackage } from '../store/package.js';
-import { nodeToTriple, selectTriple } from '../target.js';
+import { selectTriple } from '../target.js';
 import { debugEnabled, parseOptions, progress, runMain, usageError } from './common.js';
 
 /**
@@ -43,8 +43,8 @@ Other outputs (alone):
 Options:
   --static               link static builds where a library has both (the default)
   --shared               link shared builds where a library has both
-  --target TRIPLE        target triple (default: $OCIPKG_TARGET, then npm_config_arch for
-                         node-gyp cross builds, then the host)
+  --target TRIPLE        target triple (default: npm_config_arch when node-gyp cross-builds
+                         for another arch, then $OCIPKG_TARGET, then the host)
   --offline              use the store only, never the network
   --for-make             spell $ORIGIN as Make needs it ('$$ORIGIN'), for node-gyp's Makefiles
   --verbose              stack traces on errors
@@ -104,17 +104,6 @@ interface ResolvedPackage {
 
 /** Forward slashes everywhere: the output feeds Make, gyp and CMake, which all take them. */
 const slashes = (path: string) => path.split(sep).join('/');
-
-/**
- * `--target`, then OCIPKG_TARGET, then node-gyp's target arch when it differs from the host's
- * (`node-gyp --arch=arm64` exports npm_config_arch to the commands binding.gyp runs), then the host.
- */
-function targetTriple(explicit: string | undefined): string {
-  if (explicit || process.env.OCIPKG_TARGET) return selectTriple(explicit);
-  const arch = process.env.npm_config_arch;
-  if (arch && arch !== process.arch) return nodeToTriple(process.platform, arch);
-  return selectTriple();
-}
 
 async function describe(pkg: InstalledPackage): Promise<LinkDescription> {
   const stored = readLinkDescription(pkg.dir);
@@ -237,7 +226,7 @@ async function link(argv: string[]): Promise<void> {
   }
   if (values.static && values.shared) throw usageError('--static and --shared exclude each other');
 
-  const target = targetTriple(values.target);
+  const target = selectTriple(values.target);
   const resolveOptions = { target, offline: values.offline ?? false };
   if (values.exists) {
     try {

@@ -15,7 +15,7 @@ import {
 } from '../oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { canonicalReference, parseReference, type RegistryReference } from '../reference.js';
-import { assertTriple } from '../target.js';
+import { assertTriple, tripleToPlatform } from '../target.js';
 import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary.js';
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
 import { directoryEntries, placeBySoname, sourceDate, writeLayer, type LayerEntry } from './layer.js';
@@ -26,6 +26,12 @@ export interface PackOptions {
   image: string;
   /** Target triple; detected from the libraries' headers when absent. */
   target?: string;
+  /**
+   * With `target`: still read the libraries' headers and refuse a directory built for another OS
+   * or architecture (`publish`, where TRIPLE=PATH is a claim to check, not an override). The libc
+   * is not compared: static objects do not show it.
+   */
+  checkTarget?: boolean;
   /** Package name; defaults to the last component of the repository. */
   name?: string;
   version?: string;
@@ -98,6 +104,15 @@ async function detectTarget(input: ArtifactInput): Promise<string | undefined> {
   return triple;
 }
 
+async function checkTarget(input: ArtifactInput, target: string): Promise<void> {
+  const detected = await detectTarget(input);
+  if (detected === undefined) return;
+  const [want, have] = [tripleToPlatform(target), tripleToPlatform(detected)];
+  if (want.os !== have.os || want.architecture !== have.architecture) {
+    throw new OcipkgError('EINPUT', `libraries in ${input.origin} are built for ${have.os}/${have.architecture}, not ${target}`);
+  }
+}
+
 async function warnNonPic(input: ArtifactInput, warn: (message: string) => void): Promise<void> {
   for (const lib of input.libraries) {
     if (lib.kind !== 'static') continue;
@@ -130,6 +145,7 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
   const warn = options.warn ?? (() => {});
   const requires = (options.requires ?? []).map((r) => canonicalReference(parseReference(r)));
   const target = options.target !== undefined ? assertTriple(options.target) : await detectTarget(input);
+  if (options.target !== undefined && options.checkTarget) await checkTarget(input, options.target);
   if (input.libraries.length === 0) warn(`no libraries found in ${input.origin} (looked for lib*.a, lib*.so*, *.dylib, *.lib, *.dll in lib/, lib64/ and the root)`);
   await warnNonPic(input, warn);
 

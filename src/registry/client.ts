@@ -5,7 +5,8 @@ import { assertDigest, isDigest, sha256, verifyBytes } from '../oci/digest.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { repositoryScope, sessionFor } from './auth.js';
-import { readAll, readBody, registryOrigin, statusError, type HttpMethod, type HttpResponse } from './http.js';
+import { Backoff, isTransient, readAll, readBody, registryOrigin, sleep, statusError, transportError, type HttpMethod, type HttpResponse } from './http.js';
+import { resumingBody } from './resume.js';
 
 /** Every manifest type ocipkg reads, so the registry need not convert (or refuse) what it stores. */
 const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
@@ -26,18 +27,36 @@ function bareMediaType(header: string | string[] | undefined): string {
 }
 
 /**
+ * Content-Types that say nothing about what a document is (static file servers and some proxies
+ * use them for any JSON); anything else that is not a manifest type is a wrong answer.
+ */
+const UNSPECIFIC_TYPES = new Set(['', 'application/json', 'application/octet-stream', 'text/plain']);
+
+/**
  * The media type of manifest bytes whose Content-Type did not say: the document's own `mediaType`,
  * else its shape (an index has `manifests`), as the OCI image spec allows the field to be absent.
  */
 function sniffManifestType(bytes: Buffer, where: string): string {
-  let doc: { mediaType?: unknown; manifests?: unknown };
+  let doc: unknown;
   try {
-    doc = JSON.parse(bytes.toString('utf8')) as typeof doc;
+    doc = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw new OcipkgError('EMANIFEST', `${where} is not JSON`, { cause: err });
   }
-  if (typeof doc.mediaType === 'string' && MANIFEST_TYPES.includes(doc.mediaType)) return doc.mediaType;
-  return Array.isArray(doc.manifests) ? OCI_INDEX : OCI_MANIFEST;
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new OcipkgError('EMANIFEST', `${where} is not a manifest or index (not a JSON object)`);
+  }
+  const { mediaType, manifests } = doc as { mediaType?: unknown; manifests?: unknown };
+  if (typeof mediaType === 'string' && MANIFEST_TYPES.includes(mediaType)) return mediaType;
+  return Array.isArray(manifests) ? OCI_INDEX : OCI_MANIFEST;
+}
+
+/** The media type a manifest response's Content-Type stands for, sniffing only when it says nothing. */
+function manifestType(res: HttpResponse, bytes: Buffer, where: string): string {
+  const header = bareMediaType(res.headers['content-type']);
+  if (MANIFEST_TYPES.includes(header)) return header;
+  if (UNSPECIFIC_TYPES.has(header)) return sniffManifestType(bytes, where);
+  throw new OcipkgError('EMANIFEST', `${where} was served as "${header}", which is not a manifest or index type`);
 }
 
 /** The `rel="next"` target of a Link header, as the distribution spec paginates tag lists. */
@@ -62,8 +81,13 @@ export class RegistryTarget implements Target {
     this.location = `${registry}/${repository}`;
   }
 
+  /** `path` relative to the repository's API root, e.g. `blobs/sha256:...`. */
+  private async url(path: string): Promise<URL> {
+    return new URL(`/v2/${this.repository}/${path}`, await registryOrigin(this.registry));
+  }
+
   private async request(method: HttpMethod, path: string | URL, access: Access, init: RequestInit = {}): Promise<HttpResponse> {
-    const url = typeof path === 'string' ? new URL(`/v2/${this.repository}/${path}`, await registryOrigin(this.registry)) : path;
+    const url = typeof path === 'string' ? await this.url(path) : path;
     return sessionFor(this.registry).send({
       method,
       url,
@@ -89,11 +113,8 @@ export class RegistryTarget implements Target {
     const byDigest = reference.includes(':');
     if (byDigest) assertDigest(reference);
     const what = this.what('manifest', reference);
-    const res = await this.request('GET', `manifests/${reference}`, 'pull', { headers: { accept: MANIFEST_ACCEPT } });
-    await this.expect(res, (s) => s === 200, what);
-    const bytes = await readBody(res, MAX_MANIFEST_BYTES, what);
-    const header = bareMediaType(res.headers['content-type']);
-    const mediaType = MANIFEST_TYPES.includes(header) ? header : sniffManifestType(bytes, what);
+    const { res, bytes } = await this.getManifest(reference, MANIFEST_ACCEPT, what);
+    const mediaType = manifestType(res, bytes, what);
     const digest = sha256(bytes);
     if (byDigest && digest !== reference) {
       throw new OcipkgError('EINTEGRITY', `${what}: registry sent content with digest ${digest}`);
@@ -110,23 +131,59 @@ export class RegistryTarget implements Target {
     if (desc.size > MAX_MANIFEST_BYTES) {
       throw new OcipkgError('ETOOLARGE', `${what} is ${desc.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
     }
-    const res = await this.request('GET', `manifests/${desc.digest}`, 'pull', {
-      headers: { accept: `${desc.mediaType}, ${MANIFEST_ACCEPT}` },
-    });
-    await this.expect(res, (s) => s === 200, what);
-    const bytes = await readBody(res, MAX_MANIFEST_BYTES, what);
+    const { bytes } = await this.getManifest(desc.digest, `${desc.mediaType}, ${MANIFEST_ACCEPT}`, what);
     verifyBytes(desc, bytes, this.location);
     this.manifests.set(desc.digest, bytes);
     return bytes;
   }
 
+  /**
+   * A manifest read whole (capped at MAX_MANIFEST_BYTES). A body cut off or stalled midway is
+   * fetched again, with the same backoff as a failed request; it is small, so no ranges.
+   */
+  private async getManifest(reference: string, accept: string, what: string): Promise<{ res: HttpResponse; bytes: Buffer }> {
+    const backoff = new Backoff();
+    for (;;) {
+      const res = await this.request('GET', `manifests/${reference}`, 'pull', { headers: { accept } });
+      await this.expect(res, (s) => s === 200, what);
+      try {
+        return { res, bytes: await readBody(res, MAX_MANIFEST_BYTES, what) };
+      } catch (err) {
+        const delay = isTransient(err) ? backoff.next() : undefined;
+        if (delay === undefined) throw transportError(err, await this.url(`manifests/${reference}`), this.registry, Math.max(backoff.failures, 1));
+        await sleep(delay);
+      }
+    }
+  }
+
+  /**
+   * A blob's bytes as one stream that resumes across dropped or stalled connections (see
+   * resume.ts). Redirects (to a CDN, commonly) are followed by the session, without credentials.
+   * A Content-Length other than the descriptor's size is refused before any byte is read.
+   */
   async fetch(desc: Descriptor): Promise<Readable> {
     assertDigest(desc.digest);
     if (this.isManifest(desc)) return Readable.from([await this.fetchManifestBytes(desc)]);
-    // Redirects (to a CDN, commonly) are followed by the session, without credentials.
-    const res = await this.request('GET', `blobs/${desc.digest}`, 'pull');
-    await this.expect(res, (s) => s === 200, this.what('blob', desc.digest));
-    return res.body;
+    const what = this.what('blob', desc.digest);
+    const path = `blobs/${desc.digest}`;
+    const res = await this.request('GET', path, 'pull');
+    await this.expect(res, (s) => s === 200, what);
+    const declared = res.headers['content-length'];
+    if (declared !== undefined && Number(declared) !== desc.size) {
+      res.body.destroy();
+      throw new OcipkgError('EBADSIZE', `${what}: registry sent ${String(declared)} bytes, the descriptor says ${desc.size}`);
+    }
+    const url = await this.url(path);
+    return resumingBody(res, {
+      size: desc.size,
+      what,
+      reopen: async (offset) => {
+        const again = await this.request('GET', path, 'pull', { headers: { range: `bytes=${offset}-` } });
+        await this.expect(again, (s) => s === 200 || s === 206, what);
+        return again;
+      },
+      failure: (err, attempts) => transportError(err, url, this.registry, attempts),
+    });
   }
 
   async exists(desc: Descriptor): Promise<boolean> {

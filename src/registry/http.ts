@@ -24,19 +24,37 @@ export type HttpResponse = Dispatcher.ResponseData;
 
 /** An unreachable registry must fail within seconds, not after the OS's minutes-long SYN retries. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * OCIPKG_TIMEOUT (seconds): how long a response may keep ocipkg waiting, for its headers and between
+ * two pieces of its body. A stalled server then fails (and is retried like a dropped connection)
+ * instead of hanging a build.
+ */
 const DEFAULT_IDLE_TIMEOUT_S = 30;
-const MAX_ATTEMPTS = 3;
-const MAX_RETRY_AFTER_MS = 10_000;
+/** A request is tried at most this many times in a row without progress... */
+const MAX_ATTEMPTS = 5;
+/** ...and a run of failures is given up once retrying would reach past this, Retry-After included. */
+const RETRY_BUDGET_MS = 60_000;
+/**
+ * OCIPKG_RETRY_BASE_MS: the first backoff delay, doubled at each retry. Tests set it low so that
+ * injected faults cost milliseconds.
+ */
+const DEFAULT_RETRY_BASE_MS = 250;
 /** Enough of an error body to read the registry's error code; the rest is not worth holding. */
 const MAX_ERROR_BODY = 64 * 1024;
 
-function idleTimeoutMs(): number {
-  const raw = process.env.OCIPKG_TIMEOUT;
-  const seconds = raw === undefined || raw === '' ? DEFAULT_IDLE_TIMEOUT_S : Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new OcipkgError('EUSAGE', `OCIPKG_TIMEOUT must be a positive number of seconds, got "${raw}"`);
+/** A positive (or, with `zero`, non-negative) number from the environment, else the default. */
+function numberFromEnv(name: string, fallback: number, zero = false): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zero)) {
+    throw new OcipkgError('EUSAGE', `${name} must be a ${zero ? 'non-negative' : 'positive'} number, got "${raw}"`);
   }
-  return seconds * 1000;
+  return value;
+}
+
+function idleTimeoutMs(): number {
+  return numberFromEnv('OCIPKG_TIMEOUT', DEFAULT_IDLE_TIMEOUT_S) * 1000;
 }
 
 /**
@@ -148,14 +166,22 @@ function rootCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** Maps a failure to get any response at all to EUNREACHABLE or ETLS. */
-export function transportError(err: unknown, url: URL, registry: string): OcipkgError {
+/**
+ * Maps a failure to get a response, or the rest of one, to EUNREACHABLE, ETLS or EBADSIZE. The
+ * message names the path (repository and digest; never the query, which may hold a presigned
+ * URL's signature) and, after retries, how many attempts failed.
+ */
+export function transportError(err: unknown, url: URL, registry: string, attempts = 1): OcipkgError {
   if (err instanceof OcipkgError) return err;
   const code = rootCode(err) ?? 'unknown';
   if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
     return new OcipkgError('EBADSIZE', `upload to ${url.host} for registry ${registry}: body size differs from the descriptor's`, { cause: err });
   }
-  const where = url.host === registryApiHost(registry) ? `registry ${registry}` : `${url.host} (for registry ${registry})`;
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    return new OcipkgError('EBADSIZE', `${url.host}${url.pathname} (registry ${registry}) sent a body that differs from its Content-Length`, { cause: err });
+  }
+  const host = url.host === registryApiHost(registry) ? `registry ${registry}` : `${url.host} (for registry ${registry})`;
+  const where = url.pathname === '/v2/' ? host : `${host} for ${url.pathname}`;
   if (TLS_CODE.test(code)) {
     const detail = err instanceof Error ? err.message.split('\n')[0] : code;
     return new OcipkgError(
@@ -177,34 +203,90 @@ export function transportError(err: unknown, url: URL, registry: string): Ocipkg
     EHOSTUNREACH: 'host unreachable',
     ENETUNREACH: 'network unreachable',
   };
-  return new OcipkgError('EUNREACHABLE', `cannot reach ${where}: ${why[code] ?? code}`, { cause: err });
+  const tries = attempts > 1 ? ` (${attempts} attempts)` : '';
+  return new OcipkgError('EUNREACHABLE', `cannot reach ${where}: ${why[code] ?? code}${tries}`, { cause: err });
 }
 
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+/** Failures that say nothing about the request itself: the connection or the server had a moment. */
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'UND_ERR_SOCKET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
 const IDEMPOTENT = new Set<HttpMethod>(['GET', 'HEAD', 'PUT', 'DELETE']);
 
-function retryDelay(attempt: number, retryAfter: string | string[] | undefined): number {
-  const header = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
-  if (header) {
-    const seconds = Number(header);
-    const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
-    if (Number.isFinite(ms)) return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
-  }
-  return 250 * 2 ** attempt;
+/** Whether a transport failure (no response, or a body cut short) is worth another try. */
+export function isTransient(err: unknown): boolean {
+  return !(err instanceof OcipkgError) && TRANSIENT_CODES.has(rootCode(err) ?? '');
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Statuses that mean "not now": the request may succeed as it is a moment later. */
+export function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** Retry-After as a delay: delta-seconds or an HTTP date. */
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
+  return Number.isFinite(ms) ? Math.max(ms, 0) : undefined;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * When to try again after a run of consecutive failures: exponential backoff with jitter (so that
+ * many clients knocked over together do not come back together), or what Retry-After asks. A run
+ * ends after MAX_ATTEMPTS tries or once the next try would start past RETRY_BUDGET_MS from its
+ * first failure; progress (a resumed download that got bytes) starts a new run.
+ */
+export class Backoff {
+  private failed = 0;
+  private deadline: number | undefined;
+
+  /** Failed tries in the current run. */
+  get failures(): number {
+    return this.failed;
+  }
+
+  /** Counts a failure; the delay before the next try, or undefined when it is time to give up. */
+  next(retryAfter?: string | string[]): number | undefined {
+    this.failed++;
+    const now = Date.now();
+    this.deadline ??= now + RETRY_BUDGET_MS;
+    if (this.failed >= MAX_ATTEMPTS) return undefined;
+    const exponential = numberFromEnv('OCIPKG_RETRY_BASE_MS', DEFAULT_RETRY_BASE_MS, true) * 2 ** (this.failed - 1);
+    // Half fixed, half random: always some pause, never in lockstep with other clients.
+    const delay = retryAfterMs(retryAfter) ?? exponential / 2 + Math.random() * (exponential / 2);
+    return now + delay > this.deadline ? undefined : delay;
+  }
+
+  progressed(): void {
+    this.failed = 0;
+    this.deadline = undefined;
+  }
+}
+
+/** Responses returned after retries ran out, with the number of tries, for statusError's message. */
+const exhausted = new WeakMap<HttpResponse, number>();
 
 /**
  * Sends one request and returns the response whatever its status. Idempotent requests whose body
- * can be replayed (none, or bytes in memory) are retried a few times on a reset connection, 5xx
- * or 429; a streamed body cannot be replayed and is sent once. Redirects are returned, not
- * followed: whether credentials may go along is the caller's decision.
+ * can be replayed (none, or bytes in memory) are retried with backoff on a transient failure
+ * (reset, refused, timeout, 408, 429, 5xx); a streamed body cannot be replayed and is sent once.
+ * Redirects are returned, not followed: whether credentials may go along is the caller's decision.
  */
 export async function send(req: HttpRequest, registry: string): Promise<HttpResponse> {
   const replayable = IDEMPOTENT.has(req.method) && (req.body === undefined || req.body instanceof Uint8Array);
-  for (let attempt = 0; ; attempt++) {
-    const last = !replayable || attempt === MAX_ATTEMPTS - 1;
+  const backoff = new Backoff();
+  for (;;) {
     let res: HttpResponse;
     try {
       res = await request(req.url, {
@@ -214,13 +296,20 @@ export async function send(req: HttpRequest, registry: string): Promise<HttpResp
         dispatcher: dispatcherFor(req.url),
       });
     } catch (err) {
-      if (last || !RETRYABLE_CODES.has(rootCode(err) ?? '')) throw transportError(err, req.url, registry);
-      await sleep(retryDelay(attempt, undefined));
+      if (!replayable || !isTransient(err)) throw transportError(err, req.url, registry);
+      const delay = backoff.next();
+      if (delay === undefined) throw transportError(err, req.url, registry, backoff.failures);
+      await sleep(delay);
       continue;
     }
-    if (last || (res.statusCode !== 429 && res.statusCode < 500)) return res;
+    if (!replayable || !isTransientStatus(res.statusCode)) return res;
+    const delay = backoff.next(res.headers['retry-after']);
+    if (delay === undefined) {
+      exhausted.set(res, backoff.failures);
+      return res;
+    }
     await res.body.dump();
-    await sleep(retryDelay(attempt, res.headers['retry-after']));
+    await sleep(delay);
   }
 }
 
@@ -276,6 +365,8 @@ export async function statusError(res: HttpResponse, what: string, registry: str
     403: ['EDENIED', `access to ${what} denied by ${registry}${suffix}`],
     404: ['ENOTFOUND', `${what} not found${suffix}`],
   };
-  const [errorCode, message] = byStatus[status] ?? ['EREGISTRY', `${registry} answered ${status} for ${what}${suffix}`];
+  const tries = exhausted.get(res);
+  const after = tries !== undefined && tries > 1 ? `, ${tries} attempts` : '';
+  const [errorCode, message] = byStatus[status] ?? ['EREGISTRY', `${registry} answered ${status} for ${what}${suffix}${after}`];
   return new OcipkgError(errorCode, message);
 }

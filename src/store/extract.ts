@@ -1,10 +1,10 @@
-import { mkdir } from 'node:fs/promises';
-import { posix } from 'node:path';
+import { mkdir, realpath, rm, symlink } from 'node:fs/promises';
+import { dirname, join, posix, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { Unpack, type ReadEntry } from 'tar';
-import { OcipkgError } from '../errors.js';
+import { errno, OcipkgError } from '../errors.js';
 
 /**
  * Safe extraction of a tar stream (a layer, an oci-archive) into a directory.
@@ -89,11 +89,13 @@ class Extractor extends Writable {
   private readonly unpack: Unpack;
   private readonly tarClosed: Promise<void>;
   private readonly symlinks = new Set<string>();
+  /** Symlink entries (path -> target) still to create, in archive order; a later entry replaces an earlier one. */
+  private readonly pendingLinks = new Map<string, string>();
   private drainWaiter: (() => void) | undefined;
   private tarEnded = false;
 
   constructor(
-    dest: string,
+    private readonly dest: string,
     private readonly options: ExtractOptions,
   ) {
     super();
@@ -136,8 +138,15 @@ class Extractor extends Writable {
       return false;
     }
     const path = normalizeEntryPath(entry.path);
-    if (entry.type === 'SymbolicLink') this.symlinks.add(path);
-    else this.symlinks.delete(path);
+    if (entry.type === 'SymbolicLink') {
+      this.symlinks.add(path);
+      // Created after every file is in place (see createSymlinks): node-tar refuses a link to a
+      // link (libz.so -> libz.so.1 -> libz.so.1.2.13, the usual shared-library chain).
+      this.pendingLinks.set(path, entry.linkpath ?? '');
+      return false;
+    }
+    this.symlinks.delete(path);
+    this.pendingLinks.delete(path);
     if (typeof entry.mode === 'number') {
       // No set-uid, set-gid or sticky bits; the owner keeps read/write so later entries and cleanup work.
       const dir = entry.type === 'Directory';
@@ -195,7 +204,33 @@ class Extractor extends Writable {
     } else {
       this.endTar();
     }
-    void this.tarClosed.then(() => done(this.failure ?? null));
+    void this.tarClosed
+      .then(() => (this.failure ? undefined : this.createSymlinks()))
+      .then(
+        () => done(this.failure ?? null),
+        (err: Error) => done(this.failure ?? err),
+      );
+  }
+
+  /**
+   * Creates the deferred symlinks, then checks where each really leads. Every target was checked
+   * lexically on admission, but a chain can still climb out (`a/d -> ../..` then `a/e -> d/../x`),
+   * so the real location each link reaches (as far as it exists) must be inside the root.
+   */
+  private async createSymlinks(): Promise<void> {
+    for (const [path, target] of this.pendingLinks) {
+      const at = join(this.dest, path);
+      await mkdir(dirname(at), { recursive: true });
+      await rm(at, { force: true, recursive: true });
+      await symlink(target, at);
+    }
+    const root = await realpath(this.dest);
+    for (const [path, target] of this.pendingLinks) {
+      const reached = await reachedBy(join(this.dest, path), target);
+      if (reached !== root && !reached.startsWith(root + sep)) {
+        throw new OcipkgError('EUNSAFE', `${this.options.label}: entry "${path}" is a symlink that leads outside the extraction root`);
+      }
+    }
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
@@ -206,6 +241,27 @@ class Extractor extends Writable {
     this.endTar();
     void this.tarClosed.then(() => done(err));
   }
+}
+
+/**
+ * The real path a relative symlink at `link` leads to, component by component as the kernel walks
+ * it (symlinks resolved before `..` applies), up to the first component that does not exist: a link
+ * dangling past that point can never reach anything.
+ */
+async function reachedBy(link: string, target: string): Promise<string> {
+  let walked = dirname(link);
+  let reached = await realpath(walked);
+  for (const part of target.split(/[\\/]/)) {
+    if (part === '' || part === '.') continue;
+    walked = `${walked}${sep}${part}`;
+    try {
+      reached = await realpath(walked);
+    } catch (err) {
+      if (['ENOENT', 'ENOTDIR', 'ELOOP'].includes(errno(err) ?? '')) break;
+      throw err;
+    }
+  }
+  return reached;
 }
 
 /** A writable end to pipe a layer into; see Extractor. `dest` must exist. */
