@@ -69,7 +69,10 @@ export async function startRegistry(options = {}) {
   ].join('\n');
   const configPath = join(root, 'config.yml');
   await writeFile(configPath, config);
-  const child = spawn(BINARY, ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // distribution reads REGISTRY_* variables as overrides of its config (REGISTRY_AUTH_FILE, which
+  // podman users set, would turn auth on): start it with none of them.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('REGISTRY_')));
+  const child = spawn(BINARY, ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   child.stderr?.on('data', (chunk) => {
     stderr = (stderr + chunk.toString()).slice(-8000);

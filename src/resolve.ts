@@ -6,7 +6,7 @@ import { readRef } from './store/refs.js';
 import { selectTriple } from './target.js';
 
 export interface ResolveOptions {
-  /** Target triple; default `OCIPKG_TARGET`, then the host. */
+  /** Target triple; default: npm_config_arch for a cross build, then `OCIPKG_TARGET`, then the host (see selectTriple). */
   target?: string;
   /** Never touch the network: the store must already hold the package. */
   offline?: boolean;

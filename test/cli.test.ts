@@ -86,7 +86,7 @@ describe('bad input', () => {
   });
 
   it('every command answers --help on stdout', async () => {
-    for (const command of ['pack', 'compose', 'push', 'get', 'load', 'image-directory', 'list', 'inspect', 'login', 'logout']) {
+    for (const command of ['pack', 'compose', 'push', 'publish', 'get', 'load', 'image-directory', 'list', 'inspect', 'login', 'logout']) {
       const result = await ocipkg([command, '--help']);
       expect(result.code, command).toBe(0);
       expect(result.stdout, command).toMatch(new RegExp(`^usage: ocipkg ${command}`));
@@ -151,6 +151,27 @@ describe('artifacts written by the Rust ocipkg', () => {
     const libs = await ocipkgLink(['--libs', image], { OCIPKG_DATA_DIR: store });
     expect(libs.code, libs.stderr).toBe(0);
     expect(libs.stdout.trim()).toBe(`${root}/liblz4.a`);
+  });
+});
+
+describe('archives without a registry', () => {
+  it('load puts an archive into the store under the name it records, once unless forced', async () => {
+    const store = await tempDir('store');
+    const loaded = await ocipkg(['load', archive], { OCIPKG_DATA_DIR: store });
+    expect(loaded.code, loaded.stderr).toBe(0);
+    const offline = await ocipkg(['image-directory', '--offline', `${registry.host}/acme/lz4:1`], { OCIPKG_DATA_DIR: store });
+    expect(offline.stdout).toBe(loaded.stdout);
+    expectOneLineError(await ocipkg(['load', archive], { OCIPKG_DATA_DIR: store }), /already in the store/);
+    expect((await ocipkg(['load', '-f', archive], { OCIPKG_DATA_DIR: store })).code).toBe(0);
+  });
+
+  it('compose packs loose files at the package root', async () => {
+    const out = join(work, 'composed.tar');
+    const composed = await ocipkg(['compose', '/usr/lib/x86_64-linux-gnu/liblz4.a', '/usr/include/lz4.h', '-o', out, '-t', 'example.com/acme/lz4:composed']);
+    expect(composed.code, composed.stderr).toBe(0);
+    const store = await tempDir('store');
+    const loaded = await ocipkg(['load', out], { OCIPKG_DATA_DIR: store });
+    expect(readdirSync(loaded.stdout.trim()).sort()).toEqual(['liblz4.a', 'lz4.h']);
   });
 });
 

@@ -150,6 +150,17 @@ describe('ocipkg-link', () => {
     }
   });
 
+  it('refuses to print link flags for a package with nothing to link, but gives its cflags', async () => {
+    const layout = join(work, 'headers-only');
+    await writePackage(layout, '1', [{ path: 'include/only.h', body: '#define ONLY 1\n' }], { name: 'only', includeDirs: ['include'] });
+    const libs = await ocipkgLink(['--cflags', '--libs', `oci:${layout}:1`], env);
+    expect([libs.code, libs.stdout]).toEqual([1, '']);
+    expect(libs.stderr).toMatch(/^ocipkg-link: .*provides no libraries.*\n$/);
+    const cflags = await ocipkgLink(['--cflags', `oci:${layout}:1`], env);
+    expect(cflags.code).toBe(0);
+    expect(cflags.stdout).toMatch(/^-I\S+\/root\/include\n$/);
+  });
+
   it('prints flags for an image pushed to a real registry, then answers offline from the store', async () => {
     const layout = join(work, 'lz4-layout');
     await writePackage(layout, '1.9.4', await lz4Entries(), { name: 'lz4', version: '1.9.4', target: TARGET, includeDirs: ['include'], libraries: [{ name: 'lz4', kind: 'static', file: 'lib/liblz4.a' }] });

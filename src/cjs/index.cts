@@ -12,7 +12,7 @@ import { join } from 'node:path';
  */
 
 export interface LinkOptions {
-  /** Target triple; default OCIPKG_TARGET, then npm_config_arch, then the host. */
+  /** Target triple; default: npm_config_arch for a cross build, then OCIPKG_TARGET, then the host. */
   target?: string;
   /** Link shared builds where a library has both (default static). */
   shared?: boolean;

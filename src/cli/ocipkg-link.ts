@@ -153,6 +153,9 @@ function variables(entry: ResolvedPackage): Record<string, string> {
   };
 }
 
+/** Outputs that only make sense for a package with something to link. */
+const LINK_OUTPUTS = new Set<string>(['libs', 'libs-only-l', 'lib-files']);
+
 function lineOutput(output: (typeof LINE_OUTPUTS)[number], flags: LinkFlags, packages: ResolvedPackage[]): string[] {
   switch (output) {
     case 'cflags':
@@ -244,6 +247,15 @@ async function link(argv: string[]): Promise<void> {
   if (values.modversion) return out(requested.map((p) => p.description.version ?? '').join('\n'));
   if (values.variable !== undefined) {
     return out(requested.map((p) => slashes(variables(p)[values.variable!] ?? '')).join(' '));
+  }
+
+  // Asking to link a package that has nothing to link is a mistake (a wrong image, a headers-only
+  // package): fail rather than print a line the build would take as complete.
+  if (lines.some((name) => LINK_OUTPUTS.has(name))) {
+    const empty = requested.find((p) => p.description.libraries.length === 0 && p.description.linkFlags.length === 0);
+    if (empty) {
+      throw new OcipkgError('ENOLIBS', `${empty.image} provides no libraries to link (headers only?); ask for --cflags alone`);
+    }
   }
 
   const flags = computeLinkFlags(

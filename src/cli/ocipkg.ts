@@ -6,6 +6,7 @@ import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../target.js';
 import { parseOptions, progress, readStdin, runMain, usageError } from './common.js';
+import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './publish.js';
 
 /**
  * `ocipkg`: a superset of the Rust ocipkg's commands. Each command parses its own options and
@@ -110,10 +111,11 @@ const COMMANDS: Record<string, Command> = {
       }
     },
   },
+  publish: { usage: PUBLISH_USAGE, summary: PUBLISH_SUMMARY, options: PUBLISH_OPTIONS, run: runPublish },
   get: {
     usage: 'ocipkg get IMAGE [-f] [--target TRIPLE]',
     summary: 'fetch an image into the local store and print its directory',
-    options: '  -f, --force             fetch again even if the store has it\n  --target TRIPLE         target triple (default: OCIPKG_TARGET, then the host)\n  --offline               use only the store',
+    options: '  -f, --force             fetch again even if the store has it\n  --target TRIPLE         target triple (default: npm_config_arch for a cross build, then OCIPKG_TARGET, then the host)\n  --offline               use only the store',
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' }, offline: { type: 'boolean' } }, 'get');
       const [image] = positionals(pos, 1, 1, 'get');
@@ -184,6 +186,18 @@ const COMMANDS: Record<string, Command> = {
       const { inspect } = await import('./inspect.js');
       out(JSON.stringify(await inspect(what!), null, 2));
     },
+  },
+  prune: {
+    usage: 'ocipkg prune [--dry-run] [--min-age MINUTES] [--json]',
+    summary: 'remove packages no reference points to, unused blobs and abandoned downloads from the store',
+    options: '  --dry-run               list what would be removed, remove nothing\n  --min-age MINUTES       keep anything newer (default 10: it may be a fetch in progress)\n  --json                  one JSON object instead of lines',
+    run: async (args) => (await import('./maintenance.js')).runPrune(args),
+  },
+  verify: {
+    usage: 'ocipkg verify [--fix] [--json]',
+    summary: "re-hash the store's blobs and check every package's files against its layers",
+    options: '  --fix                   remove what is corrupt (and the references to it)\n  --json                  one JSON object instead of lines',
+    run: async (args) => (await import('./maintenance.js')).runVerify(args),
   },
   login: {
     usage: 'ocipkg login REGISTRY -u USER (-p PASSWORD | --password-stdin)',

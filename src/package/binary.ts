@@ -132,6 +132,8 @@ function elfArchitecture(machine: number, bits: 32 | 64, little: boolean): strin
     case 258:
       return 'loong64';
     case 8:
+      // EM_MIPS covers both widths; the ELF class tells mips64 from mips.
+      if (bits === 64) return little ? 'mips64le' : 'mips64';
       return little ? 'mipsle' : 'mips';
     default:
       return undefined;

@@ -2,10 +2,11 @@ import { Readable } from 'node:stream';
 import { OcipkgError } from '../errors.js';
 import type { Target } from '../oci/content.js';
 import { assertDigest, isDigest, sha256, verifyBytes } from '../oci/digest.js';
+import { readAll } from '../oci/manifest.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { repositoryScope, sessionFor } from './auth.js';
-import { Backoff, isTransient, readAll, readBody, registryOrigin, sleep, statusError, transportError, type HttpMethod, type HttpResponse } from './http.js';
+import { Backoff, discard, isTransient, readBody, registryOrigin, sleep, statusError, transportError, type HttpMethod, type HttpResponse } from './http.js';
 import { resumingBody } from './resume.js';
 
 /** Every manifest type ocipkg reads, so the registry need not convert (or refuse) what it stores. */
@@ -170,7 +171,7 @@ export class RegistryTarget implements Target {
     await this.expect(res, (s) => s === 200, what);
     const declared = res.headers['content-length'];
     if (declared !== undefined && Number(declared) !== desc.size) {
-      res.body.destroy();
+      discard(res);
       throw new OcipkgError('EBADSIZE', `${what}: registry sent ${String(declared)} bytes, the descriptor says ${desc.size}`);
     }
     const url = await this.url(path);

@@ -3,7 +3,11 @@ import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import { OcipkgError, errno, type ErrorCode } from '../errors.js';
+import { readAll } from '../oci/manifest.js';
 import { isLoopbackRegistry, registryApiHost } from '../reference.js';
+
+/** Response bodies are read with the capped reader manifests use; re-exported for callers of this module. */
+export { readAll };
 
 /**
  * The HTTP transport under the registry client: the process's undici dispatchers (proxy, CA,
@@ -203,7 +207,7 @@ export function transportError(err: unknown, url: URL, registry: string, attempt
     EHOSTUNREACH: 'host unreachable',
     ENETUNREACH: 'network unreachable',
   };
-  const tries = attempts > 1 ? ` (${attempts} attempts)` : '';
+  const tries = attempts > 1 ? `; gave up after ${attempts} attempts` : '';
   return new OcipkgError('EUNREACHABLE', `cannot reach ${where}: ${why[code] ?? code}${tries}`, { cause: err });
 }
 
@@ -225,9 +229,14 @@ export function isTransient(err: unknown): boolean {
   return !(err instanceof OcipkgError) && TRANSIENT_CODES.has(rootCode(err) ?? '');
 }
 
-/** Statuses that mean "not now": the request may succeed as it is a moment later. */
-export function isTransientStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+/**
+ * Statuses that mean "not now": the request may succeed as it is a moment later. Other 5xx (501
+ * Not Implemented, 505...) would answer the same again.
+ */
+const TRANSIENT_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
+
+function isTransientStatus(status: number): boolean {
+  return TRANSIENT_STATUSES.has(status);
 }
 
 /** Retry-After as a delay: delta-seconds or an HTTP date. */
@@ -274,8 +283,8 @@ export class Backoff {
   }
 }
 
-/** Responses returned after retries ran out, with the number of tries, for statusError's message. */
-const exhausted = new WeakMap<HttpResponse, number>();
+/** Responses returned after retries ran out, with why, for statusError's message. */
+const exhausted = new WeakMap<HttpResponse, string>();
 
 /**
  * Sends one request and returns the response whatever its status. Idempotent requests whose body
@@ -303,9 +312,11 @@ export async function send(req: HttpRequest, registry: string): Promise<HttpResp
       continue;
     }
     if (!replayable || !isTransientStatus(res.statusCode)) return res;
-    const delay = backoff.next(res.headers['retry-after']);
+    const retryAfter = res.headers['retry-after'];
+    const delay = backoff.next(retryAfter);
     if (delay === undefined) {
-      exhausted.set(res, backoff.failures);
+      const asked = retryAfter === undefined ? '' : ` (it asked to retry after ${String(retryAfter)})`;
+      exhausted.set(res, `; gave up after ${backoff.failures} attempt${backoff.failures === 1 ? '' : 's'}${asked}`);
       return res;
     }
     await res.body.dump();
@@ -313,26 +324,20 @@ export async function send(req: HttpRequest, registry: string): Promise<HttpResp
   }
 }
 
-/** Reads a whole stream, refusing (without reading on) one longer than `max` bytes. */
-export async function readAll(stream: Readable, max: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += (chunk as Buffer).length;
-    if (total > max) {
-      stream.destroy();
-      throw new OcipkgError('ETOOLARGE', `${what} is larger than ${max} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+/**
+ * Drops a response without reading its body. undici's body, destroyed unread, emits an abort error;
+ * nobody is left to care, so it is swallowed rather than left to crash the process.
+ */
+export function discard(res: HttpResponse): void {
+  res.body.on('error', () => {});
+  res.body.destroy();
 }
 
 /** A response body read whole; a Content-Length over `max` is refused before reading anything. */
 export async function readBody(res: HttpResponse, max: number, what: string): Promise<Buffer> {
   const declared = Number(res.headers['content-length']);
   if (Number.isFinite(declared) && declared > max) {
-    res.body.destroy();
+    discard(res);
     throw new OcipkgError('ETOOLARGE', `${what} is ${declared} bytes, over the ${max}-byte limit`);
   }
   return readAll(res.body, max, what);
@@ -365,8 +370,6 @@ export async function statusError(res: HttpResponse, what: string, registry: str
     403: ['EDENIED', `access to ${what} denied by ${registry}${suffix}`],
     404: ['ENOTFOUND', `${what} not found${suffix}`],
   };
-  const tries = exhausted.get(res);
-  const after = tries !== undefined && tries > 1 ? `, ${tries} attempts` : '';
-  const [errorCode, message] = byStatus[status] ?? ['EREGISTRY', `${registry} answered ${status} for ${what}${suffix}${after}`];
+  const [errorCode, message] = byStatus[status] ?? ['EREGISTRY', `${registry} answered ${status} for ${what}${suffix}${exhausted.get(res) ?? ''}`];
   return new OcipkgError(errorCode, message);
 }

@@ -1,14 +1,7 @@
 import { Readable } from 'node:stream';
 import { OcipkgError } from '../errors.js';
-import { Backoff, isTransient, sleep, type HttpResponse } from './http.js';
+import { Backoff, discard, isTransient, sleep, type HttpResponse } from './http.js';
 
-/**
- * A blob download as one stream that outlives its connections. When the body is cut off or stalls
- * midway, the blob is requested again from the first missing byte (`Range: bytes=N-`): a 206 carries
- * on from there, a 200 (a server without ranges) starts over and its first N bytes are skipped.
- * Readers see one continuous body, so whoever verifies it (VerifyingStream) still hashes the whole
- * blob exactly once, and a server that restarted with different bytes fails that check.
- */
 export interface ResumeOptions {
   /** The blob's size from its descriptor: a download that has it all is not resumed. */
   size: number;
@@ -26,6 +19,13 @@ function rangeStart(res: HttpResponse): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/**
+ * A blob download as one stream that outlives its connections. When the body is cut off or stalls
+ * midway, the blob is requested again from the first missing byte (`Range: bytes=N-`): a 206 carries
+ * on from there, a 200 (a server without ranges) starts over and its first N bytes are skipped.
+ * Readers see one continuous body, so whoever verifies it (VerifyingStream) still hashes the whole
+ * blob exactly once, and a server that restarted with different bytes fails that check.
+ */
 export function resumingBody(first: HttpResponse, options: ResumeOptions): Readable {
   async function* chunks(): AsyncGenerator<Buffer> {
     let res = first;
@@ -55,7 +55,7 @@ export function resumingBody(first: HttpResponse, options: ResumeOptions): Reada
       if (res.statusCode === 206) {
         const start = rangeStart(res);
         if (start !== received) {
-          res.body.destroy();
+          discard(res);
           throw new OcipkgError('EREGISTRY', `${options.what}: asked for bytes from ${received}, got a range starting at ${start ?? 'an unreadable offset'}`);
         }
         skip = 0;

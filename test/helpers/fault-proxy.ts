@@ -13,8 +13,11 @@ export type Fault =
   | { kind: 'reset' }
   /** Answer with this status (5xx, 408, 429...) without asking the registry. */
   | { kind: 'status'; status: number; retryAfter?: string }
-  /** Send the registry's headers (its Content-Length too) and `after` body bytes, then drop the connection. */
-  | { kind: 'cut'; after: number }
+  /**
+   * Send the registry's headers (its Content-Length too) and `after` body bytes, then drop the
+   * connection; with `ignoreRange`, as a server without range support would.
+   */
+  | { kind: 'cut'; after: number; ignoreRange?: boolean }
   /** Never answer. */
   | { kind: 'stall' }
   /** Send the headers and `after` body bytes, then go silent with the connection open. */
@@ -39,7 +42,7 @@ export interface FaultRule {
   method?: string;
   /** Matched against the request's path and query. */
   path: RegExp;
-  /** Which of the requests matching method and path get the fault (1-based); default all of them. */
+  /** Which of the requests matching method and path get the fault (1-based, counted per rule); default all. */
   nth?: number | number[];
   fault: Fault;
 }
@@ -48,6 +51,10 @@ export interface RecordedRequest {
   method: string;
   path: string;
   headers: IncomingHttpHeaders;
+  /** When it arrived (Date.now()). */
+  at: number;
+  /** Body bytes written so far by a `slow` fault, updated as they go out (to time kills by progress). */
+  sent: number;
   /** The fault applied, if any. */
   fault?: Fault['kind'];
 }
@@ -69,12 +76,19 @@ interface ActiveRule extends FaultRule {
   seen: number;
 }
 
-function applies(rule: ActiveRule, req: IncomingMessage): boolean {
-  if (rule.method !== undefined && rule.method !== req.method) return false;
-  if (!rule.path.test(req.url ?? '')) return false;
-  rule.seen++;
-  if (rule.nth === undefined) return true;
-  return Array.isArray(rule.nth) ? rule.nth.includes(rule.seen) : rule.nth === rule.seen;
+/**
+ * The fault for a request: every rule matching its method and path counts it (so `nth` numbers the
+ * requests to that path, whichever rule handled the earlier ones), and the first whose `nth` it is wins.
+ */
+function faultFor(rules: ActiveRule[], req: IncomingMessage): Fault | undefined {
+  let chosen: Fault | undefined;
+  for (const rule of rules) {
+    if ((rule.method !== undefined && rule.method !== req.method) || !rule.path.test(req.url ?? '')) continue;
+    rule.seen++;
+    const applies = rule.nth === undefined || (Array.isArray(rule.nth) ? rule.nth.includes(rule.seen) : rule.nth === rule.seen);
+    if (applies) chosen ??= rule.fault;
+  }
+  return chosen;
 }
 
 async function readWhole(stream: IncomingMessage): Promise<Buffer> {
@@ -86,7 +100,7 @@ async function readWhole(stream: IncomingMessage): Promise<Buffer> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends the registry's response, changed as the fault says; the body is held whole first (test blobs are small). */
-async function answer(fault: Fault | undefined, req: IncomingMessage, up: IncomingMessage, res: ServerResponse): Promise<void> {
+async function answer(fault: Fault | undefined, record: RecordedRequest, req: IncomingMessage, up: IncomingMessage, res: ServerResponse): Promise<void> {
   const headers = { ...up.headers };
   const status = up.statusCode ?? 502;
   if (fault === undefined || req.method === 'HEAD' || (fault.kind !== 'content-type' && status !== 200 && status !== 206)) {
@@ -123,7 +137,9 @@ async function answer(fault: Fault | undefined, req: IncomingMessage, up: Incomi
     case 'slow':
       res.writeHead(status, headers);
       for (let at = 0; at < body.length && !res.destroyed; at += fault.chunk) {
-        res.write(body.subarray(at, at + fault.chunk));
+        const piece = body.subarray(at, at + fault.chunk);
+        res.write(piece);
+        record.sent += piece.length;
         await sleep(fault.delayMs);
       }
       res.end();
@@ -134,14 +150,18 @@ async function answer(fault: Fault | undefined, req: IncomingMessage, up: Incomi
   }
 }
 
-/** Starts a fault proxy forwarding to `upstream` (`http://127.0.0.1:PORT`, a TestRegistry's url). */
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+/**
+ * Starts a fault proxy forwarding to `upstream` (`http://127.0.0.1:PORT`, a TestRegistry's url), on
+ * `port` when given (to bring a proxy back where a closed one was) or a free one.
+ */
+export async function startFaultProxy(upstream: string, port?: number): Promise<FaultProxy> {
   let rules: ActiveRule[] = [];
   const requests: RecordedRequest[] = [];
 
   const server = createServer((req, res) => {
-    const fault = rules.find((rule) => applies(rule, req))?.fault;
-    requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, ...(fault && { fault: fault.kind }) });
+    const fault = faultFor(rules, req);
+    const record: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, at: Date.now(), sent: 0, ...(fault && { fault: fault.kind }) };
+    requests.push(record);
     switch (fault?.kind) {
       case 'reset':
         req.socket.resetAndDestroy();
@@ -169,19 +189,19 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         return;
     }
     const headers = { ...req.headers };
-    if (fault?.kind === 'no-ranges') delete headers.range;
+    if (fault?.kind === 'no-ranges' || (fault?.kind === 'cut' && fault.ignoreRange)) delete headers.range;
     const forward = request(new URL(req.url ?? '/', upstream), { method: req.method, headers }, (up) => {
-      answer(fault?.kind === 'no-ranges' ? undefined : fault, req, up, res).catch(() => res.destroy());
+      answer(fault?.kind === 'no-ranges' ? undefined : fault, record, req, up, res).catch(() => res.destroy());
     });
     forward.on('error', () => res.destroy());
     req.pipe(forward);
   });
 
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const listen = port ?? (await freePort());
+  await new Promise<void>((resolve) => server.listen(listen, '127.0.0.1', resolve));
   return {
-    host: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${listen}`,
+    url: `http://127.0.0.1:${listen}`,
     requests,
     add(rule) {
       rules.push({ ...rule, seen: 0 });

@@ -53,7 +53,10 @@ export async function startTlsRegistry(ca: TestCa, extraConfig = ''): Promise<Te
     'http:', `  addr: 127.0.0.1:${port}`, '  tls:', `    certificate: ${ca.serverCert}`, `    key: ${ca.serverKey}`,
     extraConfig,
   ].join('\n'));
-  const child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // distribution reads REGISTRY_* variables as config overrides; REGISTRY_AUTH_FILE (podman's, set
+  // by the suite's global setup) would become a bogus `auth.file` section.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('REGISTRY_')));
+  const child = spawn('docker-registry', ['serve', configPath], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8000)));
   const caPem = await readFile(ca.caCert);

@@ -8,7 +8,8 @@ import { freePort } from './registry.js';
 
 /**
  * A real token service for distribution's `auth: token`: it checks Basic credentials, grants `pull`
- * to anyone and `push` to the users listed, and signs RS256 JWTs with a throwaway key whose
+ * to anyone (or, with `anonymous: false`, refuses requests without credentials) and `push` to the
+ * users listed, and signs RS256 JWTs with a throwaway key whose
  * self-signed certificate the registry trusts (`rootcertbundle`; the cert travels in the `x5c`
  * header). Every request and every token it issues is recorded for the tests to inspect.
  */
@@ -42,7 +43,7 @@ const SERVICE = 'ocipkg-test';
  */
 const REGISTRY_LEEWAY_SECONDS = 60;
 
-export async function startTokenServer(users: Record<string, string>): Promise<TokenServer> {
+export async function startTokenServer(users: Record<string, string>, options: { anonymous?: boolean } = {}): Promise<TokenServer> {
   const dir = await mkdtemp(join(tmpdir(), 'ocipkg-token-'));
   const keyPath = join(dir, 'key.pem');
   const certPath = join(dir, 'cert.pem');
@@ -67,7 +68,7 @@ export async function startTokenServer(users: Record<string, string>): Promise<T
     }
     const scopes = url.searchParams.getAll('scope');
     requests.push({ user, scopes, service: url.searchParams.get('service') });
-    if (user !== undefined && users[user] !== password) {
+    if (user === undefined ? options.anonymous === false : users[user] !== password) {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
       return;
     }

@@ -1,0 +1,56 @@
+import { canonicalReference, parseReference } from '../reference.js';
+import type { PublishInput } from '../publish.js';
+import { parseOptions, progress, usageError } from './common.js';
+
+/**
+ * `ocipkg publish`: parsing and printing only; the work is in src/publish.ts, imported when the
+ * command runs so that `ocipkg` itself stays light.
+ */
+
+export const PUBLISH_USAGE = 'ocipkg publish IMAGE --target TRIPLE=PATH [--target TRIPLE=PATH ...] [--append] [options]';
+export const PUBLISH_SUMMARY = 'push one build per target triple and an image index over them under one tag';
+export const PUBLISH_OPTIONS = [
+  '  --target TRIPLE=PATH    a build: PATH is an install prefix (packed for TRIPLE) or an',
+  '                          oci-archive from `pack` recording TRIPLE (repeatable, required)',
+  '  --append                keep the targets IMAGE already has; add or replace only these',
+  '  --name NAME             package name for packed directories (default: last component of IMAGE)',
+  '  --version VERSION       org.opencontainers.image.version (packed directories and the index)',
+  '  --source URL            org.opencontainers.image.source (packed directories)',
+  '  --license SPDX          org.opencontainers.image.licenses (packed directories)',
+  '  --description TEXT      org.opencontainers.image.description (packed directories)',
+  '  --requires IMAGE        a package this one needs (packed directories; repeatable)',
+  'Each build is also tagged TAG-TRIPLE. Prints IMAGE pinned to the index digest.',
+].join('\n');
+
+function parseTarget(value: string): PublishInput {
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1) throw usageError(`publish: --target "${value}" is not TRIPLE=PATH`);
+  return { triple: value.slice(0, eq), path: value.slice(eq + 1) };
+}
+
+export async function runPublish(args: string[]): Promise<void> {
+  const { values, positionals } = parseOptions(args, {
+    target: { type: 'string', multiple: true }, append: { type: 'boolean' }, name: { type: 'string' },
+    version: { type: 'string' }, source: { type: 'string' }, license: { type: 'string' },
+    description: { type: 'string' }, requires: { type: 'string', multiple: true },
+  }, 'publish');
+  if (positionals.length !== 1) throw usageError(`publish: expected one IMAGE, got ${positionals.length} (usage: ${PUBLISH_USAGE})`);
+  const inputs = (values.target ?? []).map(parseTarget);
+  if (inputs.length === 0) throw usageError(`publish: at least one --target TRIPLE=PATH is required (usage: ${PUBLISH_USAGE})`);
+  const { publish } = await import('../publish.js');
+  const result = await publish(positionals[0]!, inputs, {
+    append: values.append ?? false,
+    pack: {
+      ...(values.name !== undefined && { name: values.name }),
+      ...(values.version !== undefined && { version: values.version }),
+      ...(values.source !== undefined && { source: values.source }),
+      ...(values.license !== undefined && { licenses: values.license }),
+      ...(values.description !== undefined && { description: values.description }),
+      ...(values.requires !== undefined && { requires: values.requires.map((r) => canonicalReference(parseReference(r))) }),
+      warn: (message: string) => process.stderr.write(`ocipkg: warning: ${message}\n`),
+    },
+    progress,
+    onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
+  });
+  process.stdout.write(`${result.pinned}\n`);
+}

@@ -1,0 +1,383 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, lstat, mkdir, readdir, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { errno } from '../errors.js';
+import { isDigest, VerifyingStream } from '../oci/digest.js';
+import { LAYER_TYPES } from '../oci/mediatypes.js';
+import type { Descriptor } from '../oci/types.js';
+import { parseReference } from '../reference.js';
+import { createExtractor } from './extract.js';
+import { pathExists, removeTree, uniqueName } from './fsutil.js';
+import { readInstalledPackage } from './package.js';
+import { PACKAGE_ROOT_DIR, storePaths } from './paths.js';
+import { listRefs, removeRef, type RefRecord } from './refs.js';
+import { writeStoreIndex } from './store.js';
+
+/**
+ * Store maintenance: `prune` (garbage collection) and `verify` (re-hash and repair).
+ *
+ * Both run while other ocipkg processes fetch into the same store, with no lock to take: fetchers
+ * never take one either, and a warm `ocipkg-link` must not wait on a prune. Safety comes from what
+ * a fetch does (see install.ts): it works in `tmp/<name>-<pid>-<random>`, publishes blobs by
+ * rename, renames a complete package into place, and only then records the ref. So:
+ *   - a staging entry is abandoned only when its process is gone (or it is very old);
+ *   - content younger than GRACE_MS is never pruned: it may be a fetch's, published but not yet
+ *     referenced;
+ *   - a package is moved aside before deletion and put back if a ref appeared meanwhile.
+ * A fetch that reuses a blob orphaned longer ago than GRACE_MS can still lose it mid-install: that
+ * fetch fails cleanly (nothing is installed unverified) and the next run fetches it again.
+ */
+
+/** Recently written content may belong to a fetch that has not recorded its ref yet. */
+export const GRACE_MS = 10 * 60_000;
+/** A staging entry this old is abandoned even if a process with its pid exists (pids are reused). */
+const STAGING_MAX_AGE_MS = 24 * 60 * 60_000;
+/** `uniqueName`'s suffix: `<pid>-<12 hex>`. */
+const OWNER = /(\d+)-[0-9a-f]{12}$/;
+/** `writeFileAtomic`'s sibling temp files: `.<name>.tmp-<pid>-<12 hex>`. */
+const SIBLING_TEMP = /^\..+\.tmp-\d+-[0-9a-f]{12}$/;
+
+export interface PruneOptions {
+  /** List what would go, remove nothing. */
+  dryRun?: boolean;
+  /** Override GRACE_MS (tests, or `--min-age 0` on a quiet machine). */
+  graceMs?: number;
+}
+
+export interface PruneResult {
+  /** Manifest digests of the packages removed. */
+  packages: string[];
+  blobs: string[];
+  /** Paths (relative to the store) of abandoned staging entries and temp files. */
+  staging: string[];
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, it is just someone else's.
+    return errno(err) === 'EPERM';
+  }
+}
+
+async function names(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** mtime in ms, or undefined when the path is gone (removed by another process meanwhile). */
+async function modified(path: string): Promise<number | undefined> {
+  try {
+    return (await lstat(path)).mtimeMs;
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Whether a temp entry's owner is gone: its pid is not running here, or it is older than any fetch. */
+function abandoned(name: string, mtimeMs: number, now: number, graceMs: number): boolean {
+  const age = now - mtimeMs;
+  const pid = OWNER.exec(name)?.[1];
+  if (pid === undefined) return age > graceMs;
+  return !processAlive(Number(pid)) || age > STAGING_MAX_AGE_MS;
+}
+
+/** Every digest a ref names: what it pointed at (maybe an index) and the manifest for each target. */
+function referencedDigests(refs: RefRecord[]): Set<string> {
+  return new Set(refs.flatMap((r) => [r.digest, ...Object.values(r.manifests)]));
+}
+
+/** The blobs a package was installed from: its manifest, config and layers. */
+function packageBlobs(root: string, manifestDigest: string): string[] {
+  const pkg = readInstalledPackage(root, manifestDigest);
+  if (!pkg) return [manifestDigest];
+  return [manifestDigest, pkg.manifest.config.digest, ...pkg.manifest.layers.map((l) => l.digest)];
+}
+
+/**
+ * Moves a package directory out of `packages/` (one rename, so readers see it complete or not at
+ * all), then deletes it. Returns false when it was gone already or `keep()` says it is wanted after
+ * all, in which case it is put back.
+ */
+async function removePackage(root: string, digest: string, keep: () => boolean): Promise<boolean> {
+  const dir = storePaths.package(root, digest);
+  const trash = join(storePaths.tmp(root), uniqueName('prune-'));
+  await mkdir(storePaths.tmp(root), { recursive: true });
+  try {
+    // Moving a directory rewrites its `..` entry, which needs write permission on it.
+    await chmod(dir, 0o755);
+    await rename(dir, trash);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return false;
+    throw err;
+  }
+  if (keep()) {
+    try {
+      await rename(trash, dir);
+      await chmod(dir, 0o555);
+      return false;
+    } catch (err) {
+      // A fetch installed it again meanwhile: its copy stands, this one goes.
+      if (!['ENOTEMPTY', 'EEXIST'].includes(errno(err) ?? '')) throw err;
+    }
+  }
+  await removeTree(trash);
+  return true;
+}
+
+async function unlinkIfPresent(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** Sibling temp files left by killed writers of refs and index.json. */
+async function staleTempFiles(root: string, now: number, graceMs: number): Promise<string[]> {
+  const found: string[] = [];
+  const visit = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return;
+      throw err;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await visit(path);
+      else if (SIBLING_TEMP.test(entry.name)) {
+        const mtime = await modified(path);
+        if (mtime !== undefined && abandoned(entry.name, mtime, now, graceMs)) found.push(path);
+      }
+    }
+  };
+  await visit(storePaths.refs(root));
+  for (const name of await names(root)) {
+    const mtime = SIBLING_TEMP.test(name) ? await modified(join(root, name)) : undefined;
+    if (mtime !== undefined && abandoned(name, mtime, now, graceMs)) found.push(join(root, name));
+  }
+  return found;
+}
+
+/**
+ * Removes packages no ref points to, blobs no kept package or ref needs, and abandoned staging
+ * entries and temp files; then rewrites index.json to match.
+ */
+export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
+  const graceMs = options.graceMs ?? GRACE_MS;
+  const dryRun = options.dryRun ?? false;
+  const now = Date.now();
+  const result: PruneResult = { packages: [], blobs: [], staging: [] };
+
+  // 1. Abandoned staging first: a dead fetch's half-written package is nobody's.
+  const tmp = storePaths.tmp(root);
+  for (const name of await names(tmp)) {
+    const path = join(tmp, name);
+    const mtime = await modified(path);
+    if (mtime === undefined || !abandoned(name, mtime, now, graceMs)) continue;
+    if (!dryRun) await removeTree(path);
+    result.staging.push(relative(root, path));
+  }
+  for (const path of await staleTempFiles(root, now, graceMs)) {
+    if (dryRun || (await unlinkIfPresent(path))) result.staging.push(relative(root, path));
+  }
+
+  // 2. Packages no ref names, unless young.
+  const referenced = () => referencedDigests(listRefs(root));
+  const live = referenced();
+  const kept = new Set<string>();
+  for (const hex of await names(storePaths.packages(root))) {
+    const digest = `sha256:${hex}`;
+    if (!isDigest(digest)) continue;
+    const mtime = await modified(storePaths.package(root, digest));
+    if (mtime === undefined) continue;
+    if (live.has(digest) || now - mtime < graceMs) {
+      kept.add(digest);
+      continue;
+    }
+    if (dryRun) result.packages.push(digest);
+    else if (await removePackage(root, digest, () => referenced().has(digest))) result.packages.push(digest);
+    else kept.add(digest);
+  }
+
+  // 3. Blobs that neither a kept package nor a ref needs, unless young. Read after step 2, so a
+  // package that appeared meanwhile (a fetch finishing) keeps its blobs.
+  const needed = referenced();
+  const removed = new Set(result.packages); // in a dry run, still on disk
+  for (const hex of await names(storePaths.packages(root))) if (!removed.has(`sha256:${hex}`)) kept.add(`sha256:${hex}`);
+  for (const digest of kept) if (isDigest(digest)) for (const blob of packageBlobs(root, digest)) needed.add(blob);
+  const blobDir = join(root, 'blobs', 'sha256');
+  for (const hex of await names(blobDir)) {
+    const digest = `sha256:${hex}`;
+    if (needed.has(digest)) continue;
+    const mtime = await modified(join(blobDir, hex));
+    if (mtime === undefined || now - mtime < graceMs) continue;
+    if (dryRun || (await unlinkIfPresent(join(blobDir, hex)))) result.blobs.push(digest);
+  }
+
+  if (!dryRun && (result.packages.length > 0 || result.blobs.length > 0) && (await pathExists(join(root, 'oci-layout')))) {
+    await writeStoreIndex(root);
+  }
+  return result;
+}
+
+export interface VerifyProblem {
+  kind: 'blob' | 'package';
+  digest: string;
+  /** One line: what is wrong. */
+  reason: string;
+}
+
+export interface VerifyResult {
+  blobs: number;
+  packages: number;
+  problems: VerifyProblem[];
+  /** With `fix`: the references removed because they pointed at something removed. */
+  removedRefs: string[];
+}
+
+async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** One line per entry of a tree: type, and for files the exec bit and content hash; for links the target. */
+async function treeSignature(dir: string): Promise<Map<string, string>> {
+  const signature = new Map<string, string>();
+  const visit = async (sub: string): Promise<void> => {
+    for (const entry of await readdir(join(dir, sub), { withFileTypes: true })) {
+      const rel = sub === '' ? entry.name : `${sub}/${entry.name}`;
+      const path = join(dir, rel);
+      if (entry.isDirectory()) {
+        signature.set(rel, 'directory');
+        await visit(rel);
+      } else if (entry.isSymbolicLink()) {
+        signature.set(rel, `symlink to ${await readlink(path)}`);
+      } else if (entry.isFile()) {
+        // The store makes files read-only; only the execute bit survives from the layer.
+        const exec = (await stat(path)).mode & 0o111 ? 'executable ' : '';
+        signature.set(rel, `${exec}file ${await hashFile(path)}`);
+      } else {
+        signature.set(rel, 'special file');
+      }
+    }
+  };
+  await visit('');
+  return signature;
+}
+
+/** The first difference between a package's files and its layers, re-extracted; undefined if none. */
+async function compareWithLayers(root: string, digest: string, layers: Descriptor[]): Promise<string | undefined> {
+  const scratch = join(storePaths.tmp(root), uniqueName('verify-'));
+  await mkdir(scratch, { recursive: true });
+  try {
+    for (const layer of layers) {
+      const type = LAYER_TYPES[layer.mediaType];
+      if (!type) return `layer ${layer.digest} has unsupported media type "${layer.mediaType}"`;
+      const label = `layer ${layer.digest} in store ${root}`;
+      await pipeline(
+        createReadStream(storePaths.blob(root, layer.digest)),
+        new VerifyingStream(layer, `store ${root}`),
+        createExtractor(scratch, { gzip: type.gzip, label, invalidCode: 'EMANIFEST' }),
+      );
+    }
+    const expected = await treeSignature(scratch);
+    const actual = await treeSignature(join(storePaths.package(root, digest), PACKAGE_ROOT_DIR));
+    for (const [path, what] of expected) {
+      const found = actual.get(path);
+      if (found === undefined) return `${path} is missing`;
+      if (found !== what) return `${path} differs from its layer (expected ${what}, found ${found})`;
+    }
+    for (const path of actual.keys()) if (!expected.has(path)) return `${path} is not in any layer`;
+    return undefined;
+  } finally {
+    await removeTree(scratch);
+  }
+}
+
+/**
+ * Re-hashes every blob and checks every package's files against its layers, re-extracted into a
+ * scratch directory. Per-file hashes recorded at install would be quicker, but they would only
+ * show that files still match what was extracted then; re-extracting checks the files against the
+ * verified layers themselves, and needs nothing stored beyond the blobs the store keeps anyway.
+ *
+ * With `fix`, corrupt blobs are deleted, corrupt packages removed (a package whose manifest,
+ * config or layer blob is missing or corrupt cannot be vouched for, so it counts as corrupt), and
+ * refs naming either are dropped, so the next `get` fetches and verifies them afresh.
+ */
+export async function verifyStore(root: string, options: { fix?: boolean } = {}): Promise<VerifyResult> {
+  const result: VerifyResult = { blobs: 0, packages: 0, problems: [], removedRefs: [] };
+  const badBlobs = new Set<string>();
+  const blobDir = join(root, 'blobs', 'sha256');
+  for (const hex of await names(blobDir)) {
+    const digest = `sha256:${hex}`;
+    let found: string;
+    try {
+      found = isDigest(digest) ? await hashFile(join(blobDir, hex)) : 'not a sha256 digest name';
+    } catch (err) {
+      if (errno(err) === 'ENOENT') continue; // pruned meanwhile
+      found = `unreadable (${errno(err) ?? String(err)})`;
+    }
+    result.blobs++;
+    if (found === digest) continue;
+    badBlobs.add(digest);
+    result.problems.push({ kind: 'blob', digest, reason: found.startsWith('sha256:') ? `content has digest ${found}` : found });
+  }
+
+  const badPackages = new Set<string>();
+  for (const hex of await names(storePaths.packages(root))) {
+    const digest = `sha256:${hex}`;
+    if (!isDigest(digest)) continue;
+    let reason: string | undefined;
+    try {
+      const pkg = readInstalledPackage(root, digest);
+      if (!pkg) continue; // pruned meanwhile
+      result.packages++;
+      if (pkg.manifestDigest !== digest) {
+        reason = `package.json names manifest ${pkg.manifestDigest}`;
+      } else {
+        const blobs = [digest, pkg.manifest.config.digest, ...pkg.manifest.layers.map((l) => l.digest)];
+        const missing = [];
+        for (const blob of blobs) if (badBlobs.has(blob) || !(await pathExists(storePaths.blob(root, blob)))) missing.push(blob);
+        reason = missing.length > 0
+          ? `cannot be checked: blob ${missing[0]} is missing or corrupt`
+          : await compareWithLayers(root, digest, pkg.manifest.layers);
+      }
+    } catch (err) {
+      // A package.json that is not JSON, a layer that no longer extracts: either way, corrupt.
+      reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    }
+    // Gone meanwhile (a concurrent prune) is not corruption.
+    if (reason !== undefined && (await pathExists(storePaths.package(root, digest)))) {
+      badPackages.add(digest);
+      result.problems.push({ kind: 'package', digest, reason });
+    }
+  }
+
+  if (options.fix && result.problems.length > 0) {
+    for (const digest of badBlobs) await unlinkIfPresent(join(blobDir, digest.slice('sha256:'.length)));
+    for (const digest of badPackages) await removePackage(root, digest, () => false);
+    const bad = new Set([...badBlobs, ...badPackages]);
+    for (const record of listRefs(root)) {
+      if (![record.digest, ...Object.values(record.manifests)].some((d) => bad.has(d))) continue;
+      removeRef(root, parseReference(record.reference));
+      result.removedRefs.push(record.reference);
+    }
+    if (await pathExists(join(root, 'oci-layout'))) await writeStoreIndex(root);
+  }
+  return result;
+}

@@ -1,0 +1,247 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ocipkg, tempDir, type RunResult } from './helpers/cli.js';
+import { debianPrefix } from './helpers/prefix.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { expectStoreVerified, storeContents } from './helpers/store-check.js';
+
+/**
+ * `ocipkg prune` and `ocipkg verify` on real stores filled by `ocipkg get` from a real registry,
+ * including prune running while other ocipkg processes fetch into the same store.
+ */
+let registry: TestRegistry;
+let work: string;
+const images = { lz4: '', zstd: '' };
+/** `other` is lz4 with one more header: a package sharing no layer with the lz4 one. */
+const archives = { lz4: '', zstd: '', other: '' };
+
+const env = (store: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ OCIPKG_DATA_DIR: store, ...extra });
+
+async function get(store: string, image: string, ...flags: string[]): Promise<string> {
+  const result = await ocipkg(['get', image, ...flags], env(store));
+  expect(result.code, result.stderr).toBe(0);
+  return result.stdout.trim();
+}
+
+function lines(result: RunResult): string[] {
+  return result.stdout.split('\n').filter((l) => l !== '');
+}
+
+/** A pid that certainly belonged to a process that has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(child.stdout);
+}
+
+const HOUR_AGO = new Date(Date.now() - 60 * 60_000);
+
+/** Makes a package and the blobs it was installed from look an hour old, past prune's grace period. */
+async function backdate(store: string, manifestDigest: string): Promise<void> {
+  const hex = manifestDigest.slice('sha256:'.length);
+  const info = JSON.parse(await readFile(join(store, 'packages', 'sha256', hex, 'package.json'), 'utf8')) as {
+    manifest: { config: { digest: string }; layers: { digest: string }[] };
+  };
+  for (const digest of [manifestDigest, info.manifest.config.digest, ...info.manifest.layers.map((l) => l.digest)]) {
+    await utimes(join(store, 'blobs', 'sha256', digest.slice('sha256:'.length)), HOUR_AGO, HOUR_AGO);
+  }
+  await utimes(join(store, 'packages', 'sha256', hex), HOUR_AGO, HOUR_AGO);
+}
+
+/** The manifest digest of the package `get` printed (`.../packages/sha256/<hex>/root`). */
+const digestOf = (root: string) => `sha256:${root.split('/').at(-2)}`;
+
+/** A staging directory as a killed `get` leaves it, read-only parts included. */
+async function staging(store: string, pid: number): Promise<string> {
+  const name = `install-${pid}-${'ab12cd34ef56'}`;
+  const dir = join(store, 'tmp', name, 'root', 'lib');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'half.a'), 'partial');
+  await chmod(dir, 0o555);
+  return name;
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await tempDir('maintenance');
+  for (const lib of ['lz4', 'zstd'] as const) {
+    const prefix = await debianPrefix(join(work, lib), lib, [`${lib}.h`]);
+    archives[lib] = join(work, `${lib}.tar`);
+    images[lib] = `${registry.host}/acme/${lib}:1`;
+    expect((await ocipkg(['pack', prefix, archives[lib], '-t', images[lib]])).code).toBe(0);
+    expect((await ocipkg(['push', archives[lib]])).code).toBe(0);
+  }
+  archives.other = join(work, 'other.tar');
+  const other = await debianPrefix(join(work, 'other'), 'lz4', ['lz4.h', 'lz4hc.h']);
+  expect((await ocipkg(['pack', other, archives.other, '-t', `${registry.host}/acme/other:1`])).code).toBe(0);
+});
+
+afterAll(async () => {
+  await registry?.stop();
+});
+
+describe('ocipkg prune', () => {
+  it('removes a package no ref points to, its blobs and abandoned staging; keeps the rest', async () => {
+    const store = await tempDir('store');
+    const moving = `${registry.host}/acme/moving:1`;
+    // The tag first names the lz4 build, then moves to zstd: the lz4 package is left unreferenced.
+    expect((await ocipkg(['push', archives.lz4, moving])).code).toBe(0);
+    const old = await get(store, moving);
+    expect((await ocipkg(['push', archives.zstd, moving])).code).toBe(0);
+    const current = await get(store, moving, '-f');
+    const kept = await get(store, images.zstd); // the same package under a second name
+    expect(kept).toBe(current);
+    await backdate(store, digestOf(old));
+
+    const dead = await staging(store, deadPid());
+    const alive = await staging(store, process.pid);
+    const refDir = join(store, 'refs', encodeURIComponent(registry.host), 'acme', 'moving');
+    await writeFile(join(refDir, `.1.json.tmp-${deadPid()}-0123456789ab`), '{');
+
+    const dry = await ocipkg(['prune', '--dry-run', '--json'], env(store));
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(existsSync(old)).toBe(true);
+
+    const pruned = await ocipkg(['prune', '--json'], env(store));
+    expect(pruned.code, pruned.stderr).toBe(0);
+    const result = JSON.parse(pruned.stdout) as { packages: string[]; blobs: string[]; staging: string[] };
+    expect(JSON.parse(dry.stdout)).toEqual({ ...result, dryRun: true });
+    expect(result.packages).toEqual([digestOf(old)]);
+    // Its manifest and its lz4 layer (the config too); nothing the zstd package uses.
+    expect(result.blobs).toContain(digestOf(old));
+    expect(result.blobs.length).toBeGreaterThanOrEqual(2);
+    expect(result.staging).toContain(join('tmp', dead));
+    expect(result.staging).not.toContain(join('tmp', alive));
+    expect(result.staging.some((p) => p.startsWith(join('refs', encodeURIComponent(registry.host))))).toBe(true);
+
+    expect(existsSync(old)).toBe(false);
+    expect(storeContents(store).tmp).toEqual([alive]);
+    expect(readdirSync(refDir)).toEqual(['1.json']);
+    // What the refs name is intact and still resolves offline.
+    expectStoreVerified(store);
+    expect((await ocipkg(['get', moving, '--offline'], env(store))).stdout.trim()).toBe(current);
+    expect((await ocipkg(['verify'], env(store))).code).toBe(0);
+
+    // A second prune finds nothing more to do.
+    const again = await ocipkg(['prune'], env(store));
+    expect(lines(again)).toEqual([]);
+    await rm(join(store, 'tmp', alive), { recursive: true, force: true }).catch(() => undefined);
+  });
+
+  it('leaves recently written unreferenced content alone unless --min-age says otherwise', async () => {
+    const store = await tempDir('store');
+    const moving = `${registry.host}/acme/young:1`;
+    expect((await ocipkg(['push', archives.lz4, moving])).code).toBe(0);
+    const old = await get(store, moving);
+    expect((await ocipkg(['push', archives.zstd, moving])).code).toBe(0);
+    await get(store, moving, '-f');
+
+    expect(lines(await ocipkg(['prune'], env(store)))).toEqual([]);
+    expect(existsSync(old)).toBe(true);
+    const forced = await ocipkg(['prune', '--min-age', '0'], env(store));
+    expect(lines(forced)).toContain(`removed package ${digestOf(old)}`);
+    expect(existsSync(old)).toBe(false);
+    expectStoreVerified(store);
+    expect((await ocipkg(['prune', '--min-age', 'soon'], env(store))).code).toBe(2);
+  });
+
+  it('is safe while four gets fetch into the same store: all succeed and the store ends consistent', async () => {
+    const store = await tempDir('store');
+    // Garbage for prune to find: an old unreferenced package (sharing no blob with what the gets
+    // fetch) and a killed fetch's staging.
+    const moving = `${registry.host}/acme/garbage:1`;
+    expect((await ocipkg(['push', archives.other, moving])).code).toBe(0);
+    const old = await get(store, moving);
+    expect((await ocipkg(['push', archives.zstd, moving])).code).toBe(0);
+    expect((await ocipkg(['get', moving, '-f'], env(store))).code).toBe(0);
+    await backdate(store, digestOf(old));
+    await staging(store, deadPid());
+
+    const gets = [images.lz4, images.zstd, images.lz4, images.zstd].map((image) => ocipkg(['get', image], env(store)));
+    let done = false;
+    const settled = Promise.all(gets).finally(() => (done = true));
+    const prunes: RunResult[] = [];
+    while (!done) prunes.push(await ocipkg(['prune'], env(store)));
+    prunes.push(await ocipkg(['prune'], env(store)));
+    expect(prunes.length).toBeGreaterThanOrEqual(3); // at least two ran while the gets did
+
+    for (const result of await settled) {
+      expect(result.code, result.stderr).toBe(0);
+      expect(existsSync(join(result.stdout.trim(), 'include'))).toBe(true);
+    }
+    for (const result of prunes) expect(result.code, result.stderr).toBe(0);
+    const removed = prunes.flatMap(lines);
+    expect(removed).toContain(`removed package ${digestOf(old)}`);
+    expect(removed.some((l) => l.startsWith('removed staging tmp/install-'))).toBe(true);
+    const contents = expectStoreVerified(store);
+    expect(contents.tmp).toEqual([]);
+    const verify = await ocipkg(['verify'], env(store));
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    for (const image of [images.lz4, images.zstd, moving]) {
+      expect((await ocipkg(['get', image, '--offline'], env(store))).code).toBe(0);
+    }
+  });
+});
+
+describe('ocipkg verify', () => {
+  it('reports a corrupt blob and a tampered package, and --fix removes them and their refs', async () => {
+    const store = await tempDir('store');
+    const lz4 = await get(store, images.lz4);
+    const zstd = await get(store, images.zstd);
+    expect((await ocipkg(['verify'], env(store))).code).toBe(0);
+
+    // Flip the content of the zstd package's layer blob, and edit a header inside the lz4 package.
+    const zstdInfo = JSON.parse(readFileSync(join(zstd, '..', 'package.json'), 'utf8')) as { manifest: { layers: { digest: string }[] } };
+    const layer = zstdInfo.manifest.layers[0]!.digest;
+    const blob = join(store, 'blobs', 'sha256', layer.slice('sha256:'.length));
+    await chmod(blob, 0o644);
+    const bytes = await readFile(blob);
+    bytes[bytes.length >> 1]! ^= 0xff;
+    await writeFile(blob, bytes);
+    const header = join(lz4, 'include', 'lz4.h');
+    await chmod(header, 0o644);
+    await writeFile(header, `${await readFile(header, 'utf8')}\n#define TAMPERED 1\n`);
+
+    const report = await ocipkg(['verify'], env(store));
+    expect(report.code).toBe(1);
+    expect(report.stderr.trim().split('\n')).toHaveLength(1);
+    const problems = lines(report);
+    expect(problems.some((l) => l.startsWith(`corrupt blob ${layer}:`))).toBe(true);
+    expect(problems.some((l) => l.startsWith(`corrupt package ${digestOf(lz4)}:`) && l.includes('include/lz4.h'))).toBe(true);
+    // The zstd package's files are fine, but its layer is not: it cannot be vouched for.
+    expect(problems.some((l) => l.startsWith(`corrupt package ${digestOf(zstd)}:`))).toBe(true);
+
+    const fixed = await ocipkg(['verify', '--fix', '--json'], env(store));
+    expect(fixed.code, fixed.stderr).toBe(0);
+    const result = JSON.parse(fixed.stdout) as { problems: unknown[]; removedRefs: string[] };
+    expect(result.problems).toHaveLength(3);
+    expect(result.removedRefs.sort()).toEqual([images.lz4, images.zstd].sort());
+    expect(existsSync(lz4)).toBe(false);
+    expect(existsSync(zstd)).toBe(false);
+    expect(existsSync(blob)).toBe(false);
+    expect((await ocipkg(['verify'], env(store))).code).toBe(0);
+    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(1);
+
+    // The next get fetches and verifies everything afresh.
+    expect(await get(store, images.lz4)).toBe(lz4);
+    expect(await get(store, images.zstd)).toBe(zstd);
+    expect(readFileSync(join(lz4, 'include', 'lz4.h'), 'utf8')).not.toContain('TAMPERED');
+    expectStoreVerified(store);
+    expect((await ocipkg(['verify'], env(store))).code).toBe(0);
+  });
+
+  it('finds a file added to a package that no layer holds', async () => {
+    const store = await tempDir('store');
+    const lz4 = await get(store, images.lz4);
+    await chmod(join(lz4, 'lib'), 0o755);
+    await writeFile(join(lz4, 'lib', 'extra.a'), 'not from any layer');
+    const report = await ocipkg(['verify', '--json'], env(store));
+    expect(report.code).toBe(1);
+    const result = JSON.parse(report.stdout) as { problems: Array<{ kind: string; reason: string }> };
+    expect(result.problems).toHaveLength(1);
+    expect(result.problems[0]!.kind).toBe('package');
+    expect(result.problems[0]!.reason).toContain('lib/extra.a');
+  });
+});
