@@ -1,5 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,16 +29,24 @@ function assertInstalled() {
   }
 }
 
-async function waitUntilUp(url, child, log) {
+/** Whether the registry answers /v2/ (200, or 401 when it wants credentials). */
+function answers(url, ca) {
+  return new Promise((resolve) => {
+    const request = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = request(`${url}/v2/`, { ca }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 || res.statusCode === 401);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+async function waitUntilUp(url, ca, child, log) {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${BINARY} exited with ${child.exitCode}:\n${log()}`);
-    try {
-      const res = await fetch(`${url}/v2/`);
-      if (res.status === 200 || res.status === 401) return;
-    } catch {
-      // not listening yet
-    }
+    if (await answers(url, ca)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${BINARY} did not come up at ${url}:\n${log()}`);
@@ -45,7 +55,9 @@ async function waitUntilUp(url, child, log) {
 /**
  * Starts a CNCF distribution registry (Debian's `docker-registry`) on 127.0.0.1 with a free port and
  * a temporary root. Used by the tests, the demo and the benchmarks.
- * @param {{ extraConfig?: string }} [options] extra YAML appended at the top level (e.g. `auth:`)
+ * @param {{ extraConfig?: string, tls?: { certificate: string, key: string, ca: string } }} [options]
+ *   extraConfig: YAML appended right after `http.addr` (more `http:` keys, or top-level sections such
+ *   as `auth:`); tls: serve HTTPS with this certificate and key, checked against the CA file `ca`
  * @returns {Promise<{ host: string, url: string, root: string, stop(): Promise<void> }>}
  */
 export async function startRegistry(options = {}) {
@@ -65,6 +77,7 @@ export async function startRegistry(options = {}) {
     '    enabled: true',
     'http:',
     `  addr: 127.0.0.1:${port}`,
+    ...(options.tls ? ['  tls:', `    certificate: ${options.tls.certificate}`, `    key: ${options.tls.key}`] : []),
     options.extraConfig ?? '',
   ].join('\n');
   const configPath = join(root, 'config.yml');
@@ -77,9 +90,9 @@ export async function startRegistry(options = {}) {
   child.stderr?.on('data', (chunk) => {
     stderr = (stderr + chunk.toString()).slice(-8000);
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   try {
-    await waitUntilUp(url, child, () => stderr);
+    await waitUntilUp(url, options.tls && (await readFile(options.tls.ca)), child, () => stderr);
   } catch (err) {
     child.kill('SIGKILL');
     await rm(root, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { chmod, mkdir, readdir, rename, rmdir, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errno, OcipkgError } from '../errors.js';
+import { errno, isOcipkgError, OcipkgError } from '../errors.js';
 import type { LayoutTarget } from '../layout/directory.js';
 import type { ReadTarget } from '../oci/content.js';
 import { digestHex, verifyBytes, VerifyingStream } from '../oci/digest.js';
@@ -77,7 +77,7 @@ class Staging {
   readonly dir: string;
   readonly rootDir: string;
   private readonly blobDir: string;
-  /** Blobs fetched from the source during this install, verified, not yet in the store. */
+  /** Blobs verified during this install (digest -> staging copy), published to the store at the end. */
   private readonly fetched = new Map<string, string>();
 
   constructor(
@@ -97,30 +97,31 @@ class Staging {
 
   /** The config blob, preferring the store's copy; a config type other than ocipkg's has no metadata. */
   async readConfig(desc: Descriptor): Promise<{ bytes: Buffer; config: PackageConfig }> {
-    const from = (await this.store.exists(desc)) ? this.store : this.source;
-    const bytes = await fetchSmallBlob(from, desc);
+    const bytes = await fetchSmallBlob(this.store, desc).catch((err: unknown) => {
+      if (isOcipkgError(err, 'ENOTFOUND')) return fetchSmallBlob(this.source, desc);
+      throw err;
+    });
     return { bytes, config: desc.mediaType === OCIPKG_CONFIG ? parseConfig(bytes) : { layers: {} } };
   }
 
   /**
-   * One streaming pass over a layer: its bytes (from the store if there, else from the source,
-   * kept in a temp file on the way) -> digest and size check -> gunzip -> safe extraction.
+   * One streaming pass over a layer: its bytes (from the store if there, else from the source)
+   * -> digest and size check -> a copy in staging -> gunzip -> safe extraction. Layers read from the
+   * store are copied too: a concurrent `ocipkg prune` may delete an unreferenced blob at any moment,
+   * and publishing the verified copy at the end puts back whatever this package needs.
    */
   async extractLayer(layer: Descriptor): Promise<void> {
+    const teePath = join(this.blobDir, digestHex(layer.digest));
     let input: Readable;
     let from: string;
     let tee: FileTee | undefined;
-    let teePath: string | undefined;
-    if (await this.store.exists(layer)) {
-      input = await this.store.fetch(layer);
-      from = this.store.location;
-    } else if (this.fetched.has(layer.digest)) {
-      input = createReadStream(this.fetched.get(layer.digest)!);
+    if (this.fetched.has(layer.digest)) {
+      input = createReadStream(teePath);
       from = this.dir;
     } else {
-      input = await this.source.fetch(layer);
-      from = this.source.location;
-      teePath = join(this.blobDir, digestHex(layer.digest));
+      const stored = await this.fromStore(layer);
+      input = stored ?? (await this.source.fetch(layer));
+      from = stored ? this.store.location : this.source.location;
       tee = new FileTee(teePath);
     }
     const extractor = createExtractor(this.rootDir, {
@@ -136,15 +137,23 @@ class Staging {
       if (!extractor.closed) await new Promise((resolve) => extractor.once('close', resolve));
       throw err;
     }
-    if (teePath !== undefined) this.fetched.set(layer.digest, teePath);
+    this.fetched.set(layer.digest, teePath);
+  }
+
+  /** The store's copy of a blob, or undefined when it is not there (or was pruned a moment ago). */
+  private async fromStore(desc: Descriptor): Promise<Readable | undefined> {
+    try {
+      return await this.store.fetch(desc);
+    } catch (err) {
+      if (isOcipkgError(err, 'ENOTFOUND')) return undefined;
+      throw err;
+    }
   }
 
   /** Moves every verified blob into the store; the manifest and config come from memory. */
   async publishBlobs(docs: { desc: Descriptor; bytes: Uint8Array }[]): Promise<void> {
     for (const [digest, path] of this.fetched) await publishFile(path, this.store.blobPath(digest));
-    for (const { desc, bytes } of docs) {
-      if (!(await this.store.exists(desc))) await this.store.push(desc, bytes);
-    }
+    for (const { desc, bytes } of docs) await this.store.push(desc, bytes);
     await rmdir(this.blobDir);
   }
 

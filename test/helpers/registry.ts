@@ -12,8 +12,10 @@ export interface TestRegistry {
 }
 
 export interface RegistryOptions {
-  /** Extra YAML appended under the top level of the config (e.g. an `auth:` section). */
+  /** YAML appended right after `http.addr`: more `http:` keys, or top-level sections such as `auth:`. */
   extraConfig?: string;
+  /** Serve HTTPS with this certificate and key; readiness is checked against the CA file `ca`. */
+  tls?: { certificate: string; key: string; ca: string };
 }
 
 export const freePort: () => Promise<number> = freePortJs;
