@@ -45,12 +45,9 @@ const forTarget = (desc: Descriptor): Descriptor => ({ ...desc, platform: triple
 
 beforeAll(async () => {
   home = await tempDir('hostile');
-  process.env.OCIPKG_CONFIG_DIR = join(home, 'config');
-  process.env.DOCKER_CONFIG = join(home, 'docker');
-  process.env.XDG_RUNTIME_DIR = join(home, 'run');
-  process.env.OCIPKG_DATA_DIR = join(home, 'unused-store');
+  // The suite's global setup keeps credentials and stores away from the real home; retries here
+  // wait milliseconds, not seconds.
   process.env.OCIPKG_RETRY_BASE_MS = '5';
-  delete process.env.REGISTRY_AUTH_FILE;
   registry = await startRegistry();
   proxy = await startFaultProxy(registry.url);
 

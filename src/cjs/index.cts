@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import type { LinkFlags } from '../link/flags.js';
 
 /**
  * The CommonJS face of ocipkg, for binding.gyp expressions such as
@@ -23,7 +24,7 @@ export interface LinkOptions {
 }
 
 /** What `ocipkg-link --json` prints. Paths are absolute, with forward slashes. */
-export interface LinkInfo {
+export interface LinkInfo extends LinkFlags {
   packages: {
     image: string;
     name: string;
@@ -33,13 +34,6 @@ export interface LinkInfo {
     dir: string;
     root: string;
   }[];
-  includeDirs: string[];
-  defines: string[];
-  cflags: string[];
-  libDirs: string[];
-  libFiles: string[];
-  libs: string[];
-  runtimeFiles: string[];
   prefix: string[];
 }
 

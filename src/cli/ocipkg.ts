@@ -6,6 +6,7 @@ import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../target.js';
 import { parseOptions, progress, readStdin, runMain, usageError } from './common.js';
+import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './publish.js';
 
 /**
@@ -38,18 +39,11 @@ const COMMANDS: Record<string, Command> = {
     options: [
       '  -t, --tag IMAGE         image name recorded in the archive (required)',
       '  --target TRIPLE         target triple (default: detected from the libraries)',
-      '  --name NAME             package name (default: last component of IMAGE)',
-      '  --version VERSION       org.opencontainers.image.version',
-      '  --source URL            org.opencontainers.image.source',
-      '  --license SPDX          org.opencontainers.image.licenses',
-      '  --description TEXT      org.opencontainers.image.description',
-      '  --requires IMAGE        a package this one needs (repeatable)',
+      PACK_METADATA_HELP,
     ].join('\n'),
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, {
-        tag: { type: 'string', short: 't' }, target: { type: 'string' }, name: { type: 'string' },
-        version: { type: 'string' }, source: { type: 'string' }, license: { type: 'string' },
-        description: { type: 'string' }, requires: { type: 'string', multiple: true },
+        tag: { type: 'string', short: 't' }, target: { type: 'string' }, ...PACK_METADATA_OPTIONS,
       }, 'pack');
       const [dir, output] = positionals(pos, 2, 2, 'pack');
       if (!values.tag) throw usageError('pack: -t IMAGE is required');
@@ -58,13 +52,7 @@ const COMMANDS: Record<string, Command> = {
       const result = await pack(dir!, output!, {
         image,
         ...(values.target !== undefined && { target: selectTriple(values.target) }),
-        ...(values.name !== undefined && { name: values.name }),
-        ...(values.version !== undefined && { version: values.version }),
-        ...(values.source !== undefined && { source: values.source }),
-        ...(values.license !== undefined && { licenses: values.license }),
-        ...(values.description !== undefined && { description: values.description }),
-        ...(values.requires !== undefined && { requires: values.requires.map((r) => canonicalReference(parseReference(r))) }),
-        warn: (message: string) => process.stderr.write(`ocipkg: warning: ${message}\n`),
+        ...packMetadata(values),
       });
       out(result.manifestDigest);
     },

@@ -1,6 +1,6 @@
-import { canonicalReference, parseReference } from '../reference.js';
 import type { PublishInput } from '../publish.js';
 import { parseOptions, progress, usageError } from './common.js';
+import { PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 
 /**
  * `ocipkg publish`: parsing and printing only; the work is in src/publish.ts, imported when the
@@ -30,9 +30,7 @@ function parseTarget(value: string): PublishInput {
 
 export async function runPublish(args: string[]): Promise<void> {
   const { values, positionals } = parseOptions(args, {
-    target: { type: 'string', multiple: true }, append: { type: 'boolean' }, name: { type: 'string' },
-    version: { type: 'string' }, source: { type: 'string' }, license: { type: 'string' },
-    description: { type: 'string' }, requires: { type: 'string', multiple: true },
+    target: { type: 'string', multiple: true }, append: { type: 'boolean' }, ...PACK_METADATA_OPTIONS,
   }, 'publish');
   if (positionals.length !== 1) throw usageError(`publish: expected one IMAGE, got ${positionals.length} (usage: ${PUBLISH_USAGE})`);
   const inputs = (values.target ?? []).map(parseTarget);
@@ -40,15 +38,7 @@ export async function runPublish(args: string[]): Promise<void> {
   const { publish } = await import('../publish.js');
   const result = await publish(positionals[0]!, inputs, {
     append: values.append ?? false,
-    pack: {
-      ...(values.name !== undefined && { name: values.name }),
-      ...(values.version !== undefined && { version: values.version }),
-      ...(values.source !== undefined && { source: values.source }),
-      ...(values.license !== undefined && { licenses: values.license }),
-      ...(values.description !== undefined && { description: values.description }),
-      ...(values.requires !== undefined && { requires: values.requires.map((r) => canonicalReference(parseReference(r))) }),
-      warn: (message: string) => process.stderr.write(`ocipkg: warning: ${message}\n`),
-    },
+    pack: packMetadata(values),
     progress,
     onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
   });

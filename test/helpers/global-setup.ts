@@ -12,6 +12,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   process.env.OCIPKG_CONFIG_DIR = join(home, 'config');
   process.env.DOCKER_CONFIG = join(home, 'docker');
   process.env.REGISTRY_AUTH_FILE = join(home, 'containers-auth.json');
+  process.env.XDG_RUNTIME_DIR = join(home, 'run');
   return async () => {
     await rm(home, { recursive: true, force: true });
   };
