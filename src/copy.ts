@@ -1,6 +1,6 @@
 import { OcipkgError } from './errors.js';
 import type { ReadTarget, WriteTarget } from './oci/content.js';
-import { VerifyingStream } from './oci/digest.js';
+import { VerifyingStream } from './oci/verify.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { MANIFEST_TYPES } from './oci/mediatypes.js';
 import type { Descriptor } from './oci/types.js';

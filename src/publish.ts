@@ -6,7 +6,7 @@ import { errno, isOcipkgError, OcipkgError } from './errors.js';
 import { openArchive, type OpenedArchive } from './layout/archive.js';
 import type { LayoutTarget } from './layout/directory.js';
 import type { Target, WriteTarget } from './oci/content.js';
-import { descriptorFor } from './oci/digest.js';
+import { descriptorFor } from './oci/verify.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { ANNOTATION_CREATED, ANNOTATION_TARGET, ANNOTATION_VERSION, OCI_INDEX, OCIPKG_CONFIG } from './oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from './oci/types.js';

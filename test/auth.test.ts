@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { descriptorFor } from '../src/oci/digest.js';
+import { descriptorFor } from '../src/oci/verify.js';
 import { OCIPKG_CONFIG } from '../src/oci/mediatypes.js';
 import { parseWwwAuthenticate } from '../src/registry/auth.js';
 import { RegistryTarget } from '../src/registry/client.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copy } from '../src/copy.js';
 import { fetchPackage } from '../src/fetch.js';
 import { LayoutTarget } from '../src/layout/directory.js';
-import { sha256 } from '../src/oci/digest.js';
+import { sha256 } from '../src/oci/verify.js';
 import { parseReference } from '../src/reference.js';
 import { RegistryTarget } from '../src/registry/client.js';
 import { closeDispatchers } from '../src/registry/http.js';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copy } from '../src/copy.js';
 import { fetchPackage } from '../src/fetch.js';
 import { LayoutTarget } from '../src/layout/directory.js';
-import { descriptorFor } from '../src/oci/digest.js';
+import { descriptorFor } from '../src/oci/verify.js';
 import { ANNOTATION_TARGET, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../src/oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from '../src/oci/types.js';
 import { parseReference } from '../src/reference.js';

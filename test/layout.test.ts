@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openArchive } from '../src/layout/archive.js';
 import { LayoutTarget } from '../src/layout/directory.js';
-import { descriptorFor, sha256 } from '../src/oci/digest.js';
+import { descriptorFor, sha256 } from '../src/oci/verify.js';
 import { readAll } from '../src/oci/manifest.js';
 import { ANNOTATION_REF_NAME, OCI_LAYER_TAR_GZIP } from '../src/oci/mediatypes.js';
 import { buildImage, tarBytes, writeImage } from './helpers/layers.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VerifyingStream, descriptorFor, sha256 } from '../src/oci/digest.js';
+import { VerifyingStream, descriptorFor, sha256 } from '../src/oci/verify.js';
 import { MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, OCIPKG_ARTIFACT, OCIPKG_CONFIG, OCIPKG_LAYER } from '../src/oci/mediatypes.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../src/oci/types.js';
 import { RegistryTarget } from '../src/registry/client.js';

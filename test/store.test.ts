@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LayoutTarget } from '../src/layout/directory.js';
-import { descriptorFor, sha256 } from '../src/oci/digest.js';
+import { descriptorFor, sha256 } from '../src/oci/verify.js';
 import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, OCI_INDEX, OCI_LAYER_TAR_GZIP } from '../src/oci/mediatypes.js';
 import { parseReference } from '../src/reference.js';
 import { removeTree } from '../src/store/fsutil.js';

@@ -6,7 +6,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Header } from 'tar';
 import { OcipkgError } from '../errors.js';
-import { digestHex, verifyBytes, VerifyingStream } from '../oci/digest.js';
+import { digestHex } from '../oci/digest.js';
+import { verifyBytes, VerifyingStream } from '../oci/verify.js';
 import { ANNOTATION_REF_NAME, OCI_INDEX } from '../oci/mediatypes.js';
 import { OCI_LAYOUT_FILE, type Descriptor, type ImageIndex } from '../oci/types.js';
 

@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
 import { OcipkgError } from '../errors.js';
-import type { Descriptor } from './types.js';
 
+/**
+ * Digest names: validation and the hex part used as a file name. Import-light on purpose (no
+ * hashing, no streams): the store's paths need it on the warm path. Hashing lives in verify.ts.
+ */
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 /** True for the only digest algorithm ocipkg writes and accepts: `sha256:<64 hex>`. */
@@ -17,78 +18,7 @@ export function assertDigest(value: string, what = 'digest'): string {
   return value;
 }
 
-export function sha256(data: Uint8Array | string): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
-}
-
 /** The hex part of a digest, used as a file name. */
 export function digestHex(digest: string): string {
   return assertDigest(digest).slice('sha256:'.length);
-}
-
-/** A descriptor for bytes already in memory (manifests, configs). */
-export function descriptorFor(mediaType: string, data: Uint8Array): Descriptor {
-  return { mediaType, digest: sha256(data), size: data.byteLength };
-}
-
-/** Checks that bytes in memory match a descriptor. */
-export function verifyBytes(desc: Descriptor, data: Uint8Array, where = ''): void {
-  const at = where ? ` from ${where}` : '';
-  if (data.byteLength !== desc.size) {
-    throw new OcipkgError('EBADSIZE', `${desc.digest}${at}: expected ${desc.size} bytes, got ${data.byteLength}`);
-  }
-  const found = sha256(data);
-  if (found !== desc.digest) {
-    throw new OcipkgError('EINTEGRITY', `${desc.digest}${at}: content has digest ${found}`);
-  }
-}
-
-/**
- * A pass-through stream that fails unless exactly `desc.size` bytes with digest `desc.digest` went
- * through it. Too many bytes fail as soon as they arrive; a digest mismatch fails at the end, before
- * the stream reports completion, so nothing downstream can treat unverified content as finished.
- */
-export class VerifyingStream extends Transform {
-  private readonly hash = createHash('sha256');
-  private seen = 0;
-
-  constructor(
-    private readonly desc: Descriptor,
-    private readonly where = '',
-  ) {
-    super();
-    assertDigest(desc.digest);
-  }
-
-  get bytesSeen(): number {
-    return this.seen;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.seen += chunk.length;
-    if (this.seen > this.desc.size) {
-      done(this.failure('EBADSIZE', `more than the expected ${this.desc.size} bytes`));
-      return;
-    }
-    this.hash.update(chunk);
-    done(null, chunk);
-  }
-
-  override _flush(done: TransformCallback): void {
-    if (this.seen !== this.desc.size) {
-      done(this.failure('EBADSIZE', `expected ${this.desc.size} bytes, got ${this.seen}`));
-      return;
-    }
-    const found = `sha256:${this.hash.digest('hex')}`;
-    if (found !== this.desc.digest) {
-      done(this.failure('EINTEGRITY', `content has digest ${found}`));
-      return;
-    }
-    done();
-  }
-
-  private failure(code: 'EBADSIZE' | 'EINTEGRITY', what: string): OcipkgError {
-    const at = this.where ? ` from ${this.where}` : '';
-    return new OcipkgError(code, `${this.desc.digest}${at}: ${what}`);
-  }
 }

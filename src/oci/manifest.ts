@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { OcipkgError } from '../errors.js';
-import { assertDigest, verifyBytes } from './digest.js';
+import { assertDigest } from './digest.js';
+import { verifyBytes } from './verify.js';
 import type { ReadTarget } from './content.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES } from './mediatypes.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './types.js';

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OcipkgError, isOcipkgError } from '../errors.js';
 import { writeOciArchive } from '../layout/archive-write.js';
-import { descriptorFor } from '../oci/digest.js';
+import { descriptorFor } from '../oci/verify.js';
 import {
   ANNOTATION_CREATED,
   ANNOTATION_DESCRIPTION,

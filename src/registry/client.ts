@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { OcipkgError } from '../errors.js';
 import type { Target } from '../oci/content.js';
-import { assertDigest, isDigest, sha256, verifyBytes } from '../oci/digest.js';
+import { assertDigest, isDigest } from '../oci/digest.js';
+import { sha256, verifyBytes } from '../oci/verify.js';
 import { readAll } from '../oci/manifest.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, link, lstat, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -10,9 +9,14 @@ import { errno } from '../errors.js';
  * leaves only temp names behind. Import-light: the refs index uses this on the warm path.
  */
 
-/** A name no other process or call will pick: pid plus randomness. */
+/**
+ * A name no other process or call will pick: the pid tells live processes apart, the counter calls
+ * within one, the random part a dead process's leftovers. No node:crypto: this module is on the
+ * warm path, and loading crypto costs more than the whole lookup.
+ */
+let sequence = 0;
 export function uniqueName(prefix: string): string {
-  return `${prefix}${process.pid}-${randomBytes(6).toString('hex')}`;
+  return `${prefix}${process.pid}-${(sequence++).toString(36)}${Math.random().toString(36).slice(2, 10)}`;
 }
 
 /** A temp path beside `path`, so that the final rename stays on one file system. */

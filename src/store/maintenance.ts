@@ -4,7 +4,8 @@ import { chmod, lstat, mkdir, readdir, readlink, rename, stat, unlink } from 'no
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { errno } from '../errors.js';
-import { isDigest, VerifyingStream } from '../oci/digest.js';
+import { isDigest } from '../oci/digest.js';
+import { VerifyingStream } from '../oci/verify.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { parseReference } from '../reference.js';

@@ -1,10 +1,18 @@
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { errno } from '../errors.js';
 import { canonicalReference, parseReference, type ImageReference } from '../reference.js';
 import { writeFileAtomicSync } from './fsutil.js';
 import { storePaths } from './paths.js';
+
+/**
+ * A directory name for an absolute layout path: part of its sha256. node:crypto is loaded only
+ * here, for `oci:` references, so that registry lookups on the warm path never pay for it.
+ */
+function layoutKey(path: string): string {
+  const { createHash } = process.getBuiltinModule('node:crypto');
+  return createHash('sha256').update(path).digest('hex').slice(0, 32);
+}
 
 /**
  * The refs index: which digest a tag pointed at when it was last fetched, and which manifest serves
@@ -39,7 +47,7 @@ function recordPath(root: string, ref: ImageReference): string {
   const name = ref.digest !== undefined ? `@${ref.digest.replace(':', '-')}` : (ref.tag ?? 'latest');
   const dir =
     ref.kind === 'oci'
-      ? join('oci', createHash('sha256').update(resolve(ref.path)).digest('hex').slice(0, 32))
+      ? join('oci', layoutKey(resolve(ref.path)))
       : join(encodeURIComponent(ref.registry), ...ref.repository.split('/'));
   return join(storePaths.refs(root), dir, `${name}.json`);
 }

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import { LayoutTarget } from '../../src/layout/directory.js';
-import { descriptorFor } from '../../src/oci/digest.js';
+import { descriptorFor } from '../../src/oci/verify.js';
 import { OCI_MANIFEST, OCIPKG_ARTIFACT, OCIPKG_CONFIG, OCIPKG_LAYER } from '../../src/oci/mediatypes.js';
 import type { Descriptor } from '../../src/oci/types.js';
 
