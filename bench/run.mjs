@@ -8,9 +8,9 @@
 //    `skopeo copy` to an OCI layout + `tar -xzf` of the layer, and `curl | sha256sum | tar -xz`;
 // 2. peak memory (max RSS) of a cold `ocipkg get` of a MEMORY_SIZE package;
 // 3. warm `ocipkg-link --cflags --libs` against `node -e 0`.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,7 +26,7 @@ const { values } = parseArgs({
 });
 const repo = resolve(import.meta.dirname, '..');
 const ocipkg = join(repo, 'bin', 'ocipkg.js');
-const ocipkgLink = join(repo, 'bin', 'ocipkg-link.js');
+const ocipkgLink = join(repo, 'bin', 'ocipkg-link.cjs');
 const work = mkdtempSync(join(tmpdir(), 'ocipkg-bench-'));
 const log = (line) => process.stderr.write(`${line}\n`);
 
@@ -97,29 +97,60 @@ function coldGet(registry, runs) {
   return { sizeMiB: mb, medianSeconds: m, ratioVsSkopeoTar: m.ocipkg / m.skopeo, ratioVsCurlTar: m.ocipkg / m.curl };
 }
 
-function peakMemory(registry) {
+/** Kernel-reported memory of a running process, in KiB: all of it, and its private (anonymous) part. */
+function memoryOf(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+    return { rss: kib('VmRSS'), anon: kib('RssAnon') };
+  } catch {
+    return { rss: 0, anon: 0 };
+  }
+}
+
+/**
+ * Peak memory of a cold get, sampled every 10 ms from /proc. Max RSS counts the pages of the node
+ * binary itself (file-backed, shared, ~45 MiB here); RssAnon is what the process allocated.
+ */
+async function peakMemory(registry) {
   const mb = Number(values['memory-size-mb']);
   log(`peak memory: publishing a ${mb} MiB package`);
   const { image } = publish(registry, 'memory', mb);
   const store = fresh('store');
-  const result = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, ocipkg, 'get', image], { env: { ...process.env, OCIPKG_DATA_DIR: store }, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`get failed: ${result.stderr}`);
-  const kib = Number(result.stderr.trim().split('\n').at(-1));
-  return { sizeMiB: mb, maxRssMiB: Math.round(kib / 1024) };
+  const child = spawn(process.execPath, [ocipkg, 'get', image], { env: { ...process.env, OCIPKG_DATA_DIR: store }, stdio: 'ignore' });
+  const peak = { rss: 0, anon: 0 };
+  const timer = setInterval(() => {
+    const now = memoryOf(child.pid);
+    peak.rss = Math.max(peak.rss, now.rss);
+    peak.anon = Math.max(peak.anon, now.anon);
+  }, 10);
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  clearInterval(timer);
+  if (code !== 0) throw new Error(`get failed with exit code ${code}`);
+  return { sizeMiB: mb, maxRssMiB: Math.round(peak.rss / 1024), maxAnonymousRssMiB: Math.round(peak.anon / 1024) };
 }
 
+/**
+ * Warm `ocipkg-link` against `node -e 0`, interleaved. Node's own start depends on the environment
+ * (NODE_EXTRA_CA_CERTS makes every start load a CA bundle), so when that is set the pair is also
+ * measured without it.
+ */
 function warmLink(registry, runs) {
   log('warm ocipkg-link: publishing a small package');
   const { image } = publish(registry, 'warm', 1);
   const store = fresh('store');
-  const env = { OCIPKG_DATA_DIR: store };
-  run(process.execPath, [ocipkg, 'get', image], env);
-  const link = [], bare = [];
-  for (let i = 0; i < runs; i++) {
-    link.push(seconds(() => run(process.execPath, [ocipkgLink, '--cflags', '--libs', image], env)));
-    bare.push(seconds(() => run(process.execPath, ['-e', '0'])));
-  }
-  return { runs, medianSeconds: { ocipkgLink: median(link), nodeE0: median(bare) }, ratio: median(link) / median(bare) };
+  run(process.execPath, [ocipkg, 'get', image], { OCIPKG_DATA_DIR: store });
+  const measure = (env) => {
+    const link = [], bare = [];
+    for (let i = 0; i < runs; i++) {
+      link.push(seconds(() => run(process.execPath, [ocipkgLink, '--cflags', '--libs', image], env)));
+      bare.push(seconds(() => run(process.execPath, ['-e', '0'], env)));
+    }
+    return { medianSeconds: { ocipkgLink: median(link), nodeE0: median(bare) }, ratio: median(link) / median(bare) };
+  };
+  const asIs = measure({ OCIPKG_DATA_DIR: store });
+  if (!process.env.NODE_EXTRA_CA_CERTS) return { runs, environment: asIs };
+  return { runs, environment: asIs, withoutNodeExtraCaCerts: measure({ OCIPKG_DATA_DIR: store, NODE_EXTRA_CA_CERTS: undefined }) };
 }
 
 const registry = await startRegistry();
@@ -128,7 +159,7 @@ try {
     machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
     warmLink: warmLink(registry, Number(values['warm-runs'])),
     coldGet: coldGet(registry, Number(values.runs)),
-    peakMemory: peakMemory(registry),
+    peakMemory: await peakMemory(registry),
   };
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 } finally {

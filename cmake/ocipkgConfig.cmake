@@ -12,7 +12,7 @@
 #
 # Cache variables that override the defaults:
 #   OCIPKG_NODE    the Node.js executable (default: $ENV{npm_node_execpath}, $ENV{NODE}, then PATH)
-#   OCIPKG_LINK    the whole ocipkg-link command, as a list (default: OCIPKG_NODE ../bin/ocipkg-link.js)
+#   OCIPKG_LINK    the whole ocipkg-link command, as a list (default: OCIPKG_NODE ../bin/ocipkg-link.cjs)
 #   OCIPKG_TARGET  target triple for every package without TARGET (default: derived when
 #                  cross-compiling, else ocipkg-link's own choice: $ENV{OCIPKG_TARGET} or the host)
 
@@ -50,7 +50,7 @@ function(_ocipkg_link_command out)
     set(node "${OCIPKG_NODE}")
   endif()
   get_property(package_dir GLOBAL PROPERTY OCIPKG_PACKAGE_DIR)
-  set(${out} "${node};${package_dir}/bin/ocipkg-link.js" PARENT_SCOPE)
+  set(${out} "${node};${package_dir}/bin/ocipkg-link.cjs" PARENT_SCOPE)
 endfunction()
 
 # The ocipkg target triple for the platform CMake builds for, or "" when it cannot be told.
@@ -189,11 +189,21 @@ function(ocipkg_add_package name)
   else()
     message(STATUS "ocipkg: resolving ${arg_IMAGE}")
   endif()
+  # An IMAGE may be an alias declared in the project's package.json, looked for from the source
+  # directory: the build directory (where CMake runs) may be anywhere.
+  set(project_dir_set FALSE)
+  if(NOT DEFINED ENV{OCIPKG_PROJECT_DIR})
+    set(ENV{OCIPKG_PROJECT_DIR} "${CMAKE_CURRENT_SOURCE_DIR}")
+    set(project_dir_set TRUE)
+  endif()
   execute_process(
     COMMAND ${command}
     RESULT_VARIABLE status
     OUTPUT_VARIABLE json
     ERROR_VARIABLE error)
+  if(project_dir_set)
+    unset(ENV{OCIPKG_PROJECT_DIR})
+  endif()
   if(NOT status EQUAL 0)
     string(STRIP "${error}" error)
     if(NOT error)

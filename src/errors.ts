@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'ENOTARGET' // the image has no build for the requested target
   | 'ENOLIBS' // a package that provides no libraries
   | 'EINPUT' // a local input (directory, archive, file) is missing or unusable
+  | 'ELOCKFILE' // ocipkg-lock.json is unreadable, or does not match package.json under a frozen lockfile
+  | 'ECONFLICT' // two versions of one repository are needed at once
   | 'ECREDENTIALS'; // a credential helper or credentials file failed
 
 export class OcipkgError extends Error {

@@ -3,10 +3,10 @@ import { preparePackage } from './link/generate.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { OCIPKG_CONFIG } from './oci/mediatypes.js';
 import type { ReadTarget } from './oci/content.js';
-import type { Descriptor } from './oci/types.js';
+import type { Descriptor, ImageManifest } from './oci/types.js';
 import { parseConfig } from './package/metadata.js';
 import { canonicalReference, referenceTarget, type ImageReference } from './reference.js';
-import { selectFromIndex } from './select.js';
+import { indexTargets, selectFromIndex } from './select.js';
 import { openTarget } from './source.js';
 import { installPackage } from './store/install.js';
 import type { InstalledPackage } from './store/package.js';
@@ -24,6 +24,25 @@ export async function fetchPackage(
   progress?: (message: string) => void,
 ): Promise<InstalledPackage> {
   return installImage(openTarget(ref), referenceTarget(ref), ref, target, storeRoot, progress);
+}
+
+/** The target a single (non-index) manifest's ocipkg config records, if any. Configs are small: reading one first saves downloading layers built for another machine. */
+async function recordedTarget(source: ReadTarget, manifest: ImageManifest): Promise<string | undefined> {
+  const config = manifest.config;
+  return config.mediaType === OCIPKG_CONFIG ? parseConfig(await fetchSmallBlob(source, config)).package?.target : undefined;
+}
+
+/**
+ * What a tag points at and the manifest of every target it offers (for a lockfile), without
+ * installing anything: an index lists them all; a single manifest serves the one its config records.
+ */
+export async function imageTargets(ref: ImageReference): Promise<{ root: Descriptor; manifests: Record<string, string> }> {
+  const source = openTarget(ref);
+  const image = canonicalReference(ref);
+  const root = await source.resolve(referenceTarget(ref));
+  const parsed = parseManifest(await fetchSmallBlob(source, root), root.mediaType, image);
+  if (parsed.kind === 'index') return { root, manifests: indexTargets(parsed.index) };
+  return { root, manifests: { [(await recordedTarget(source, parsed.manifest)) ?? '']: root.digest } };
 }
 
 /**
@@ -58,10 +77,8 @@ export async function installImage(
     // another target of the same tag is recorded beside it when it is fetched.
     manifests = { [target]: manifestDesc.digest };
   } else {
-    // A single manifest: usable when it records no target or the one asked for. Its config is
-    // small; reading it first saves downloading layers built for another machine.
-    const config = parsed.manifest.config;
-    const recorded = config.mediaType === OCIPKG_CONFIG ? parseConfig(await fetchSmallBlob(source, config)).package?.target : undefined;
+    // A single manifest: usable when it records no target or the one asked for.
+    const recorded = await recordedTarget(source, parsed.manifest);
     if (recorded !== undefined && recorded !== target) {
       throw new OcipkgError('ENOTARGET', `${image} has no build for ${target} (available: ${recorded})`);
     }

@@ -1,5 +1,7 @@
 import { OcipkgError } from './errors.js';
-import { canonicalReference, parseReference } from './reference.js';
+import { readLockfile, pinnedManifest } from './project/lockfile.js';
+import { findProject, resolveAlias } from './project/manifest.js';
+import { canonicalReference, parseReference, type ImageReference } from './reference.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef } from './store/refs.js';
@@ -16,6 +18,25 @@ export interface ResolveOptions {
   storeRoot?: string;
   /** Progress lines (stderr, TTY) from the fetching path. */
   progress?: (message: string) => void;
+  /** Follow the nearest project's aliases and lockfile pins (default true). */
+  project?: boolean;
+}
+
+/**
+ * The manifest the nearest project's lockfile pins for a tagged reference and target, as the
+ * digest reference to fetch it by; undefined when nothing pins it. A locked image whose index
+ * listed no build for the target is an error naming those it did list.
+ */
+function lockedReference(ref: ImageReference, target: string): ImageReference | undefined {
+  const project = findProject();
+  const entry = project && readLockfile(project.dir)?.packages[canonicalReference(ref)];
+  if (!entry || ref.digest !== undefined) return undefined;
+  const manifest = pinnedManifest(entry, target);
+  if (manifest === undefined) {
+    throw new OcipkgError('ENOTARGET', `${canonicalReference(ref)} as locked in ${project!.dir} has no build for ${target} (locked: ${Object.keys(entry.manifests).join(', ') || 'none'})`);
+  }
+  const { tag: _tag, ...untagged } = ref;
+  return { ...untagged, digest: manifest };
 }
 
 /**
@@ -26,19 +47,24 @@ export interface ResolveOptions {
  * That keeps `ocipkg-link`, run once per build step, close to a bare `node` start.
  */
 export async function resolvePackage(image: string, options: ResolveOptions = {}): Promise<InstalledPackage> {
-  const ref = parseReference(image);
+  const useProject = options.project ?? true;
   const target = selectTriple(options.target);
+  const named = parseReference(useProject ? resolveAlias(image) : image);
+  // With a lockfile, the pinned manifest and never the tag: a moved tag still gives the locked bytes.
+  const pinned = useProject ? lockedReference(named, target) : undefined;
+  const ref = pinned ?? named;
   const root = options.storeRoot ?? storeRoot();
   const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';
 
   if (!options.force) {
-    const record = readRef(root, ref);
-    const manifestDigest = record?.manifests[target] ?? record?.manifests[''];
+    const record = pinned ? undefined : readRef(root, ref);
+    const manifestDigest = pinned ? pinned.digest : (record?.manifests[target] ?? record?.manifests['']);
     const installed = manifestDigest === undefined ? undefined : readInstalledPackage(root, manifestDigest);
     if (installed) return installed;
   }
   if (offline) {
-    throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} (${target}) is not in the store and ocipkg is offline; run \`ocipkg get ${canonicalReference(ref)}\` with network first`);
+    const fix = pinned ? `ocipkg install\` in ${findProject()!.dir}` : `ocipkg get ${canonicalReference(ref)}\``;
+    throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} (${target}) is not in the store and ocipkg is offline; run \`${fix} with network first`);
   }
   const { fetchPackage } = await import('./fetch.js');
   return fetchPackage(ref, target, root, options.progress);

@@ -37,7 +37,7 @@ export interface LinkInfo extends LinkFlags {
   prefix: string[];
 }
 
-const CLI = join(__dirname, '..', '..', 'bin', 'ocipkg-link.js');
+const CLI = join(__dirname, '..', '..', 'bin', 'ocipkg-link.cjs');
 
 function run(outputs: string[], images: string | string[], options: LinkOptions): string {
   const args = [...outputs];

@@ -1,10 +1,28 @@
+import { writeSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { OcipkgError } from '../errors.js';
+import { errno, OcipkgError } from '../errors.js';
 
 /** Shared plumbing of the `ocipkg` and `ocipkg-link` entry points: usage errors, progress, exit. */
 
 export function debugEnabled(argv: readonly string[]): boolean {
   return argv.includes('--verbose') || process.env.OCIPKG_DEBUG === '1';
+}
+
+/**
+ * Prints one result line on stdout, synchronously through fd 1. Results are small, and touching
+ * process.stdout would build a socket or TTY stream first: milliseconds that ocipkg-link's warm
+ * path, run once per build step, does not have. A full pipe (EAGAIN) is waited out.
+ */
+export function printLine(text: string): void {
+  const data = Buffer.from(`${text}\n`);
+  let offset = 0;
+  while (offset < data.length) {
+    try {
+      offset += writeSync(1, data, offset);
+    } catch (err) {
+      if (errno(err) !== 'EAGAIN') throw err;
+    }
+  }
 }
 
 /** Progress goes to stderr, and only to a terminal (or when OCIPKG_PROGRESS=1 asks). */

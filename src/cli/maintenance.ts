@@ -1,11 +1,11 @@
 import { OcipkgError } from '../errors.js';
 import { pruneStore, verifyStore } from '../store/maintenance.js';
 import { storeRoot } from '../store/paths.js';
-import { parseOptions, progress, usageError } from './common.js';
+import { parseOptions, printLine, progress, usageError } from './common.js';
 
 /** `ocipkg prune` and `ocipkg verify`: parse, run the store maintenance, print what was done. */
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
+const out = printLine;
 
 function noPositionals(values: string[], command: string): void {
   if (values.length > 0) throw usageError(`${command}: unexpected argument "${values[0]}"`);

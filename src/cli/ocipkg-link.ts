@@ -3,11 +3,12 @@ import { join, sep } from 'node:path';
 import { OcipkgError } from '../errors.js';
 import { packagePath, packageVariable, readLinkDescription, type LinkDescription } from '../link/description.js';
 import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type LinkFlags } from '../link/flags.js';
-import { canonicalReference, parseReference } from '../reference.js';
+import { declaredPackage, resolveAlias } from '../project/manifest.js';
+import { canonicalReference, parseReference, type ImageReference } from '../reference.js';
 import { resolvePackage } from '../resolve.js';
 import type { InstalledPackage } from '../store/package.js';
 import { selectTriple } from '../target.js';
-import { debugEnabled, parseOptions, progress, runMain, usageError } from './common.js';
+import { debugEnabled, parseOptions, printLine, progress, runMain, usageError } from './common.js';
 
 /**
  * `ocipkg-link`: pkg-config for images. Resolves each image to a package in the store (fetching it
@@ -113,18 +114,29 @@ async function describe(pkg: InstalledPackage): Promise<LinkDescription> {
   return describePackage(pkg.dir, pkg);
 }
 
+/** A repository (or layout directory): two different builds of one cannot be linked together. */
+const repositoryOf = (ref: ImageReference) => (ref.kind === 'oci' ? `oci:${ref.path}` : `${ref.registry}/${ref.repository}`);
+
 /**
- * The images and, after each, the images it requires; a package needed twice is linked at its
- * last position, after everything that needs it.
+ * The images (or declared aliases) and, after each, the images it requires; a package needed twice
+ * is linked at its last position, after everything that needs it. One version per repository:
+ * two references to one repository that resolve to different builds are an error.
  */
 async function resolveAll(images: string[], options: { target: string; offline: boolean }): Promise<ResolvedPackage[]> {
   const sequence: ResolvedPackage[] = [];
   const visiting = new Set<string>();
+  const versions = new Map<string, { image: string; digest: string }>();
   const visit = async (image: string, requested: boolean) => {
-    const canonical = canonicalReference(parseReference(image));
+    const ref = parseReference(resolveAlias(image));
+    const canonical = canonicalReference(ref);
     if (visiting.has(canonical)) throw new OcipkgError('EMANIFEST', `${canonical} requires itself (through its requires)`);
     visiting.add(canonical);
     const pkg = await resolvePackage(canonical, { target: options.target, offline: options.offline, progress });
+    const seen = versions.get(repositoryOf(ref));
+    if (seen && seen.digest !== pkg.manifestDigest) {
+      throw new OcipkgError('ECONFLICT', `conflicting versions of ${repositoryOf(ref)}: ${seen.image} and ${canonical} are different builds; require one version`);
+    }
+    versions.set(repositoryOf(ref), { image: canonical, digest: pkg.manifestDigest });
     const description = await describe(pkg);
     sequence.push({ image: canonical, pkg, description, requested });
     for (const required of description.requires) await visit(required, false);
@@ -136,6 +148,11 @@ async function resolveAll(images: string[], options: { target: string; offline: 
     if (later && entry.requested) later.requested = true;
     return later === undefined;
   });
+}
+
+/** Whether package.json asks for shared builds: every image named is an alias declared with `"linkage": "shared"`. */
+function declaredShared(images: string[]): boolean {
+  return images.every((image) => declaredPackage(image)?.linkage === 'shared');
 }
 
 /** pkg-config variables of a package: the usual three and pcfiledir, then any from a shipped `.pc`. */
@@ -214,7 +231,7 @@ function packageVersion(): string {
 
 async function link(argv: string[]): Promise<void> {
   const { values, positionals: images } = parseOptions(argv, OPTIONS, 'ocipkg-link');
-  const out = (text: string): void => void process.stdout.write(`${text}\n`);
+  const out = printLine;
   if (values.help) return out(USAGE.trimEnd());
   if (values.version) return out(packageVersion());
 
@@ -260,7 +277,7 @@ async function link(argv: string[]): Promise<void> {
 
   const flags = computeLinkFlags(
     packages.map((p) => ({ dir: slashes(p.pkg.dir), description: p.description })),
-    { shared: values.shared ?? false, target, forMake: values['for-make'] ?? false },
+    { shared: values.shared ?? (!values.static && declaredShared(images)), target, forMake: values['for-make'] ?? false },
   );
   if (values.json) return out(jsonOutput(flags, packages));
   out(formatFlagLine(lines.flatMap((name) => lineOutput(name, flags, packages))));

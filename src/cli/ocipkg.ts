@@ -5,8 +5,9 @@ import { resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../target.js';
-import { parseOptions, progress, readStdin, runMain, usageError } from './common.js';
+import { parseOptions, printLine, progress, readStdin, runMain, usageError } from './common.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
+import { INSTALL_OPTIONS, INSTALL_SUMMARY, INSTALL_USAGE, runInstall, runUpdate, UPDATE_OPTIONS, UPDATE_SUMMARY, UPDATE_USAGE } from './project.js';
 import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './publish.js';
 
 /**
@@ -20,7 +21,7 @@ interface Command {
   run(args: string[]): Promise<void>;
 }
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
+const out = printLine;
 
 function positionals(values: string[], min: number, max: number, command: string): string[] {
   if (values.length < min) throw usageError(`${command}: missing argument (usage: ${COMMANDS[command]!.usage})`);
@@ -149,6 +150,8 @@ const COMMANDS: Record<string, Command> = {
       out(pkg.root);
     },
   },
+  install: { usage: INSTALL_USAGE, summary: INSTALL_SUMMARY, options: INSTALL_OPTIONS, run: runInstall },
+  update: { usage: UPDATE_USAGE, summary: UPDATE_SUMMARY, options: UPDATE_OPTIONS, run: runUpdate },
   list: {
     usage: 'ocipkg list [--json]',
     summary: 'list the images in the local store with their targets',

@@ -1,5 +1,5 @@
 import type { PublishInput } from '../publish.js';
-import { parseOptions, progress, usageError } from './common.js';
+import { parseOptions, printLine, progress, usageError } from './common.js';
 import { PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 
 /**
@@ -42,5 +42,5 @@ export async function runPublish(args: string[]): Promise<void> {
     progress,
     onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
   });
-  process.stdout.write(`${result.pinned}\n`);
+  printLine(result.pinned);
 }

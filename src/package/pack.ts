@@ -1,6 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { OcipkgError, isOcipkgError } from '../errors.js';
+import { errno, OcipkgError, isOcipkgError } from '../errors.js';
 import { writeOciArchive } from '../layout/archive-write.js';
 import { descriptorFor } from '../oci/verify.js';
 import {
@@ -20,6 +20,9 @@ import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary.
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
 import { directoryEntries, placeBySoname, sourceDate, writeLayer, type LayerEntry } from './layer.js';
 import type { LibraryInfo, PackageConfig, PackageMetadata } from './metadata.js';
+
+/** A packed directory's own declarations (`{"requires": [IMAGE...]}`), beside include/ and lib/. */
+export const PACKAGE_FILE = 'ocipkg.json';
 
 export interface PackOptions {
   /** Image name recorded in the archive, e.g. `ghcr.io/acme/zstd:1.5.6` (tag defaults to latest). */
@@ -202,6 +205,30 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
  */
 export async function pack(dir: string, output: string, options: PackOptions): Promise<PackResult> {
   const entries = await directoryEntries(dir);
-  const [libraries, includeDirs] = await Promise.all([discoverLibraries(dir), discoverIncludeDirs(dir)]);
-  return writeArtifact({ entries, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, options);
+  const [libraries, includeDirs, declared] = await Promise.all([discoverLibraries(dir), discoverIncludeDirs(dir), declaredRequires(dir)]);
+  const requires = [...new Set([...(options.requires ?? []), ...declared].map((r) => canonicalReference(parseReference(r))))];
+  return writeArtifact({ entries, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, { ...options, requires });
+}
+
+/** `requires` from an `ocipkg.json` in the packed directory: what a library's own build says it needs. */
+async function declaredRequires(dir: string): Promise<string[]> {
+  const file = join(dir, PACKAGE_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return [];
+    throw new OcipkgError('EINPUT', `${file}: ${(err as Error).message}`, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new OcipkgError('EINPUT', `${file}: not valid JSON`);
+  }
+  const requires = (doc as { requires?: unknown } | null)?.requires ?? [];
+  if (!Array.isArray(requires) || !requires.every((r) => typeof r === 'string')) {
+    throw new OcipkgError('EINPUT', `${file}: "requires" must be a list of image references`);
+  }
+  return requires;
 }

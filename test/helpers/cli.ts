@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 export const OCIPKG = join(REPO, 'bin', 'ocipkg.js');
-export const OCIPKG_LINK = join(REPO, 'bin', 'ocipkg-link.js');
+export const OCIPKG_LINK = join(REPO, 'bin', 'ocipkg-link.cjs');
 
 export interface RunResult {
   code: number | null;

@@ -1,0 +1,143 @@
+import { OcipkgError } from '../errors.js';
+import { readLinkDescription } from '../link/description.js';
+import { canonicalReference, formatReference, parseReference, referenceTarget, type ImageReference } from '../reference.js';
+import { resolvePackage } from '../resolve.js';
+import { selectTriple } from '../target.js';
+import { formatLockfile, pinnedManifest, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
+import { findProject, projectStart, resolveAlias, type Project } from './manifest.js';
+
+/**
+ * `ocipkg install` and `ocipkg update`: resolve every package the project declares, and the
+ * packages those require, to digests; install the host's build of each into the store; and write
+ * `ocipkg-lock.json`. Locked packages keep their pins: a tag that has moved since is reported, not
+ * followed, until `update` moves it.
+ */
+
+export interface InstallOptions {
+  /** Where to look for the project; default OCIPKG_PROJECT_DIR, else the working directory. */
+  start?: string;
+  /** Fail when the lockfile is missing or would change, instead of writing it. */
+  frozen?: boolean;
+  /** Use the lockfile and the store only; never the network. */
+  offline?: boolean;
+  /** Packages (aliases or images) whose pins move to what their tags point at now; `true`: all. */
+  update?: string[] | true;
+  /** Target triple installed (every target is locked); default as for ocipkg-link. */
+  target?: string;
+  storeRoot?: string;
+  /** One line per thing worth telling the user (drift) that does not stop the install. */
+  warn?: (message: string) => void;
+  progress?: (message: string) => void;
+}
+
+export interface InstallResult {
+  project: Project;
+  lockfile: Lockfile;
+  /** Whether ocipkg-lock.json was (re)written. */
+  written: boolean;
+  /** Images whose tag now points elsewhere than the lockfile says. */
+  drifted: string[];
+}
+
+const repositoryOf = (ref: ImageReference) => (ref.kind === 'oci' ? `oci:${ref.path}` : `${ref.registry}/${ref.repository}`);
+
+const canonical = (image: string) => canonicalReference(parseReference(image));
+
+function frozenMismatch(project: Project, why: string): OcipkgError {
+  return new OcipkgError('ELOCKFILE', `ocipkg-lock.json in ${project.dir} does not match package.json: ${why} (frozen lockfile; run \`ocipkg install\` without --frozen-lockfile or CI=true to update it)`);
+}
+
+/** A fresh lock entry: what the tag points at now, and the manifest of every target it lists. */
+async function lockImage(ref: ImageReference): Promise<LockEntry> {
+  const { imageTargets } = await import('../fetch.js');
+  const { root, manifests } = await imageTargets(ref);
+  return { digest: root.digest, mediaType: root.mediaType, manifests, requires: [] };
+}
+
+/** Whether the tag still points at the locked digest; a registry that cannot be asked is reported, not fatal: the pins still hold. */
+async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, warn: (message: string) => void): Promise<boolean> {
+  if (ref.digest !== undefined) return false;
+  try {
+    const { openTarget } = await import('../source.js');
+    const now = await openTarget(ref).resolve(referenceTarget(ref));
+    if (now.digest === entry.digest) return false;
+    warn(`${image} has moved: locked at ${entry.digest}, the tag now points at ${now.digest}; keeping the lock (run \`ocipkg update ${image}\` to move it)`);
+    return true;
+  } catch (err) {
+    warn(`could not check ${image} for drift: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+export async function installProject(options: InstallOptions = {}): Promise<InstallResult> {
+  const start = options.start ?? projectStart();
+  const project = findProject(start);
+  if (!project) throw new OcipkgError('EINPUT', `no package.json with an "ocipkg" section in ${start} or above`);
+  const existing = readLockfile(project.dir);
+  if (options.frozen && !existing) throw frozenMismatch(project, 'there is no lockfile');
+  const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';
+  const target = selectTriple(options.target);
+  const warn = options.warn ?? (() => {});
+  const moving = options.update === true ? undefined : new Set((options.update ?? []).map((name) => canonical(resolveAlias(name, project))));
+  const movesAll = options.update === true;
+
+  const next: Lockfile = { packages: {} };
+  const drifted: string[] = [];
+  const repositories = new Map<string, string>();
+  const visiting = new Set<string>();
+
+  const visit = async (image: string): Promise<void> => {
+    if (visiting.has(image)) throw new OcipkgError('EMANIFEST', `${image} requires itself (through its requires)`);
+    if (next.packages[image]) return;
+    const ref = parseReference(image);
+    const other = repositories.get(repositoryOf(ref));
+    if (other !== undefined && other !== image) {
+      throw new OcipkgError('ECONFLICT', `conflicting versions of ${repositoryOf(ref)}: both ${other} and ${image} are needed; declare or require one version`);
+    }
+    repositories.set(repositoryOf(ref), image);
+    visiting.add(image);
+
+    const locked = existing?.packages[image];
+    let entry = movesAll || moving?.has(image) ? undefined : locked;
+    if (entry === undefined) {
+      if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
+      if (offline) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
+      options.progress?.(`locking ${image}`);
+      entry = await lockImage(ref);
+    } else if (!offline && (await checkDrift(image, ref, entry, warn))) {
+      drifted.push(image);
+    }
+
+    const manifest = pinnedManifest(entry, target);
+    if (manifest === undefined) {
+      throw new OcipkgError('ENOTARGET', `${image} has no build for ${target} (available: ${Object.keys(entry.manifests).join(', ') || 'none'})`);
+    }
+    const { tag: _tag, ...untagged } = ref;
+    const pkg = await resolvePackage(formatReference({ ...untagged, digest: manifest }), {
+      target, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
+    });
+    let description = readLinkDescription(pkg.dir);
+    if (!description) {
+      // Installed before descriptions were stored: work it out without writing (the dir is read-only).
+      const { describePackage } = await import('../link/generate.js');
+      description = await describePackage(pkg.dir, pkg);
+    }
+    const requires = description.requires.map(canonical);
+    next.packages[image] = { ...entry, requires };
+    for (const required of requires) await visit(required);
+    visiting.delete(image);
+  };
+
+  for (const declared of Object.values(project.packages)) await visit(canonical(declared.image));
+  const unknown = [...(moving ?? [])].filter((image) => !next.packages[image]);
+  if (unknown.length > 0) throw new OcipkgError('EINPUT', `${unknown.join(', ')}: not a package declared in ${project.dir}/package.json or required by one`);
+
+  const text = formatLockfile(next);
+  const changed = existing === undefined || formatLockfile(existing) !== text;
+  if (changed && options.frozen) {
+    const stale = Object.keys(existing!.packages).filter((image) => !next.packages[image]);
+    throw frozenMismatch(project, stale.length > 0 ? `${stale.join(', ')} no longer needed` : 'locked requirements differ');
+  }
+  if (changed) writeLockfile(project.dir, next);
+  return { project, lockfile: next, written: changed, drifted };
+}

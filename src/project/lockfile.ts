@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { errno, OcipkgError } from '../errors.js';
+import { writeFileAtomicSync } from '../store/fsutil.js';
+
+/**
+ * `ocipkg-lock.json`, beside the project's package.json: for each image (canonical reference, one
+ * entry per package, dependencies of packages included) the digest its tag pointed at and the
+ * manifest of every target that index lists, so a lockfile written on Linux pins the macOS build
+ * it never downloaded. Resolution uses these digests, never the tag.
+ *
+ *   { "lockfileVersion": 1,
+ *     "packages": { "ghcr.io/acme/zstd:1.5.6": { "digest": "sha256:…", "mediaType": "…",
+ *                   "manifests": { "aarch64-apple-darwin": "sha256:…", "x86_64-unknown-linux-gnu": "sha256:…" },
+ *                   "requires": [] } } }
+ *
+ * Written with sorted keys and two-space indentation so that diffs review well. Reading is
+ * synchronous and import-light: it is on the warm path of `ocipkg-link`.
+ */
+
+export const LOCKFILE = 'ocipkg-lock.json';
+const VERSION = 1;
+
+export interface LockEntry {
+  /** What the tag pointed at when locked: an index or a single manifest. */
+  digest: string;
+  mediaType: string;
+  /** Target triple (`""` for a manifest that records none) -> manifest digest. */
+  manifests: Record<string, string>;
+  /** Canonical references of the images this package requires (for the host's build). */
+  requires: string[];
+}
+
+export interface Lockfile {
+  packages: Record<string, LockEntry>;
+}
+
+export function lockfilePath(projectDir: string): string {
+  return join(projectDir, LOCKFILE);
+}
+
+function invalid(path: string, why: string): OcipkgError {
+  return new OcipkgError('ELOCKFILE', `${path}: invalid lockfile: ${why}; fix it or delete it and run \`ocipkg install\``);
+}
+
+const isStringMap = (value: unknown): value is Record<string, string> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+
+/** The project's lockfile, or undefined when it has none. A lockfile that cannot be read is an error, never ignored. */
+export function readLockfile(projectDir: string): Lockfile | undefined {
+  const path = lockfilePath(projectDir);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw invalid(path, 'not JSON');
+  }
+  if (typeof doc !== 'object' || doc === null || doc.lockfileVersion !== VERSION) throw invalid(path, `not lockfileVersion ${VERSION}`);
+  const packages = doc.packages;
+  if (typeof packages !== 'object' || packages === null || Array.isArray(packages)) throw invalid(path, '"packages" is not an object');
+  for (const [image, entry] of Object.entries(packages as Record<string, Record<string, unknown>>)) {
+    const ok =
+      typeof entry?.digest === 'string' &&
+      typeof entry.mediaType === 'string' &&
+      isStringMap(entry.manifests) &&
+      Array.isArray(entry.requires) &&
+      entry.requires.every((r) => typeof r === 'string');
+    if (!ok) throw invalid(path, `"${image}" needs digest, mediaType, manifests and requires`);
+  }
+  return { packages: packages as Record<string, LockEntry> };
+}
+
+/** Objects with their keys in sorted order, recursively; arrays keep their order. */
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, sortedKeys((value as Record<string, unknown>)[key])]),
+  );
+}
+
+/** The lockfile's text: the same content always gives the same bytes. */
+export function formatLockfile(lock: Lockfile): string {
+  return `${JSON.stringify(sortedKeys({ lockfileVersion: VERSION, packages: lock.packages }), null, 2)}\n`;
+}
+
+export function writeLockfile(projectDir: string, lock: Lockfile): void {
+  writeFileAtomicSync(lockfilePath(projectDir), formatLockfile(lock));
+}
+
+/** The manifest a lock entry pins for `target` (or the target-less manifest of a single-manifest image). */
+export function pinnedManifest(entry: LockEntry, target: string): string | undefined {
+  return entry.manifests[target] ?? entry.manifests[''];
+}

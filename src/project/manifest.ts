@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { errno, OcipkgError } from '../errors.js';
+
+/**
+ * The packages an addon declares in its `package.json`:
+ *
+ *   "ocipkg": { "packages": { "zstd": "ghcr.io/acme/zstd:1.5.6",
+ *                             "sqlite3": { "image": "ghcr.io/acme/sqlite3:3.46", "linkage": "shared" } } }
+ *
+ * The project is the nearest `package.json` with an `ocipkg` section, looked for from
+ * `OCIPKG_PROJECT_DIR` when set, else from the working directory, upwards. node-gyp runs `<!@(...)`
+ * in the directory of binding.gyp and cmake-js configures in `build/` below it, so both find the
+ * addon's package.json; a `package.json` without the section (a workspace root, ocipkg's own) is
+ * passed over. Synchronous and import-light: every `ocipkg-link` call on the warm path reads this.
+ */
+
+export type Linkage = 'static' | 'shared';
+
+export interface DeclaredPackage {
+  /** The name used in place of an image: `zstd`. */
+  alias: string;
+  /** The image it stands for, as written. */
+  image: string;
+  linkage?: Linkage;
+}
+
+export interface Project {
+  /** The directory holding the package.json (and the lockfile). */
+  dir: string;
+  packages: Record<string, DeclaredPackage>;
+}
+
+/** Alias names are bare words, so that nothing that parses as a reference with a registry, tag or digest is ever taken for one. */
+const ALIAS = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export const PROJECT_DIR_ENV = 'OCIPKG_PROJECT_DIR';
+
+function invalid(file: string, why: string): OcipkgError {
+  return new OcipkgError('EINPUT', `${file}: invalid "ocipkg" section: ${why}`);
+}
+
+function parsePackages(section: unknown, file: string): Record<string, DeclaredPackage> {
+  if (typeof section !== 'object' || section === null || Array.isArray(section)) throw invalid(file, 'not an object');
+  const declared = (section as Record<string, unknown>).packages ?? {};
+  if (typeof declared !== 'object' || declared === null || Array.isArray(declared)) throw invalid(file, '"packages" is not an object');
+  const packages: Record<string, DeclaredPackage> = {};
+  for (const [alias, value] of Object.entries(declared)) {
+    if (!ALIAS.test(alias)) throw invalid(file, `"${alias}" is not a usable name (letters, digits, . _ -; no / : @)`);
+    const spec = typeof value === 'string' ? { image: value } : (value as Record<string, unknown> | null);
+    if (typeof spec !== 'object' || spec === null || typeof spec.image !== 'string' || spec.image === '') {
+      throw invalid(file, `"${alias}" needs an image reference (a string, or an object with "image")`);
+    }
+    if (spec.linkage !== undefined && spec.linkage !== 'static' && spec.linkage !== 'shared') {
+      throw invalid(file, `"${alias}".linkage must be "static" or "shared"`);
+    }
+    packages[alias] = { alias, image: spec.image, ...(spec.linkage !== undefined && { linkage: spec.linkage as Linkage }) };
+  }
+  return packages;
+}
+
+/** Where the search starts: OCIPKG_PROJECT_DIR (CMake sets it to the source dir), else the working directory. */
+export function projectStart(): string {
+  return resolve(process.env[PROJECT_DIR_ENV] || process.cwd());
+}
+
+/** The nearest project at or above `start`, or undefined when no package.json up to the root declares one. */
+export function findProject(start: string = projectStart()): Project | undefined {
+  for (let dir = start; ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if (errno(err) !== 'ENOENT' && errno(err) !== 'ENOTDIR' && errno(err) !== 'EACCES') throw err;
+    }
+    if (text !== undefined) {
+      let manifest: Record<string, unknown>;
+      try {
+        manifest = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        throw new OcipkgError('EINPUT', `${file}: not valid JSON`);
+      }
+      if (manifest !== null && typeof manifest === 'object' && manifest.ocipkg !== undefined) {
+        return { dir, packages: parsePackages(manifest.ocipkg, file) };
+      }
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
+ * The declared package an image argument names, if it is an alias. Declared aliases win over
+ * Docker Hub's short names: in a project that declares `zstd`, `zstd` means that one, not
+ * `docker.io/library/zstd`. Anything with a `/`, `:` or `@` is a reference and never an alias.
+ */
+export function declaredPackage(image: string, project: Project | undefined = findProject()): DeclaredPackage | undefined {
+  if (!ALIAS.test(image) || project === undefined) return undefined;
+  return Object.hasOwn(project.packages, image) ? project.packages[image] : undefined;
+}
+
+/** The image an argument stands for: the declared image of an alias, else the argument itself. */
+export function resolveAlias(image: string, project?: Project): string {
+  return declaredPackage(image, project ?? findProject())?.image ?? image;
+}
