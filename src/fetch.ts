@@ -1,11 +1,14 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { OcipkgError } from './errors.js';
-import { preparePackage } from './link/generate.js';
+import { readLinkDescription } from './link/description.js';
+import { describePackage, preparePackage } from './link/generate.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { OCIPKG_CONFIG } from './oci/mediatypes.js';
 import type { ReadTarget } from './oci/content.js';
 import type { Descriptor, ImageManifest } from './oci/types.js';
-import { parseConfig } from './package/metadata.js';
-import { canonicalReference, referenceTarget, type ImageReference } from './reference.js';
+import { parseConfig, type PackageMetadata } from './package/metadata.js';
+import { canonicalReference, parseReference, referenceTarget, type ImageReference } from './reference.js';
+import { resolvePackage } from './resolve.js';
 import { indexTargets, selectFromIndex } from './select.js';
 import { openTarget } from './source.js';
 import { installPackage } from './store/install.js';
@@ -26,10 +29,30 @@ export async function fetchPackage(
   return installImage(openTarget(ref), referenceTarget(ref), ref, target, storeRoot, progress);
 }
 
-/** The target a single (non-index) manifest's ocipkg config records, if any. Configs are small: reading one first saves downloading layers built for another machine. */
-async function recordedTarget(source: ReadTarget, manifest: ImageManifest): Promise<string | undefined> {
+/** The package metadata a manifest's ocipkg config records, if any. Configs are small: reading one first saves downloading layers built for another machine. */
+async function packageMetadata(source: ReadTarget, manifest: ImageManifest): Promise<PackageMetadata | undefined> {
   const config = manifest.config;
-  return config.mediaType === OCIPKG_CONFIG ? parseConfig(await fetchSmallBlob(source, config)).package?.target : undefined;
+  return config.mediaType === OCIPKG_CONFIG ? parseConfig(await fetchSmallBlob(source, config)).package : undefined;
+}
+
+/** The images whose requirements are being installed in this async call chain: a cycle would never end. */
+const requiring = new AsyncLocalStorage<string[]>();
+
+/**
+ * Installs (or finds in the store) each image `image` requires and returns the package names they
+ * install under, in order: the generated `.pc` (`Requires:`) and CMake config (`find_dependency`)
+ * of `image` name them, so their names must be known before its files are written.
+ */
+async function installRequirements(image: string, requires: string[], target: string, storeRoot: string, progress?: (message: string) => void): Promise<string[]> {
+  const chain = [...(requiring.getStore() ?? []), image];
+  const names: string[] = [];
+  for (const required of requires) {
+    const canonical = canonicalReference(parseReference(required));
+    if (chain.includes(canonical)) throw new OcipkgError('EMANIFEST', `${canonical} requires itself (through its requires: ${[...chain, canonical].join(' -> ')})`);
+    const pkg = await requiring.run([...chain, canonical], () => resolvePackage(required, { target, storeRoot, progress }));
+    names.push((readLinkDescription(pkg.dir) ?? (await describePackage(pkg.dir, pkg))).name);
+  }
+  return names;
 }
 
 /**
@@ -42,7 +65,7 @@ export async function imageTargets(ref: ImageReference): Promise<{ root: Descrip
   const root = await source.resolve(referenceTarget(ref));
   const parsed = parseManifest(await fetchSmallBlob(source, root), root.mediaType, image);
   if (parsed.kind === 'index') return { root, manifests: indexTargets(parsed.index) };
-  return { root, manifests: { [(await recordedTarget(source, parsed.manifest)) ?? '']: root.digest } };
+  return { root, manifests: { [(await packageMetadata(source, parsed.manifest))?.target ?? '']: root.digest } };
 }
 
 /**
@@ -66,6 +89,7 @@ export async function installImage(
   let manifestDesc: Descriptor = rootDesc;
   let manifestBytes = rootBytes;
   let manifests: Record<string, string>;
+  let metadata: PackageMetadata | undefined;
   if (parsed.kind === 'index') {
     manifestDesc = selectFromIndex(parsed.index, target, image);
     manifestBytes = await fetchSmallBlob(source, manifestDesc);
@@ -73,20 +97,24 @@ export async function installImage(
     if (inner.kind !== 'manifest') {
       throw new OcipkgError('EMANIFEST', `${image}: the entry for ${target} is itself an index; nested indexes are not supported`);
     }
+    metadata = await packageMetadata(source, inner.manifest);
     // Only the target installed: the refs index (and `ocipkg list`) says what the store holds;
     // another target of the same tag is recorded beside it when it is fetched.
     manifests = { [target]: manifestDesc.digest };
   } else {
     // A single manifest: usable when it records no target or the one asked for.
-    const recorded = await recordedTarget(source, parsed.manifest);
+    metadata = await packageMetadata(source, parsed.manifest);
+    const recorded = metadata?.target;
     if (recorded !== undefined && recorded !== target) {
       throw new OcipkgError('ENOTARGET', `${image} has no build for ${target} (available: ${recorded})`);
     }
     manifests = { [recorded ?? '']: rootDesc.digest };
   }
 
+  const requiredNames = await installRequirements(image, metadata?.requires ?? [], target, storeRoot, progress);
   progress?.(`fetching ${image} (${target})`);
-  const pkg = await installPackage(storeRoot, source, manifestDesc, manifestBytes, { target, prepare: preparePackage });
+  const prepare = (dir: string, pkg: InstalledPackage) => preparePackage(dir, pkg, requiredNames);
+  const pkg = await installPackage(storeRoot, source, manifestDesc, manifestBytes, { target, prepare });
   writeRef(storeRoot, { reference: image, digest: rootDesc.digest, mediaType: rootDesc.mediaType, manifests, updated: new Date().toISOString() });
   await writeStoreIndex(storeRoot);
   return pkg;

@@ -226,7 +226,7 @@ export async function describePackage(dir: string, pkg: PackageInfo): Promise<Li
 }
 
 /** The generated `.pc`: paths relative to its own location, the default (static-first) selection. */
-function generatedPc(desc: LinkDescription, target: string | undefined): string {
+function generatedPc(desc: LinkDescription, target: string | undefined, requiredNames: string[]): string {
   const base = '${pcfiledir}/../..';
   const flags = computeLinkFlags([{ dir: base, description: desc }], { ...(target !== undefined && { target }) });
   const inRoot = (path: string) => (path.startsWith(`${base}/${ROOT}/`) ? `\${prefix}/${path.slice(base.length + ROOT.length + 2)}` : path);
@@ -246,6 +246,7 @@ function generatedPc(desc: LinkDescription, target: string | undefined): string 
     version: desc.version ?? '',
     cflags: flags.cflags.map((flag) => (flag.startsWith('-I') ? `-I${inRoot(flag.slice(2))}` : flag)),
     libs: flags.libs.map((flag) => (flag.startsWith('-L') ? `-L${inRoot(flag.slice(2))}` : inRoot(flag))),
+    requires: requiredNames,
   });
 }
 
@@ -253,19 +254,26 @@ function generatedPc(desc: LinkDescription, target: string | undefined): string 
  * The store installer's hook, run once in the staging directory before the package becomes
  * visible: writes link.json, the `.pc` file and the CMake package config. Nothing written holds
  * the staging path, which is about to be renamed.
+ *
+ * `requiredNames` are the package names of the images the package requires (installed first, see
+ * src/fetch.ts). The generated files name them (`Requires:`, `find_dependency`) rather than point at
+ * their store directories: which build of a requirement gets linked is decided at link time (a
+ * lockfile pin, a moved tag), not when this package was installed, and `ocipkg-link --prefix` lists
+ * the directories of the whole closure for PKG_CONFIG_PATH (`<dir>/lib/pkgconfig`) and
+ * CMAKE_PREFIX_PATH, in link order. Nothing written depends on where the store is.
  */
-export async function preparePackage(stagingDir: string, pkg: PackageInfo): Promise<void> {
+export async function preparePackage(stagingDir: string, pkg: PackageInfo, requiredNames: string[] = []): Promise<void> {
   const desc = await describePackage(stagingDir, pkg);
   await writeFile(join(stagingDir, LINK_FILE), `${JSON.stringify(desc, null, 2)}\n`);
 
   const pcDir = join(stagingDir, 'lib', 'pkgconfig');
   await mkdir(pcDir, { recursive: true });
-  await writeFile(join(pcDir, `${desc.name}.pc`), generatedPc(desc, pkg.target));
+  await writeFile(join(pcDir, `${desc.name}.pc`), generatedPc(desc, pkg.target, requiredNames));
 
   const cmakeDir = join(stagingDir, 'lib', 'cmake', desc.name);
   await mkdir(cmakeDir, { recursive: true });
   // CMake refuses an imported target whose include directory does not exist.
   const includeDirs = desc.includeDirs.filter((d) => existsSync(d.startsWith('/') ? d : join(stagingDir, d)));
-  await writeFile(join(cmakeDir, `${desc.name}Config.cmake`), formatCMakeConfig(desc, includeDirs));
+  await writeFile(join(cmakeDir, `${desc.name}Config.cmake`), formatCMakeConfig(desc, includeDirs, requiredNames));
   await writeFile(join(cmakeDir, `${desc.name}ConfigVersion.cmake`), formatCMakeConfigVersion(desc.version));
 }

@@ -168,6 +168,8 @@ export interface PcOutput {
   /** Arguments, quoted here; `${name}` references in them are left for pkg-config. */
   cflags: string[];
   libs: string[];
+  /** Modules whose flags follow these (`Requires:`), in link order. */
+  requires?: string[];
 }
 
 /** Renders a `.pc` file; `${name}` in values and arguments is left for pkg-config to expand. */
@@ -179,6 +181,7 @@ export function formatPcFile(pc: PcOutput): string {
     `Name: ${pc.name}`,
     `Description: ${pc.description}`,
     `Version: ${pc.version}`,
+    ...(pc.requires?.length ? [`Requires: ${pc.requires.join(', ')}`] : []),
     `Cflags: ${pc.cflags.map(pcQuote).join(' ')}`,
     `Libs: ${pc.libs.map(pcQuote).join(' ')}`,
   ];
