@@ -4,8 +4,8 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installProject } from '../src/project/install.js';
 import { codeOf } from './helpers/errors.js';
-import { OCIPKG_LINK, ocipkg, REPO, tempDir } from './helpers/cli.js';
-import { DEBIAN_LIB } from './helpers/prefix.js';
+import { OCIPKG_LINK, ocipkg, ocipkgLink, REPO, tempDir } from './helpers/cli.js';
+import { DEBIAN_LIB, debianPrefix } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
 /**
@@ -44,14 +44,6 @@ int main(void) {
 }
 `;
 
-async function prefix(dir: string, lib: string, headers: string[], extra: Record<string, string> = {}): Promise<string> {
-  await mkdir(join(dir, 'include'), { recursive: true });
-  await mkdir(join(dir, 'lib'), { recursive: true });
-  for (const header of headers) await copyFile(join('/usr/include', header), join(dir, 'include', header));
-  await copyFile(join(DEBIAN_LIB, `lib${lib}.a`), join(dir, 'lib', `lib${lib}.a`));
-  for (const [path, body] of Object.entries(extra)) await writeFile(join(dir, path), body);
-  return dir;
-}
 
 async function publish(image: string, targets: string[]): Promise<void> {
   const result = await ocipkg(['publish', image, ...targets.flatMap((t) => ['--target', t])], env);
@@ -74,8 +66,8 @@ beforeAll(async () => {
   env = { OCIPKG_DATA_DIR: store, CI: '', OCIPKG_PROJECT_DIR: '', OCIPKG_OFFLINE: '' };
   zlib = `${registry.host}/acme/zlib:1`;
   sqlite = `${registry.host}/acme/sqlite3:3`;
-  await publish(zlib, [`${HOST}=${await prefix(join(work, 'zlib'), 'z', ['zlib.h', 'zconf.h'])}`]);
-  const sqliteDir = await prefix(join(work, 'sqlite'), 'sqlite3', ['sqlite3.h'], { 'ocipkg.json': JSON.stringify({ requires: [zlib] }) });
+  await publish(zlib, [`${HOST}=${await debianPrefix(join(work, 'zlib'), 'z', ['zlib.h', 'zconf.h'])}`]);
+  const sqliteDir = await debianPrefix(join(work, 'sqlite'), 'sqlite3', ['sqlite3.h'], { 'ocipkg.json': JSON.stringify({ requires: [zlib] }) });
   // A headers-only macOS build beside it: the lockfile must pin it without fetching it.
   const macDir = join(work, 'sqlite-mac');
   await mkdir(join(macDir, 'include'), { recursive: true });
@@ -126,7 +118,7 @@ describe('ocipkg install', () => {
     const lock = await readLock();
     const lockedZlib = lock.packages[zlib].manifests[HOST];
     // Republish zlib:1 with different contents: the tag now points elsewhere.
-    await publish(zlib, [`${HOST}=${await prefix(join(work, 'zlib-moved'), 'z', ['zlib.h', 'zconf.h'], { 'NOTICE': 'moved\n' })}`]);
+    await publish(zlib, [`${HOST}=${await debianPrefix(join(work, 'zlib-moved'), 'z', ['zlib.h', 'zconf.h'], { 'NOTICE': 'moved\n' })}`]);
 
     const json = linkFromProject(['--json', 'sqlite3']);
     expect(json.stderr).toBe('');
@@ -218,5 +210,28 @@ set_property(TARGET ocipkg::sqlite APPEND PROPERTY INTERFACE_LINK_LIBRARIES m pt
     const missing = await ocipkg(['install', '--offline', '--target', MAC], { ...env, OCIPKG_PROJECT_DIR: project });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/offline/);
+  });
+});
+
+describe('declared linkage', () => {
+  it('links the shared build of an alias declared "linkage": "shared", the static one otherwise', async () => {
+    const dir = await tempDir('linkage');
+    // Debian's libzstd, both builds, as a library author would install them.
+    const prefixDir = await debianPrefix(join(dir, 'prefix'), 'zstd', ['zstd.h']);
+    await copyFile(join(DEBIAN_LIB, 'libzstd.so.1'), join(prefixDir, 'lib', 'libzstd.so.1'));
+    await symlink('libzstd.so.1', join(prefixDir, 'lib', 'libzstd.so'));
+    const archive = join(dir, 'zstd.tar');
+    expect((await ocipkg(['pack', prefixDir, archive, '-t', 'example.com/acme/zstd:1'])).code).toBe(0);
+    expect((await ocipkg(['push', archive, `oci:${join(dir, 'layout')}:1`])).code).toBe(0);
+    const project = join(dir, 'project');
+    await mkdir(project);
+    const image = `oci:${join(dir, 'layout')}:1`;
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'addon', ocipkg: { packages: { zshared: { image, linkage: 'shared' }, zstatic: image } } }));
+    const env = { OCIPKG_DATA_DIR: join(dir, 'store'), OCIPKG_PROJECT_DIR: project };
+    const shared = await ocipkgLink(['--libs', 'zshared'], env);
+    expect(shared.stderr).toBe('');
+    expect(shared.stdout).toMatch(/libzstd\.so/);
+    expect((await ocipkgLink(['--libs', 'zstatic'], env)).stdout).toMatch(/libzstd\.a\n$/);
+    expect((await ocipkgLink(['--libs', '--static', 'zshared'], env)).stdout).toMatch(/libzstd\.a\n$/);
   });
 });

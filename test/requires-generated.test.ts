@@ -6,7 +6,7 @@ import { splitFlags } from '../src/link/pkgconfig.js';
 import { resolvePackage } from '../src/resolve.js';
 import { ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
 import { codeOf } from './helpers/errors.js';
-import { DEBIAN_LIB } from './helpers/prefix.js';
+import { debianPrefix } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
 /**
@@ -37,14 +37,6 @@ let work: string;
 let store: string;
 let sqlite: string;
 
-async function prefix(dir: string, lib: string, headers: string[], extra: Record<string, string> = {}): Promise<string> {
-  await mkdir(join(dir, 'include'), { recursive: true });
-  await mkdir(join(dir, 'lib'), { recursive: true });
-  for (const header of headers) await copyFile(join('/usr/include', header), join(dir, 'include', header));
-  await copyFile(join(DEBIAN_LIB, `lib${lib}.a`), join(dir, 'lib', `lib${lib}.a`));
-  for (const [path, body] of Object.entries(extra)) await writeFile(join(dir, path), body);
-  return dir;
-}
 
 async function publish(image: string, dir: string): Promise<void> {
   const result = await ocipkg(['publish', image, '--target', `${HOST}=${dir}`], { OCIPKG_DATA_DIR: store });
@@ -82,8 +74,8 @@ beforeAll(async () => {
   await writeFile(join(work, 'main.c'), PROGRAM);
   const zlib = `${registry.host}/acme/zlib:1`;
   sqlite = `${registry.host}/acme/sqlite3:3`;
-  await publish(zlib, await prefix(join(work, 'zlib'), 'z', ['zlib.h', 'zconf.h']));
-  await publish(sqlite, await prefix(join(work, 'sqlite'), 'sqlite3', ['sqlite3.h'], { 'ocipkg.json': JSON.stringify({ requires: [zlib] }) }));
+  await publish(zlib, await debianPrefix(join(work, 'zlib'), 'z', ['zlib.h', 'zconf.h']));
+  await publish(sqlite, await debianPrefix(join(work, 'sqlite'), 'sqlite3', ['sqlite3.h'], { 'ocipkg.json': JSON.stringify({ requires: [zlib] }) }));
 });
 
 afterAll(async () => {
@@ -147,8 +139,8 @@ set_property(TARGET sqlite3::sqlite3 APPEND PROPERTY INTERFACE_LINK_LIBRARIES m 
   it('refuses a requirement cycle with EMANIFEST instead of fetching forever', async () => {
     const a = `${registry.host}/acme/cycle-a:1`;
     const b = `${registry.host}/acme/cycle-b:1`;
-    await publish(a, await prefix(join(work, 'cycle-a'), 'z', ['zlib.h'], { 'ocipkg.json': JSON.stringify({ requires: [b] }) }));
-    await publish(b, await prefix(join(work, 'cycle-b'), 'z', ['zlib.h'], { 'ocipkg.json': JSON.stringify({ requires: [a] }) }));
+    await publish(a, await debianPrefix(join(work, 'cycle-a'), 'z', ['zlib.h'], { 'ocipkg.json': JSON.stringify({ requires: [b] }) }));
+    await publish(b, await debianPrefix(join(work, 'cycle-b'), 'z', ['zlib.h'], { 'ocipkg.json': JSON.stringify({ requires: [a] }) }));
     const cycleStore = await tempDir('requires-cycle');
     try {
       expect(await codeOf(resolvePackage(a, { target: HOST, storeRoot: cycleStore, project: false }))).toBe('EMANIFEST');

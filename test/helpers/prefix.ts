@@ -3,12 +3,16 @@ import { join } from 'node:path';
 
 export const DEBIAN_LIB = '/usr/lib/x86_64-linux-gnu';
 
-/** An install prefix holding one of Debian's real static libraries and its headers. */
-export async function debianPrefix(dir: string, lib: 'lz4' | 'zstd', headers: string[]): Promise<string> {
+/**
+ * An install prefix holding one of Debian's real static libraries (`lib<lib>.a`) and its headers,
+ * plus `extra` files (path relative to the prefix -> contents), e.g. an `ocipkg.json`.
+ */
+export async function debianPrefix(dir: string, lib: string, headers: string[], extra: Record<string, string> = {}): Promise<string> {
   await mkdir(join(dir, 'include'), { recursive: true });
   await mkdir(join(dir, 'lib'), { recursive: true });
   for (const header of headers) await copyFile(join('/usr/include', header), join(dir, 'include', header));
   await copyFile(join(DEBIAN_LIB, `lib${lib}.a`), join(dir, 'lib', `lib${lib}.a`));
+  for (const [path, body] of Object.entries(extra)) await writeFile(join(dir, path), body);
   return dir;
 }
 
