@@ -8,7 +8,7 @@ import { canonicalReference, parseReference, type ImageReference } from '../refe
 import { resolvePackage } from '../resolve.js';
 import type { InstalledPackage } from '../store/package.js';
 import { selectTriple } from '../target.js';
-import { debugEnabled, parseOptions, printLine, progress, runMain, usageError } from './common.js';
+import { debugEnabled, parseOptions, printLine, progress, runMain, tuneForTransfers, usageError } from './common.js';
 
 /**
  * `ocipkg-link`: pkg-config for images. Resolves each image to a package in the store (fetching it
@@ -131,7 +131,7 @@ async function resolveAll(images: string[], options: { target: string; offline: 
     const canonical = canonicalReference(ref);
     if (visiting.has(canonical)) throw new OcipkgError('EMANIFEST', `${canonical} requires itself (through its requires)`);
     visiting.add(canonical);
-    const pkg = await resolvePackage(canonical, { target: options.target, offline: options.offline, progress });
+    const pkg = await resolvePackage(canonical, { target: options.target, offline: options.offline, progress, beforeFetch: tuneForTransfers });
     const seen = versions.get(repositoryOf(ref));
     if (seen && seen.digest !== pkg.manifestDigest) {
       throw new OcipkgError('ECONFLICT', `conflicting versions of ${repositoryOf(ref)}: ${seen.image} and ${canonical} are different builds; require one version`);

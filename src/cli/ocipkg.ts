@@ -5,7 +5,7 @@ import { resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../target.js';
-import { parseOptions, printLine, progress, readStdin, runMain, usageError } from './common.js';
+import { parseOptions, printLine, progress, readStdin, runMain, tuneForTransfers, usageError } from './common.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 import { INSTALL_OPTIONS, INSTALL_SUMMARY, INSTALL_USAGE, runInstall, runUpdate, UPDATE_OPTIONS, UPDATE_SUMMARY, UPDATE_USAGE } from './project.js';
 import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './publish.js';
@@ -81,6 +81,7 @@ const COMMANDS: Record<string, Command> = {
       const { positionals: pos } = parseOptions(args, {}, 'push');
       const [archive, image] = positionals(pos, 1, 2, 'push');
       assertArchive(archive!);
+      tuneForTransfers();
       const [{ openArchive }, { copy }, { openTarget }, { archiveImage, requireName }] = await Promise.all([
         import('../layout/archive.js'), import('../copy.js'), import('../source.js'), import('./archive-name.js'),
       ]);
@@ -108,7 +109,7 @@ const COMMANDS: Record<string, Command> = {
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' }, offline: { type: 'boolean' } }, 'get');
       const [image] = positionals(pos, 1, 1, 'get');
-      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline ?? false, progress, ...(values.target !== undefined && { target: values.target }) });
+      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline ?? false, progress, beforeFetch: tuneForTransfers, ...(values.target !== undefined && { target: values.target }) });
       out(pkg.root);
     },
   },
@@ -146,7 +147,7 @@ const COMMANDS: Record<string, Command> = {
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { target: { type: 'string' }, offline: { type: 'boolean' } }, 'image-directory');
       const [image] = positionals(pos, 1, 1, 'image-directory');
-      const pkg = await resolvePackage(image!, { offline: values.offline ?? false, progress, ...(values.target !== undefined && { target: values.target }) });
+      const pkg = await resolvePackage(image!, { offline: values.offline ?? false, progress, beforeFetch: tuneForTransfers, ...(values.target !== undefined && { target: values.target }) });
       out(pkg.root);
     },
   },

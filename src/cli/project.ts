@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { lockfilePath } from '../project/lockfile.js';
 import { findProject } from '../project/manifest.js';
-import { parseOptions, progress, usageError } from './common.js';
+import { parseOptions, progress, tuneForTransfers, usageError } from './common.js';
 
 /** `ocipkg install` and `ocipkg update [NAME...]`: the project's declared packages and its lockfile. */
 
@@ -35,6 +35,7 @@ export async function runInstall(args: string[]): Promise<void> {
   // As pnpm does: on CI a lockfile that exists is the contract, one that does not is written.
   const project = findProject();
   const ciFrozen = process.env.CI === 'true' && !values['no-frozen-lockfile'] && project !== undefined && existsSync(lockfilePath(project.dir));
+  tuneForTransfers();
   const { installProject } = await import('../project/install.js');
   const result = await installProject({
     frozen: values['frozen-lockfile'] ?? ciFrozen,
@@ -48,6 +49,7 @@ export async function runInstall(args: string[]): Promise<void> {
 
 export async function runUpdate(args: string[]): Promise<void> {
   const { values, positionals } = parseOptions(args, { target: { type: 'string' } }, 'update');
+  tuneForTransfers();
   const { installProject } = await import('../project/install.js');
   const result = await installProject({
     update: positionals.length > 0 ? positionals : true,

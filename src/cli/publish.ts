@@ -1,5 +1,5 @@
 import type { PublishInput } from '../publish.js';
-import { parseOptions, printLine, progress, usageError } from './common.js';
+import { parseOptions, printLine, progress, tuneForTransfers, usageError } from './common.js';
 import { PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 
 /**
@@ -35,6 +35,7 @@ export async function runPublish(args: string[]): Promise<void> {
   if (positionals.length !== 1) throw usageError(`publish: expected one IMAGE, got ${positionals.length} (usage: ${PUBLISH_USAGE})`);
   const inputs = (values.target ?? []).map(parseTarget);
   if (inputs.length === 0) throw usageError(`publish: at least one --target TRIPLE=PATH is required (usage: ${PUBLISH_USAGE})`);
+  tuneForTransfers();
   const { publish } = await import('../publish.js');
   const result = await publish(positionals[0]!, inputs, {
     append: values.append ?? false,
