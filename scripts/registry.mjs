@@ -45,7 +45,7 @@ function answers(url, ca) {
 async function waitUntilUp(url, ca, child, log) {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${BINARY} exited with ${child.exitCode}:\n${log()}`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${BINARY} exited (${child.exitCode ?? child.signalCode}):\n${log()}`);
     if (await answers(url, ca)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -102,8 +102,9 @@ export async function startRegistry(options = {}) {
     host: `127.0.0.1:${port}`,
     url,
     root,
+    /** Idempotent: a registry stopped once (by a test, then by afterAll) is not waited for again. */
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
         await exited;

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -10,6 +10,7 @@ import {
   installExample,
   packOcipkg,
   publish,
+  run,
 } from '../scripts/examples.mjs';
 import { ocipkgLink, tempDir } from './helpers/cli.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
@@ -90,5 +91,30 @@ describe('a tag that does not exist', () => {
     );
     expect(failure?.exitCode).not.toBe(0);
     expect(`${failure?.stdout}${failure?.stderr}`).toContain(direct.stderr.trim());
+  });
+});
+
+// Last in this file: it stops the registry the tests above share.
+describe('a locked, warm project', () => {
+  it('builds both examples again with the registry stopped and OCIPKG_OFFLINE=1', async () => {
+    const store = await scratch('store');
+    const env = { OCIPKG_DATA_DIR: store };
+    for (const name of ['cmake-js-addon', 'node-gyp-addon']) {
+      const dir = installed[name]!;
+      // Declare libgreet as the addon's package and lock it, as an addon author would.
+      const manifestPath = join(dir, 'package.json');
+      const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Record<string, unknown>;
+      await writeFile(manifestPath, JSON.stringify({ ...manifest, ocipkg: { packages: { greet: image } } }, null, 2));
+      await run(process.execPath, [join(dir, 'node_modules', 'ocipkg', 'bin', 'ocipkg.js'), 'install'], { cwd: dir, env: { ...env, CI: '' } });
+      expect(existsSync(join(dir, 'ocipkg-lock.json'))).toBe(true);
+      await buildExample(dir, { image: 'greet', linkage: 'static', env });
+    }
+    await registry.stop();
+    for (const name of ['cmake-js-addon', 'node-gyp-addon']) {
+      const dir = installed[name]!;
+      await rm(join(dir, 'build'), { recursive: true, force: true });
+      await buildExample(dir, { image: 'greet', linkage: 'static', env: { ...env, OCIPKG_OFFLINE: '1' } });
+      expect(await callExample(dir)).toEqual({ sum: 5, version: '1.2.0 (static)' });
+    }
   });
 });

@@ -76,7 +76,3 @@ export function parseManifest(bytes: Uint8Array, mediaType: string, where: strin
   doc.layers.forEach((l) => checkDescriptor(l, where));
   return { kind: 'manifest', manifest: doc as unknown as ImageManifest };
 }
-
-export function isIndexType(mediaType: string): boolean {
-  return INDEX_TYPES.includes(mediaType);
-}
