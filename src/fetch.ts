@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { OcipkgError } from './errors.js';
-import { readLinkDescription } from './link/description.js';
-import { describePackage, preparePackage } from './link/generate.js';
+import { linkDescriptionOf } from './link/description.js';
+import { preparePackage } from './link/generate.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { OCIPKG_CONFIG } from './oci/mediatypes.js';
 import type { ReadTarget } from './oci/content.js';
@@ -50,7 +50,7 @@ async function installRequirements(image: string, requires: string[], target: st
     const canonical = canonicalReference(parseReference(required));
     if (chain.includes(canonical)) throw new OcipkgError('EMANIFEST', `${canonical} requires itself (through its requires: ${[...chain, canonical].join(' -> ')})`);
     const pkg = await requiring.run([...chain, canonical], () => resolvePackage(required, { target, storeRoot, progress }));
-    names.push((readLinkDescription(pkg.dir) ?? (await describePackage(pkg.dir, pkg))).name);
+    names.push((await linkDescriptionOf(pkg)).name);
   }
   return names;
 }

@@ -144,10 +144,13 @@ export function referenceTarget(ref: ImageReference): string {
   return ref.digest ?? ref.tag ?? 'latest';
 }
 
+/** The repository (or layout directory) a reference names, without tag or digest. */
+export function repositoryOf(ref: ImageReference): string {
+  return ref.kind === 'oci' ? `oci:${ref.path}` : `${ref.registry}/${ref.repository}`;
+}
+
 export function formatReference(ref: ImageReference): string {
-  const suffix = `${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
-  if (ref.kind === 'oci') return `oci:${ref.path}${suffix}`;
-  return `${ref.registry}/${ref.repository}${suffix}`;
+  return `${repositoryOf(ref)}${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
 }
 
 /** Like `formatReference`, with `:latest` filled in when neither tag nor digest was given. */

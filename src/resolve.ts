@@ -1,7 +1,7 @@
 import { OcipkgError } from './errors.js';
-import { readLockfile, pinnedManifest } from './project/lockfile.js';
+import { pinnedReference, readLockfile } from './project/lockfile.js';
 import { findProject, resolveAlias } from './project/manifest.js';
-import { canonicalReference, parseReference, type ImageReference } from './reference.js';
+import { canonicalReference, parseReference } from './reference.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef } from './store/refs.js';
@@ -25,23 +25,6 @@ export interface ResolveOptions {
 }
 
 /**
- * The manifest the nearest project's lockfile pins for a tagged reference and target, as the
- * digest reference to fetch it by; undefined when nothing pins it. A locked image whose index
- * listed no build for the target is an error naming those it did list.
- */
-function lockedReference(ref: ImageReference, target: string): ImageReference | undefined {
-  const project = findProject();
-  const entry = project && readLockfile(project.dir)?.packages[canonicalReference(ref)];
-  if (!entry || ref.digest !== undefined) return undefined;
-  const manifest = pinnedManifest(entry, target);
-  if (manifest === undefined) {
-    throw new OcipkgError('ENOTARGET', `${canonicalReference(ref)} as locked in ${project!.dir} has no build for ${target} (locked: ${Object.keys(entry.manifests).join(', ') || 'none'})`);
-  }
-  const { tag: _tag, ...untagged } = ref;
-  return { ...untagged, digest: manifest };
-}
-
-/**
  * An image's package for one target, from the store when it is there, else fetched into it.
  *
  * The warm path (tag already recorded in the refs index, package complete) reads two small files and
@@ -49,11 +32,13 @@ function lockedReference(ref: ImageReference, target: string): ImageReference | 
  * That keeps `ocipkg-link`, run once per build step, close to a bare `node` start.
  */
 export async function resolvePackage(image: string, options: ResolveOptions = {}): Promise<InstalledPackage> {
-  const useProject = options.project ?? true;
   const target = selectTriple(options.target);
-  const named = parseReference(useProject ? resolveAlias(image) : image);
+  // The nearest project, looked up once: its aliases name images, its lockfile pins them.
+  const project = (options.project ?? true) ? findProject() : undefined;
+  const named = parseReference(project ? resolveAlias(image, project) : image);
   // With a lockfile, the pinned manifest and never the tag: a moved tag still gives the locked bytes.
-  const pinned = useProject ? lockedReference(named, target) : undefined;
+  const entry = project && named.digest === undefined ? readLockfile(project.dir)?.packages[canonicalReference(named)] : undefined;
+  const pinned = entry && pinnedReference(named, entry, target, project!.dir);
   const ref = pinned ?? named;
   const root = options.storeRoot ?? storeRoot();
   const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';
@@ -65,7 +50,7 @@ export async function resolvePackage(image: string, options: ResolveOptions = {}
     if (installed) return installed;
   }
   if (offline) {
-    const fix = pinned ? `ocipkg install\` in ${findProject()!.dir}` : `ocipkg get ${canonicalReference(ref)}\``;
+    const fix = pinned ? `ocipkg install\` in ${project!.dir}` : `ocipkg get ${canonicalReference(ref)}\``;
     throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} (${target}) is not in the store and ocipkg is offline; run \`${fix} with network first`);
   }
   options.beforeFetch?.();

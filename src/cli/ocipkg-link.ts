@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { OcipkgError } from '../errors.js';
-import { packagePath, packageVariable, readLinkDescription, type LinkDescription } from '../link/description.js';
+import { packagePath, packageVariable, linkDescriptionOf, type LinkDescription } from '../link/description.js';
 import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type LinkFlags } from '../link/flags.js';
 import { declaredPackage, resolveAlias } from '../project/manifest.js';
-import { canonicalReference, parseReference, type ImageReference } from '../reference.js';
+import { canonicalReference, parseReference, repositoryOf } from '../reference.js';
 import { resolvePackage } from '../resolve.js';
 import type { InstalledPackage } from '../store/package.js';
 import { selectTriple } from '../target.js';
@@ -106,16 +106,6 @@ interface ResolvedPackage {
 /** Forward slashes everywhere: the output feeds Make, gyp and CMake, which all take them. */
 const slashes = (path: string) => path.split(sep).join('/');
 
-async function describe(pkg: InstalledPackage): Promise<LinkDescription> {
-  const stored = readLinkDescription(pkg.dir);
-  if (stored) return stored;
-  // Installed before descriptions were stored: work it out now (without writing; the dir is read-only).
-  const { describePackage } = await import('../link/generate.js');
-  return describePackage(pkg.dir, pkg);
-}
-
-/** A repository (or layout directory): two different builds of one cannot be linked together. */
-const repositoryOf = (ref: ImageReference) => (ref.kind === 'oci' ? `oci:${ref.path}` : `${ref.registry}/${ref.repository}`);
 
 /**
  * The images (or declared aliases) and, after each, the images it requires; a package needed twice
@@ -137,7 +127,7 @@ async function resolveAll(images: string[], options: { target: string; offline: 
       throw new OcipkgError('ECONFLICT', `conflicting versions of ${repositoryOf(ref)}: ${seen.image} and ${canonical} are different builds; require one version`);
     }
     versions.set(repositoryOf(ref), { image: canonical, digest: pkg.manifestDigest });
-    const description = await describe(pkg);
+    const description = await linkDescriptionOf(pkg);
     sequence.push({ image: canonical, pkg, description, requested });
     for (const required of description.requires) await visit(required, false);
     visiting.delete(canonical);

@@ -1,9 +1,9 @@
 import { OcipkgError } from '../errors.js';
-import { readLinkDescription } from '../link/description.js';
-import { canonicalReference, formatReference, parseReference, referenceTarget, type ImageReference } from '../reference.js';
+import { linkDescriptionOf } from '../link/description.js';
+import { canonicalReference, formatReference, parseReference, referenceTarget, repositoryOf, type ImageReference } from '../reference.js';
 import { resolvePackage } from '../resolve.js';
 import { selectTriple } from '../target.js';
-import { formatLockfile, pinnedManifest, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
+import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
 import { findProject, projectStart, resolveAlias, type Project } from './manifest.js';
 
 /**
@@ -39,7 +39,6 @@ export interface InstallResult {
   drifted: string[];
 }
 
-const repositoryOf = (ref: ImageReference) => (ref.kind === 'oci' ? `oci:${ref.path}` : `${ref.registry}/${ref.repository}`);
 
 const canonical = (image: string) => canonicalReference(parseReference(image));
 
@@ -108,20 +107,10 @@ export async function installProject(options: InstallOptions = {}): Promise<Inst
       drifted.push(image);
     }
 
-    const manifest = pinnedManifest(entry, target);
-    if (manifest === undefined) {
-      throw new OcipkgError('ENOTARGET', `${image} has no build for ${target} (available: ${Object.keys(entry.manifests).join(', ') || 'none'})`);
-    }
-    const { tag: _tag, ...untagged } = ref;
-    const pkg = await resolvePackage(formatReference({ ...untagged, digest: manifest }), {
+    const pkg = await resolvePackage(formatReference(pinnedReference(ref, entry, target, project.dir)), {
       target, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
     });
-    let description = readLinkDescription(pkg.dir);
-    if (!description) {
-      // Installed before descriptions were stored: work it out without writing (the dir is read-only).
-      const { describePackage } = await import('../link/generate.js');
-      description = await describePackage(pkg.dir, pkg);
-    }
+    const description = await linkDescriptionOf(pkg);
     const requires = description.requires.map(canonical);
     next.packages[image] = { ...entry, requires };
     for (const required of requires) await visit(required);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
+import { canonicalReference, type ImageReference } from '../reference.js';
 import { writeFileAtomicSync } from '../store/fsutil.js';
 
 /**
@@ -97,7 +98,17 @@ export function writeLockfile(projectDir: string, lock: Lockfile): void {
   writeFileAtomicSync(lockfilePath(projectDir), formatLockfile(lock));
 }
 
-/** The manifest a lock entry pins for `target` (or the target-less manifest of a single-manifest image). */
-export function pinnedManifest(entry: LockEntry, target: string): string | undefined {
-  return entry.manifests[target] ?? entry.manifests[''];
+/**
+ * The reference, by manifest digest, that a lock entry pins for `ref` and `target` (or the
+ * target-less manifest of a single-manifest image). A locked image whose index listed no build for
+ * the target is an error naming those it did list; `projectDir` says which lockfile.
+ */
+export function pinnedReference(ref: ImageReference, entry: LockEntry, target: string, projectDir: string): ImageReference {
+  const manifest = entry.manifests[target] ?? entry.manifests[''];
+  if (manifest === undefined) {
+    const locked = Object.keys(entry.manifests).join(', ') || 'none';
+    throw new OcipkgError('ENOTARGET', `${canonicalReference(ref)} as locked in ${projectDir} has no build for ${target} (locked: ${locked})`);
+  }
+  const { tag: _tag, ...untagged } = ref;
+  return { ...untagged, digest: manifest };
 }

@@ -91,12 +91,14 @@ export function findProject(start: string = projectStart()): Project | undefined
  * Docker Hub's short names: in a project that declares `zstd`, `zstd` means that one, not
  * `docker.io/library/zstd`. Anything with a `/`, `:` or `@` is a reference and never an alias.
  */
-export function declaredPackage(image: string, project: Project | undefined = findProject()): DeclaredPackage | undefined {
-  if (!ALIAS.test(image) || project === undefined) return undefined;
-  return Object.hasOwn(project.packages, image) ? project.packages[image] : undefined;
+export function declaredPackage(image: string, project?: Project): DeclaredPackage | undefined {
+  // Only a bare word can be an alias: a full reference never costs a walk up the directories.
+  if (!ALIAS.test(image)) return undefined;
+  const packages = (project ?? findProject())?.packages;
+  return packages && Object.hasOwn(packages, image) ? packages[image] : undefined;
 }
 
 /** The image an argument stands for: the declared image of an alias, else the argument itself. */
 export function resolveAlias(image: string, project?: Project): string {
-  return declaredPackage(image, project ?? findProject())?.image ?? image;
+  return declaredPackage(image, project)?.image ?? image;
 }
