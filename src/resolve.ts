@@ -19,7 +19,7 @@ export interface ResolveOptions {
   /** Progress lines (stderr, TTY) from the fetching path. */
   progress?: (message: string) => void;
   /** Called once before the cold path loads the HTTP and tar stacks (the CLIs tune the process there). */
-  beforeFetch?: () => void;
+  beforeFetch?: () => void | Promise<void>;
   /** Follow the nearest project's aliases and lockfile pins (default true). */
   project?: boolean;
 }
@@ -53,7 +53,7 @@ export async function resolvePackage(image: string, options: ResolveOptions = {}
     const fix = pinned ? `ocipkg install\` in ${project!.dir}` : `ocipkg get ${canonicalReference(ref)}\``;
     throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} (${target}) is not in the store and ocipkg is offline; run \`${fix} with network first`);
   }
-  options.beforeFetch?.();
+  await options.beforeFetch?.();
   const { fetchPackage } = await import('./fetch.js');
   return fetchPackage(ref, target, root, options.progress);
 }

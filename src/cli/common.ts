@@ -25,17 +25,6 @@ export function printLine(text: string): void {
   }
 }
 
-/**
- * Process-wide tuning for a CLI about to move blobs. undici parses HTTP with llhttp compiled to
- * WebAssembly, and V8 re-optimises that module with TurboFan in a background thread whose ~30 MiB
- * stay allocated for the rest of a download; the baseline compiler parses a few headers and skips
- * over bodies just as well. Only the CLIs call this: a library must not change its host's V8 flags.
- * `node:v8` is fetched here, not imported, because loading it costs ocipkg-link's warm path ~8 ms.
- */
-export function tuneForTransfers(): void {
-  process.getBuiltinModule('node:v8').setFlagsFromString('--liftoff-only');
-}
-
 /** Progress goes to stderr, and only to a terminal (or when OCIPKG_PROGRESS=1 asks). */
 export function progress(message: string): void {
   if (process.stderr.isTTY || process.env.OCIPKG_PROGRESS === '1') process.stderr.write(`${message}\n`);

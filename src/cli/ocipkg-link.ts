@@ -8,7 +8,7 @@ import { canonicalReference, parseReference, repositoryOf } from '../reference.j
 import { resolvePackage } from '../resolve.js';
 import type { InstalledPackage } from '../store/package.js';
 import { selectTriple } from '../target.js';
-import { debugEnabled, parseOptions, printLine, progress, runMain, tuneForTransfers, usageError } from './common.js';
+import { debugEnabled, parseOptions, printLine, progress, runMain, usageError } from './common.js';
 
 /**
  * `ocipkg-link`: pkg-config for images. Resolves each image to a package in the store (fetching it
@@ -106,6 +106,13 @@ interface ResolvedPackage {
 /** Forward slashes everywhere: the output feeds Make, gyp and CMake, which all take them. */
 const slashes = (path: string) => path.split(sep).join('/');
 
+/**
+ * Tunes the process before the cold path runs. Imported dynamically, never bundled: extraction in
+ * dist/ reports to dist/tuning.js, and a copy of that module inside the bundle would tune nothing.
+ */
+async function tuneTransfers(): Promise<void> {
+  (await import('../tuning.js')).tuneForTransfers();
+}
 
 /**
  * The images (or declared aliases) and, after each, the images it requires; a package needed twice
@@ -121,7 +128,7 @@ async function resolveAll(images: string[], options: { target: string; offline: 
     const canonical = canonicalReference(ref);
     if (visiting.has(canonical)) throw new OcipkgError('EMANIFEST', `${canonical} requires itself (through its requires)`);
     visiting.add(canonical);
-    const pkg = await resolvePackage(canonical, { target: options.target, offline: options.offline, progress, beforeFetch: tuneForTransfers });
+    const pkg = await resolvePackage(canonical, { target: options.target, offline: options.offline, progress, beforeFetch: tuneTransfers });
     const seen = versions.get(repositoryOf(ref));
     if (seen && seen.digest !== pkg.manifestDigest) {
       throw new OcipkgError('ECONFLICT', `conflicting versions of ${repositoryOf(ref)}: ${seen.image} and ${canonical} are different builds; require one version`);

@@ -5,7 +5,8 @@ import { resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../target.js';
-import { parseOptions, printLine, progress, readStdin, runMain, tuneForTransfers, usageError } from './common.js';
+import { parseOptions, printLine, progress, readStdin, runMain, usageError } from './common.js';
+import { tuneForTransfers } from '../tuning.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 import { INSTALL_OPTIONS, INSTALL_SUMMARY, INSTALL_USAGE, runInstall, runUpdate, UPDATE_OPTIONS, UPDATE_SUMMARY, UPDATE_USAGE } from './project.js';
 import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './publish.js';
@@ -122,6 +123,7 @@ const COMMANDS: Record<string, Command> = {
       const [archive] = positionals(pos, 1, 1, 'load');
       assertArchive(archive!);
       const target = selectTriple(values.target);
+      tuneForTransfers();
       const [{ openArchive }, { installImage }, { archiveImage, requireName }] = await Promise.all([
         import('../layout/archive.js'), import('../fetch.js'), import('./archive-name.js'),
       ]);

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { lockfilePath } from '../project/lockfile.js';
 import { findProject } from '../project/manifest.js';
-import { parseOptions, progress, tuneForTransfers, usageError } from './common.js';
+import { parseOptions, progress, usageError } from './common.js';
+import { tuneForTransfers } from '../tuning.js';
 
 /** `ocipkg install` and `ocipkg update [NAME...]`: the project's declared packages and its lockfile. */
 

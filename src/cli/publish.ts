@@ -1,5 +1,6 @@
 import type { PublishInput } from '../publish.js';
-import { parseOptions, printLine, progress, tuneForTransfers, usageError } from './common.js';
+import { parseOptions, printLine, progress, usageError } from './common.js';
+import { tuneForTransfers } from '../tuning.js';
 import { PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 
 /**

@@ -5,6 +5,7 @@ import { Writable, type Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { Unpack, type ReadEntry } from 'tar';
 import { errno, OcipkgError } from '../errors.js';
+import { noteBufferChurn } from '../tuning.js';
 
 /**
  * Safe extraction of a tar stream (a layer, an oci-archive) into a directory.
@@ -122,6 +123,7 @@ class Extractor extends Writable {
         this.endTar();
       });
       this.gunzip.on('data', (chunk: Buffer) => {
+        noteBufferChurn(chunk.length);
         if (this.failure) return;
         if (!this.unpack.write(chunk)) this.gunzip!.pause();
       });
@@ -188,6 +190,7 @@ class Extractor extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    noteBufferChurn(chunk.length);
     if (this.failure) {
       done();
       return;

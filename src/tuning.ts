@@ -1,0 +1,56 @@
+/**
+ * Process-wide tuning for a CLI about to move blobs, and the hook extraction reports its buffers to.
+ *
+ * Only the CLIs call tuneForTransfers: a library must not change its host's V8 flags or collect its
+ * garbage. Builtins are fetched with getBuiltinModule rather than imported: this module is loaded
+ * on the cold path only, but `node:v8` and `node:vm` are not worth loading before they are needed.
+ */
+
+type Collect = (options: { type: 'minor' | 'major' }) => void;
+
+/** Installed by tuneForTransfers; without it noteBufferChurn does nothing. */
+let collect: Collect | undefined;
+let sinceCheck = 0;
+let escalate = false;
+
+/** Bytes of buffers handled between two looks at how much buffer memory the process holds. */
+const CHECK_EVERY = 1 << 20;
+/** Buffer memory tolerated before a collection; what flows through the pipeline at once is ~1 MiB. */
+const HELD_LIMIT = 8 << 20;
+
+/**
+ * - undici parses HTTP with llhttp compiled to WebAssembly, and V8 re-optimises that module with
+ *   TurboFan in a background thread whose ~30 MiB stay allocated for the rest of a download; the
+ *   baseline compiler parses a few headers and skips over bodies just as well.
+ * - Every socket read and every inflated chunk is a fresh buffer, garbage a moment later, but V8
+ *   counts memory outside its heap toward a collection only once tens of MiB have piled up: a
+ *   500 MiB get held ~35 MiB of dead buffers at its peak. A handle on `gc` (exposed for a new
+ *   context only) lets noteBufferChurn collect them as it goes.
+ */
+export function tuneForTransfers(): void {
+  const v8 = process.getBuiltinModule('node:v8');
+  v8.setFlagsFromString('--liftoff-only');
+  if (collect !== undefined) return;
+  v8.setFlagsFromString('--expose-gc');
+  collect = process.getBuiltinModule('node:vm').runInNewContext('gc') as Collect;
+  v8.setFlagsFromString('--no-expose-gc');
+}
+
+/**
+ * Called by extraction with the size of each buffer it handles (read and inflated). Every MiB it
+ * looks at the process's buffer memory and, over the limit, collects: the young generation first
+ * (cheap, and where buffers that lived a moment are), the whole heap when that was not enough
+ * (buffers held across a young collection were promoted and only a full one frees them).
+ */
+export function noteBufferChurn(bytes: number): void {
+  if (collect === undefined) return;
+  sinceCheck += bytes;
+  if (sinceCheck < CHECK_EVERY) return;
+  sinceCheck = 0;
+  if (process.memoryUsage().arrayBuffers <= HELD_LIMIT) {
+    escalate = false;
+    return;
+  }
+  collect({ type: escalate ? 'major' : 'minor' });
+  escalate = !escalate;
+}
