@@ -1,25 +1,55 @@
-// Build step after tsc: bundles the `ocipkg-link` entry point into one CommonJS file.
+// Build step after tsc: bundles the `ocipkg-link` entry point into one CommonJS file and makes the
+// V8 code cache bin/ocipkg-link.cjs compiles it with.
 //
 // `ocipkg-link` runs once per build step, and its warm path (package already in the store) must
 // stay close to a bare `node -e 0`. As ES modules it loads ~16 files, and each ESM import of a
 // builtin builds a facade over all of its exports; together that costs more than Node's own start.
-// One CommonJS file reads and compiles once. The cold path (fetching) stays in the ESM modules of
-// dist/, loaded by a real dynamic import only when the store misses.
+// One CommonJS file reads and compiles once, and with a code cache made by running the warm path it
+// hardly compiles at all. The cold path (fetching) stays in the ES modules of dist/, loaded only when
+// the store misses.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
-import { dirname, relative, resolve } from 'node:path';
 
 const repo = resolve(import.meta.dirname, '..');
 const outfile = resolve(repo, 'dist/cli/ocipkg-link.cjs');
+const bin = join(repo, 'bin', 'ocipkg-link.cjs');
+const { CODE_CACHE } = createRequire(import.meta.url)(bin);
+// A cache left from an earlier build must not outlive a failed one.
+rmSync(CODE_CACHE, { force: true });
 
 /** Keeps every dynamic import() a dynamic import of the dist/ module, re-pointed from the bundle's place. */
+const coldImports = new Set();
 const coldPathStaysOut = {
   name: 'cold-path-stays-out',
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
       if (args.kind !== 'dynamic-import') return undefined;
-      const target = resolve(args.resolveDir, args.path);
-      return { path: `./${relative(dirname(outfile), target)}`, external: true };
+      const path = `./${relative(dirname(outfile), resolve(args.resolveDir, args.path))}`;
+      coldImports.add(path);
+      return { path, external: true };
     });
+  },
+};
+
+/**
+ * ES modules among the dependencies (env-paths) import builtins' default exports; esbuild turns each
+ * into a copy of every property of the builtin (all of `process`'s). The builtin itself does.
+ */
+const builtinDefaults = {
+  name: 'builtin-defaults',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) => {
+      if (args.kind !== 'import-statement' || !args.importer.includes('node_modules')) return undefined;
+      return { path: args.path, namespace: 'builtin-default' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'builtin-default' }, (args) => ({
+      contents: `export default require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
   },
 };
 
@@ -32,6 +62,55 @@ await build({
   target: 'node20',
   // The bundle sits beside the module it replaces, so paths relative to it still hold.
   define: { 'import.meta.dirname': '__dirname' },
-  plugins: [coldPathStaysOut],
+  plugins: [coldPathStaysOut, builtinDefaults],
   logLevel: 'warning',
 });
+
+// bin/ocipkg-link.cjs compiles the bundle with vm, where import() is unavailable: it passes
+// `importCold` instead. Every cold-path import must be rewritten, and nothing else.
+let rewritten = 0;
+const bundled = readFileSync(outfile, 'utf8').replace(/\bimport\(("\.[^"]*")\)/g, (_whole, specifier) => {
+  if (!coldImports.has(JSON.parse(specifier))) throw new Error(`bundle: unexpected dynamic import ${specifier}`);
+  rewritten++;
+  return `importCold(${specifier})`;
+});
+if (rewritten === 0 || /\bimport\(/.test(bundled)) throw new Error('bundle: the dynamic imports of the cold path were not all rewritten');
+writeFileSync(outfile, bundled);
+
+/**
+ * Runs the warm path once (`--cflags --libs` of a package loaded into a throwaway store, from a
+ * project directory as an addon's build would) and saves what V8 compiled for it.
+ */
+function writeCodeCache() {
+  const work = mkdtempSync(join(tmpdir(), 'ocipkg-code-cache-'));
+  try {
+    const env = { ...process.env, OCIPKG_DATA_DIR: join(work, 'store'), OCIPKG_OFFLINE: '1' };
+    const run = (args, options = {}) => {
+      const result = spawnSync(process.execPath, args, { cwd: work, env, encoding: 'utf8', ...options });
+      if (result.status !== 0) throw new Error(`bundle: making the code cache failed: ${args.join(' ')}: ${result.stderr}`);
+    };
+    const prefix = join(work, 'prefix');
+    mkdirSync(join(prefix, 'include'), { recursive: true });
+    mkdirSync(join(prefix, 'lib'));
+    writeFileSync(join(prefix, 'include', 'warmup.h'), 'int warmup(void);\n');
+    writeFileSync(join(prefix, 'lib', 'libwarmup.a'), '!<arch>\n');
+    writeFileSync(join(work, 'package.json'), '{ "name": "warmup", "private": true }\n');
+    const ocipkg = join(repo, 'bin', 'ocipkg.js');
+    const image = 'localhost/ocipkg/warmup:1';
+    run([ocipkg, 'pack', prefix, join(work, 'warmup.tar'), '-t', image]);
+    run([ocipkg, 'load', join(work, 'warmup.tar')]);
+    const script = `
+      const { writeFileSync } = require('node:fs');
+      const { loadBundle, CODE_CACHE } = require(${JSON.stringify(bin)});
+      const { exports, script } = loadBundle();
+      exports.main(['--cflags', '--libs', ${JSON.stringify(image)}]).then(() => {
+        if (process.exitCode) return;
+        writeFileSync(CODE_CACHE, script.createCachedData());
+      });`;
+    run(['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+writeCodeCache();

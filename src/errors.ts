@@ -23,13 +23,26 @@ export type ErrorCode =
   | 'ECONFLICT' // two versions of one repository are needed at once
   | 'ECREDENTIALS'; // a credential helper or credentials file failed
 
+/** Marks ocipkg's errors, whichever copy of this module made them. */
+const BRAND = Symbol.for('ocipkg.error');
+
 export class OcipkgError extends Error {
   readonly code: ErrorCode;
+  readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'OcipkgError';
     this.code = code;
+  }
+
+  /**
+   * `instanceof` by brand, not by prototype: ocipkg-link's bundle carries its own copy of this class
+   * while errors from the cold path it loads from dist/ are made by the original, and each must
+   * recognise the other's (or the CLI reports a registry that is down as an unexpected error).
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
   }
 }
 

@@ -144,7 +144,8 @@ function readHostLibc(): 'gnu' | 'musl' {
     fd = openSync(process.execPath, 'r');
     const head = Buffer.alloc(4096);
     const n = readSync(fd, head, 0, head.length, 0);
-    return head.subarray(0, n).includes('ld-musl') ? 'musl' : 'gnu';
+    // Searched as a string: Buffer#includes costs ~0.25 ms on its first call.
+    return head.toString('latin1', 0, n).includes('ld-musl') ? 'musl' : 'gnu';
   } catch {
     return 'gnu';
   } finally {

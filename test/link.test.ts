@@ -141,12 +141,20 @@ describe('ocipkg-link', () => {
   const writePackage = async (dir: string, tag: string, entries: TarEntry[], meta: Partial<PackageMetadata>) =>
     writeImage(new LayoutTarget(dir), buildImage([entries], { metadata: meta }), tag);
 
-  it('refuses an unknown flag, a missing output flag and a missing image with exit 1 and nothing on stdout', async () => {
-    for (const args of [['--frobnicate', 'x/y:1'], ['127.0.0.1:1/acme/lz4:1'], ['--cflags']]) {
+  it('refuses an unknown flag, a missing output flag, a missing image and an unreachable registry with exit 1, one line naming the problem and nothing on stdout', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--frobnicate', 'x/y:1'], /^ocipkg-link: Unknown option '--frobnicate'\n$/],
+      [['127.0.0.1:1/acme/lz4:1'], /^ocipkg-link: no output requested: pass --cflags/],
+      [['--cflags'], /^ocipkg-link: no image given/],
+      // Fails in the cold path, which the bundled CLI loads from dist/: still ocipkg's own error.
+      [['--cflags', '127.0.0.1:1/acme/lz4:1'], /^ocipkg-link: cannot reach registry 127\.0\.0\.1:1: connection refused\n$/],
+    ];
+    for (const [args, message] of cases) {
       const result = await ocipkgLink(args, env);
       expect(result.code, args.join(' ')).toBe(1);
       expect(result.stdout).toBe('');
       expect(result.stderr).toMatch(/^ocipkg-link: .+\n$/);
+      expect(result.stderr).toMatch(message);
     }
   });
 

@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { errno, OcipkgError } from '../errors.js';
+import { parseCommandLine, type Options, type Parsed } from './args.js';
 
 /** Shared plumbing of the `ocipkg` and `ocipkg-link` entry points: usage errors, progress, exit. */
 
@@ -34,18 +34,19 @@ export function usageError(message: string): OcipkgError {
   return new OcipkgError('EUSAGE', message);
 }
 
-/** `util.parseArgs`, with its exceptions turned into one-line usage errors. */
-type Options = NonNullable<ParseArgsConfig['options']>;
+/**
+ * A command's options plus --verbose and -h/--help, with parse errors as one-line usage errors
+ * naming `command` (a subcommand; a program's own name is already what runMain prefixes).
+ */
 type WithCommon<T extends Options> = T & { verbose: { type: 'boolean' }; help: { type: 'boolean'; short: 'h' } };
-type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: WithCommon<T>; allowPositionals: true; strict: true }>>;
 
-export function parseOptions<T extends Options>(args: string[], options: T, command: string): Parsed<T> {
+export function parseOptions<T extends Options>(args: string[], options: T, command?: string): Parsed<WithCommon<T>> {
   try {
     const all: WithCommon<T> = { ...options, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
-    return parseArgs({ args, options: all, allowPositionals: true, strict: true });
+    return parseCommandLine(args, all);
   } catch (err) {
-    const message = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
-    throw usageError(`${command}: ${message}`);
+    const message = (err as Error).message;
+    throw usageError(command === undefined ? message : `${command}: ${message}`);
   }
 }
 

@@ -227,7 +227,7 @@ function packageVersion(): string {
 }
 
 async function link(argv: string[]): Promise<void> {
-  const { values, positionals: images } = parseOptions(argv, OPTIONS, 'ocipkg-link');
+  const { values, positionals: images } = parseOptions(argv, OPTIONS);
   const out = printLine;
   if (values.help) return out(USAGE.trimEnd());
   if (values.version) return out(packageVersion());
