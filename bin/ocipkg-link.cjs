@@ -3,8 +3,9 @@
 // ocipkg-link runs once per build step, and its warm path must stay close to a bare Node start. Its
 // code is one bundled CommonJS file (scripts/bundle.mjs) and, beside it, the V8 code cache the build
 // made by running that warm path: without the cache, compiling the bundle's functions costs more
-// than everything else ocipkg-link does. V8 rejects a cache from another Node version or for other
-// source; the bundle then compiles as usual.
+// than everything else ocipkg-link does. V8 rejects a cache made by another V8 version, under other
+// V8 flags or for a source of another length (the build always writes the two together); the
+// bundle then compiles as usual.
 const { readFileSync } = require('node:fs');
 const { dirname, join } = require('node:path');
 const { pathToFileURL } = require('node:url');

@@ -36,8 +36,9 @@ const coldPathStaysOut = {
 };
 
 /**
- * ES modules among the dependencies (env-paths) import builtins' default exports; esbuild turns each
- * into a copy of every property of the builtin (all of `process`'s). The builtin itself does.
+ * ES modules among the dependencies (env-paths) import builtins' default exports, which esbuild
+ * turns into a copy of every property of the builtin (all of `process`'s, on every start). A module
+ * whose default export is the builtin's own exports object needs no copy.
  */
 const builtinDefaults = {
   name: 'builtin-defaults',

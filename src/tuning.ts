@@ -2,8 +2,8 @@
  * Process-wide tuning for a CLI about to move blobs, and the hook extraction reports its buffers to.
  *
  * Only the CLIs call tuneForTransfers: a library must not change its host's V8 flags or collect its
- * garbage. Builtins are fetched with getBuiltinModule rather than imported: this module is loaded
- * on the cold path only, but `node:v8` and `node:vm` are not worth loading before they are needed.
+ * garbage. Builtins are fetched with getBuiltinModule when tuning starts rather than imported: every
+ * `ocipkg` command loads this module, and most never transfer anything.
  */
 
 type Collect = (options: { type: 'minor' | 'major' }) => void;
