@@ -85,7 +85,9 @@ writeFileSync(outfile, bundled);
 function writeCodeCache() {
   const work = mkdtempSync(join(tmpdir(), 'ocipkg-code-cache-'));
   try {
-    const env = { ...process.env, OCIPKG_DATA_DIR: join(work, 'store'), OCIPKG_OFFLINE: '1' };
+    // The build's own environment may point ocipkg elsewhere (a project, a target, a store): not here.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OCIPKG_') && name !== 'npm_config_arch'));
+    Object.assign(env, { OCIPKG_DATA_DIR: join(work, 'store'), OCIPKG_OFFLINE: '1' });
     const run = (args, options = {}) => {
       const result = spawnSync(process.execPath, args, { cwd: work, env, encoding: 'utf8', ...options });
       if (result.status !== 0) throw new Error(`bundle: making the code cache failed: ${args.join(' ')}: ${result.stderr}`);
