@@ -33,10 +33,15 @@ async function copyBlob(src: ReadTarget, dst: WriteTarget, desc: Descriptor, opt
     options.onCopied?.(desc, true);
     return;
   }
-  const body = await src.fetch(desc).catch((err: unknown) => where(err, 'source', src.location, desc));
-  const verified = body.pipe(new VerifyingStream(desc, src.location));
-  body.on('error', (err) => verified.destroy(err));
-  await dst.push(desc, verified).catch((err: unknown) => where(err, 'destination', dst.location, desc));
+  // Opened by the destination, again for each try of an upload it retries.
+  const open = async () => {
+    const body = await src.fetch(desc).catch((err: unknown) => where(err, 'source', src.location, desc));
+    const verified = body.pipe(new VerifyingStream(desc, src.location));
+    body.on('error', (err) => verified.destroy(err));
+    verified.on('close', () => body.destroy());
+    return verified;
+  };
+  await dst.push(desc, open).catch((err: unknown) => where(err, 'destination', dst.location, desc));
   options.onCopied?.(desc, false);
 }
 

@@ -172,6 +172,55 @@ describe('retries are bounded', () => {
   });
 });
 
+describe('interrupted blob uploads start a new session', () => {
+  const UPLOAD_START = /\/blobs\/uploads\/$/;
+  const UPLOAD_PUT = /\/blobs\/uploads\/[^/?]+\?/;
+  let pushes = 0;
+
+  /** Pushes zstd through the proxy into a repository of its own (so no blob is there yet). */
+  async function push(rules: FaultRule[]): Promise<string> {
+    await arm(rules);
+    const repository = `faults/upload-${++pushes}`;
+    const layout = new LayoutTarget(join(home, 'layout-faults-zstd'));
+    await copy(layout, '1', new RegistryTarget(proxy.host, repository), '1');
+    return repository;
+  }
+
+  /** Each blob went up whole: a get straight from the registry verifies and installs the image. */
+  async function expectPushed(repository: string): Promise<void> {
+    const store = await tempDir('store');
+    await fetchPackage(parseReference(`${registry.host}/${repository}:1`), TRIPLE, store);
+    expect(storeContents(store).packages).toEqual([zstd.manifestDesc.digest.slice('sha256:'.length)]);
+  }
+
+  const blobCount = () => 1 + zstd.layers.length;
+  const requests = (method: string, path: RegExp) => proxy.requests.filter((r) => r.method === method && path.test(r.path));
+
+  it('a connection reset while a PUT streams a blob, twice: new sessions, each blob complete', async () => {
+    const repository = await push([{ method: 'PUT', path: UPLOAD_PUT, nth: [1, 2], fault: { kind: 'reset' } }]);
+    expect(faultsInjected()).toBe(2);
+    expect(requests('POST', UPLOAD_START)).toHaveLength(blobCount() + 2);
+    expect(requests('PUT', UPLOAD_PUT)).toHaveLength(blobCount() + 2);
+    await expectPushed(repository);
+  });
+
+  it('503 on the POST that starts a session and 500 on a PUT are retried', async () => {
+    const repository = await push([
+      { method: 'POST', path: UPLOAD_START, nth: 1, fault: { kind: 'status', status: 503 } },
+      { method: 'PUT', path: UPLOAD_PUT, nth: 1, fault: { kind: 'status', status: 500 } },
+    ]);
+    expect(faultsInjected()).toBe(2);
+    await expectPushed(repository);
+  });
+
+  it('a PUT that keeps answering 503 gives up after 5 attempts with EREGISTRY, saying so', async () => {
+    const failure = push([{ method: 'PUT', path: UPLOAD_PUT, fault: { kind: 'status', status: 503 } }]).catch((err: unknown) => err);
+    const err = (await failure) as Error & { code?: string };
+    expect(err.code).toBe('EREGISTRY');
+    expect(err.message).toMatch(/answered 503 for upload of blob .*; gave up after 5 attempts$/);
+  });
+});
+
 describe('interrupted blob downloads resume', () => {
   it('a body cut off midway resumes with a Range request from the first missing byte', async () => {
     const store = await arm([{ method: 'GET', path: blobPath(big().digest), nth: 1, fault: { kind: 'cut', after: 100_000 } }]);

@@ -73,8 +73,8 @@ describe('LayoutTarget', () => {
     const layout = new LayoutTarget(join(work, 'layout'));
     const bytes = Buffer.from('the real content');
     const desc = descriptorFor(OCI_LAYER_TAR_GZIP, bytes);
-    expect(await codeOf(layout.push(desc, Readable.from([Buffer.from('the fake content')])))).toBe('EINTEGRITY');
-    expect(await codeOf(layout.push(desc, Readable.from([bytes.subarray(0, 5)])))).toBe('EBADSIZE');
+    expect(await codeOf(layout.push(desc, async () => Readable.from([Buffer.from('the fake content')])))).toBe('EINTEGRITY');
+    expect(await codeOf(layout.push(desc, async () => Readable.from([bytes.subarray(0, 5)])))).toBe('EBADSIZE');
     expect(await codeOf(layout.push(desc, Buffer.from('x')))).toBe('EBADSIZE');
     expect(await layout.exists(desc)).toBe(false);
     expect(await readdir(join(work, 'layout', 'blobs', 'sha256'))).toEqual([]);
@@ -85,7 +85,7 @@ describe('LayoutTarget', () => {
     const layout = new LayoutTarget(join(work, 'layout'));
     const bytes = Buffer.alloc(256 * 1024, 7);
     const desc = descriptorFor(OCI_LAYER_TAR_GZIP, bytes);
-    await Promise.all(Array.from({ length: 8 }, () => layout.push(desc, Readable.from([bytes]))));
+    await Promise.all(Array.from({ length: 8 }, () => layout.push(desc, async () => Readable.from([bytes]))));
     await layout.push(desc, bytes);
     const path = layout.blobPath(desc.digest);
     expect(sha256(readFileSync(path))).toBe(desc.digest);

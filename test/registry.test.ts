@@ -58,7 +58,7 @@ async function pushArtifact(target: RegistryTarget, files: string[], tag?: strin
   const layers: Descriptor[] = [];
   for (const file of files) {
     const layer = await fileDescriptor(file, OCIPKG_LAYER);
-    await target.push(layer, createReadStream(file));
+    await target.push(layer, async () => createReadStream(file));
     layers.push(layer);
   }
   const manifest = manifestFor(config, layers);
@@ -102,21 +102,24 @@ describe('RegistryTarget against a distribution registry (plain HTTP on loopback
     expect(sha256(raw)).toBe(manifest.desc.digest);
   });
 
-  it('skips uploading a blob the registry already has, without reading the stream', async () => {
+  it('skips uploading a blob the registry already has, without opening the content', async () => {
     const target = new RegistryTarget(registry.host, 'acme/skip');
     const layer = await fileDescriptor(LIBZSTD, OCIPKG_LAYER);
-    await target.push(layer, createReadStream(LIBZSTD));
-    const again = createReadStream(LIBZSTD);
-    await target.push(layer, again);
-    expect(again.bytesRead).toBe(0);
-    expect(again.destroyed).toBe(true);
+    let opened = 0;
+    const open = async () => {
+      opened++;
+      return createReadStream(LIBZSTD);
+    };
+    await target.push(layer, open);
+    await target.push(layer, open);
+    expect(opened).toBe(1);
   });
 
   it('refuses a blob stream shorter than its descriptor', async () => {
     const target = new RegistryTarget(registry.host, 'acme/short');
     const real = await fileDescriptor(LIBLZ4, OCIPKG_LAYER);
     const lie = { ...real, digest: sha256('other'), size: real.size + 10 };
-    expect(await codeOf(target.push(lie, createReadStream(LIBLZ4)))).toBe('EBADSIZE');
+    expect(await codeOf(target.push(lie, async () => createReadStream(LIBLZ4)))).toBe('EBADSIZE');
   });
 
   it('resolves an index and tags it', async () => {

@@ -3,7 +3,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errno, OcipkgError } from '../errors.js';
-import type { Target } from '../oci/content.js';
+import type { BlobSource, Target } from '../oci/content.js';
 import { digestHex, isDigest } from '../oci/digest.js';
 import { verifyBytes, VerifyingStream } from '../oci/verify.js';
 import { readAll } from '../oci/manifest.js';
@@ -175,7 +175,7 @@ export class LayoutTarget implements Target {
    * Verifies content against `desc` on its way into a temp file, then renames it into place
    * read-only. Another writer of the same digest getting there first is success.
    */
-  async push(desc: Descriptor, content: Readable | Uint8Array): Promise<void> {
+  async push(desc: Descriptor, content: BlobSource | Uint8Array): Promise<void> {
     await this.ensureLayout();
     const tmp = join(this.ingestDir, uniqueName(`.ingest-${digestHex(desc.digest).slice(0, 12)}-`));
     try {
@@ -183,7 +183,7 @@ export class LayoutTarget implements Target {
         verifyBytes(desc, content, this.location);
         await writeFile(tmp, content, { flag: 'wx' });
       } else {
-        await pipeline(content, new VerifyingStream(desc, this.location), (await open(tmp, 'wx')).createWriteStream());
+        await pipeline(await content(), new VerifyingStream(desc, this.location), (await open(tmp, 'wx')).createWriteStream());
       }
       await publishFile(tmp, this.blobPath(desc.digest));
     } catch (err) {

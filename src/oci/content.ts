@@ -19,11 +19,17 @@ export interface ReadTarget {
   exists(desc: Descriptor): Promise<boolean>;
 }
 
+/**
+ * Opens a blob's bytes as a stream, each time it is called: a registry upload that fails midway
+ * (a reset, a 503) starts again from the first byte with a fresh stream.
+ */
+export type BlobSource = () => Promise<Readable>;
+
 export interface WriteTarget {
   readonly location: string;
   exists(desc: Descriptor): Promise<boolean>;
   /** Stores content; implementations must verify it against `desc` before it becomes visible. */
-  push(desc: Descriptor, content: Readable | Uint8Array): Promise<void>;
+  push(desc: Descriptor, content: BlobSource | Uint8Array): Promise<void>;
   /** Points a tag at a manifest or index already pushed. */
   tag(desc: Descriptor, reference: string): Promise<void>;
 }

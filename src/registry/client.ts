@@ -1,13 +1,13 @@
 import { Readable } from 'node:stream';
 import { OcipkgError } from '../errors.js';
-import type { Target } from '../oci/content.js';
+import type { BlobSource, Target } from '../oci/content.js';
 import { assertDigest, isDigest } from '../oci/digest.js';
 import { sha256, verifyBytes } from '../oci/verify.js';
 import { readAll } from '../oci/manifest.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { repositoryScope, sessionFor } from './auth.js';
-import { Backoff, discard, isTransient, readBody, registryOrigin, sleep, statusError, transportError, type HttpMethod, type HttpResponse } from './http.js';
+import { Backoff, discard, isTransient, isTransientStatus, readBody, registryOrigin, sleep, statusError, transportError, type HttpMethod, type HttpResponse } from './http.js';
 import { resumingBody } from './resume.js';
 
 /** Every manifest type ocipkg reads, so the registry need not convert (or refuse) what it stores. */
@@ -65,6 +65,11 @@ function manifestType(res: HttpResponse, bytes: Buffer, where: string): string {
 function nextLink(header: string | string[] | undefined): string | undefined {
   const value = Array.isArray(header) ? header.join(', ') : header;
   return value ? /<([^>]*)>\s*;[^,]*\brel="?next"?/.exec(value)?.[1] : undefined;
+}
+
+/** `err`, the last of `attempts` tries that each failed for a moment. */
+function gaveUp(err: OcipkgError, attempts: number): OcipkgError {
+  return new OcipkgError(err.code, `${err.message}; gave up after ${attempts} attempts`, { cause: err.cause ?? err });
 }
 
 /**
@@ -203,34 +208,69 @@ export class RegistryTarget implements Target {
     return true;
   }
 
-  async push(desc: Descriptor, content: Readable | Uint8Array): Promise<void> {
+  /**
+   * A blob goes up as one upload session (POST for a Location, then every byte in one PUT). A
+   * session that fails for a moment (a reset, a 5xx, 408, 429) is abandoned and a new one started,
+   * with a fresh stream from `content`, under the same backoff as any other request.
+   */
+  async push(desc: Descriptor, content: BlobSource | Uint8Array): Promise<void> {
     assertDigest(desc.digest);
     if (this.isManifest(desc)) {
-      await this.pushManifest(desc, content);
+      await this.pushManifest(desc, typeof content === 'function' ? await content() : content);
       return;
     }
-    if (await this.exists(desc)) {
-      // Nothing will read the caller's stream; release its file handle now rather than at GC.
-      if (content instanceof Readable) content.destroy();
-      return;
+    if (await this.exists(desc)) return;
+    const what = `upload of ${this.what('blob', desc.digest)}`;
+    const backoff = new Backoff();
+    for (;;) {
+      const body = typeof content === 'function' ? await content() : content;
+      let failed: HttpResponse | undefined;
+      try {
+        failed = await this.uploadOnce(desc, body, what);
+      } catch (err) {
+        if (body instanceof Readable) body.destroy();
+        const transient = err instanceof OcipkgError && err.code === 'EUNREACHABLE' && isTransient(err.cause);
+        const delay = transient ? backoff.next() : undefined;
+        if (delay === undefined) throw backoff.failures > 1 ? gaveUp(err as OcipkgError, backoff.failures) : err;
+        await sleep(delay);
+        continue;
+      }
+      if (failed === undefined) return;
+      if (body instanceof Readable) body.destroy();
+      const delay = backoff.next(failed.headers['retry-after']);
+      if (delay === undefined) {
+        const err = await statusError(failed, what, this.registry);
+        throw backoff.failures > 1 ? gaveUp(err, backoff.failures) : err;
+      }
+      await failed.body.dump();
+      await sleep(delay);
     }
-    const what = this.what('blob', desc.digest);
+  }
+
+  /** One upload session; undefined once the blob is in, else the response that says "not now". */
+  private async uploadOnce(desc: Descriptor, body: Readable | Uint8Array, what: string): Promise<HttpResponse | undefined> {
     const started = await this.request('POST', 'blobs/uploads/', 'pull,push', { headers: { 'content-length': '0' } });
-    await this.expect(started, (s) => s === 202, `upload of ${what}`);
+    if (started.statusCode !== 202) {
+      if (isTransientStatus(started.statusCode)) return started;
+      throw await statusError(started, what, this.registry);
+    }
     await started.body.dump();
     const location = started.headers.location;
     if (typeof location !== 'string') {
-      throw new OcipkgError('EREGISTRY', `${this.registry} started an upload of ${what} without a Location`);
+      throw new OcipkgError('EREGISTRY', `${this.registry} started an ${what} without a Location`);
     }
     // Location may be relative or absolute and may already carry a query (the upload state).
     const url = new URL(location, await registryOrigin(this.registry));
     url.searchParams.set('digest', desc.digest);
+    // Bytes go as a stream too: retrying a PUT to a session that failed is push's decision, not send's.
     const res = await this.request('PUT', url, 'pull,push', {
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-      body: content,
+      body: body instanceof Readable ? body : Readable.from([body]),
     });
-    await this.expect(res, (s) => s === 201 || s === 204 || s === 200, `upload of ${what}`);
+    if (isTransientStatus(res.statusCode)) return res;
+    await this.expect(res, (s) => s === 201 || s === 204 || s === 200, what);
     await res.body.dump();
+    return undefined;
   }
 
   private async pushManifest(desc: Descriptor, content: Readable | Uint8Array): Promise<void> {

@@ -235,7 +235,7 @@ export function isTransient(err: unknown): boolean {
  */
 const TRANSIENT_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 
-function isTransientStatus(status: number): boolean {
+export function isTransientStatus(status: number): boolean {
   return TRANSIENT_STATUSES.has(status);
 }
 
