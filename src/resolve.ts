@@ -1,6 +1,6 @@
 import { OcipkgError } from './errors.js';
 import { pinnedReference, readLockfile } from './project/lockfile.js';
-import { findProject, resolveAlias } from './project/manifest.js';
+import { findProject, locateDeclared, resolveAlias } from './project/manifest.js';
 import { canonicalReference, parseReference } from './reference.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
@@ -39,7 +39,7 @@ export async function resolvePackage(image: string, options: ResolveOptions = {}
   // With a lockfile, the pinned manifest and never the tag: a moved tag still gives the locked bytes.
   const entry = project && named.digest === undefined ? readLockfile(project.dir)?.packages[canonicalReference(named)] : undefined;
   const pinned = entry && pinnedReference(named, entry, target, project!.dir);
-  const ref = pinned ?? named;
+  const ref = project ? locateDeclared(pinned ?? named, project) : (pinned ?? named);
   const root = options.storeRoot ?? storeRoot();
   const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';
 

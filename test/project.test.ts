@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installProject } from '../src/project/install.js';
 import { codeOf } from './helpers/errors.js';
-import { OCIPKG_LINK, ocipkg, ocipkgLink, REPO, tempDir } from './helpers/cli.js';
+import { OCIPKG, OCIPKG_LINK, ocipkg, ocipkgLink, REPO, tempDir } from './helpers/cli.js';
 import { DEBIAN_LIB, debianPrefix } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
@@ -233,5 +233,38 @@ describe('declared linkage', () => {
     expect(shared.stdout).toMatch(/libzstd\.so/);
     expect((await ocipkgLink(['--libs', 'zstatic'], env)).stdout).toMatch(/libzstd\.a\n$/);
     expect((await ocipkgLink(['--libs', '--static', 'zshared'], env)).stdout).toMatch(/libzstd\.a\n$/);
+  });
+});
+
+describe('vendored packages', () => {
+  it('finds a layout declared with a relative oci: path from any directory of the project, and locks it as written', async () => {
+    const dir = await tempDir('vendored');
+    const addon = join(dir, 'addon');
+    const build = join(addon, 'build');
+    await mkdir(build, { recursive: true });
+    const prefixDir = await debianPrefix(join(dir, 'prefix'), 'lz4', ['lz4.h']);
+    const archive = join(dir, 'lz4.tar');
+    expect((await ocipkg(['pack', prefixDir, archive, '-t', 'example.com/acme/lz4:1'])).code).toBe(0);
+    expect((await ocipkg(['push', archive, `oci:${join(addon, 'vendor', 'lz4')}:1`])).code).toBe(0);
+    await writeFile(join(addon, 'package.json'), JSON.stringify({ name: 'addon', ocipkg: { packages: { lz4: 'oci:vendor/lz4:1' } } }));
+    // From build/, as cmake-js runs its commands; every run with a store of its own, so nothing is warm.
+    const inBuild = (bin: string, args: string[], storeName: string) =>
+      spawnSync(process.execPath, [bin, ...args], { cwd: build, env: { ...process.env, OCIPKG_PROJECT_DIR: '', OCIPKG_DATA_DIR: join(dir, storeName) }, encoding: 'utf8' });
+
+    const beforeLock = inBuild(OCIPKG_LINK, ['--cflags', '--libs', 'lz4'], 'store-1');
+    expect(beforeLock.stderr).toBe('');
+    expect(beforeLock.stdout).toMatch(/^-I\S+\/include \S+\/liblz4\.a\n$/);
+
+    const install = inBuild(OCIPKG, ['install'], 'store-2');
+    expect(install.stderr).not.toMatch(/^ocipkg: (?!warning:)/m);
+    expect(install.status).toBe(0);
+    const lock = JSON.parse(await readFile(join(addon, 'ocipkg-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
+    expect(Object.keys(lock.packages)).toEqual(['oci:vendor/lz4:1']);
+
+    for (const [image, storeName] of [['lz4', 'store-3'], ['oci:vendor/lz4:1', 'store-4']] as const) {
+      const locked = inBuild(OCIPKG_LINK, ['--cflags', '--libs', image], storeName);
+      expect(locked.stderr, image).toBe('');
+      expect(locked.stdout).toBe(beforeLock.stdout.replaceAll(join(dir, 'store-1'), join(dir, storeName)));
+    }
   });
 });

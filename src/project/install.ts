@@ -4,7 +4,7 @@ import { canonicalReference, formatReference, parseReference, referenceTarget, r
 import { resolvePackage } from '../resolve.js';
 import { selectTriple } from '../target.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
-import { findProject, projectStart, resolveAlias, type Project } from './manifest.js';
+import { findProject, locateDeclared, projectStart, resolveAlias, type Project } from './manifest.js';
 
 /**
  * `ocipkg install` and `ocipkg update`: resolve every package the project declares, and the
@@ -89,6 +89,8 @@ export async function installProject(options: InstallOptions = {}): Promise<Inst
     if (visiting.has(image)) throw new OcipkgError('EMANIFEST', `${image} requires itself (through its requires)`);
     if (next.packages[image]) return;
     const ref = parseReference(image);
+    // Keyed as written; fetched from where a relative `oci:` path in package.json really is.
+    const located = locateDeclared(ref, project);
     const other = repositories.get(repositoryOf(ref));
     if (other !== undefined && other !== image) {
       throw new OcipkgError('ECONFLICT', `conflicting versions of ${repositoryOf(ref)}: both ${other} and ${image} are needed; declare or require one version`);
@@ -102,12 +104,12 @@ export async function installProject(options: InstallOptions = {}): Promise<Inst
       if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
       if (offline) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
       options.progress?.(`locking ${image}`);
-      entry = await lockImage(ref);
-    } else if (!offline && (await checkDrift(image, ref, entry, warn))) {
+      entry = await lockImage(located);
+    } else if (!offline && (await checkDrift(image, located, entry, warn))) {
       drifted.push(image);
     }
 
-    const pkg = await resolvePackage(formatReference(pinnedReference(ref, entry, target, project.dir)), {
+    const pkg = await resolvePackage(formatReference(pinnedReference(located, entry, target, project.dir)), {
       target, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
     });
     const description = await linkDescriptionOf(pkg);

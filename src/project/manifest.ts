@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
+import { parseReference, repositoryOf, type ImageReference } from '../reference.js';
 
 /**
  * The packages an addon declares in its `package.json`:
@@ -101,4 +102,17 @@ export function declaredPackage(image: string, project?: Project): DeclaredPacka
 /** The image an argument stands for: the declared image of an alias, else the argument itself. */
 export function resolveAlias(image: string, project?: Project): string {
   return declaredPackage(image, project)?.image ?? image;
+}
+
+/**
+ * Where a reference to one of the project's declared images leads. A relative `oci:` path written in
+ * package.json is relative to the project's directory, as npm's `file:` specs are, so a build running
+ * in `build/` (cmake-js) finds the same layout as one in the addon's directory (node-gyp). Only the
+ * location moves: lockfile keys keep the path as written, and so stay the same on every checkout.
+ */
+export function locateDeclared(ref: ImageReference, project: Project): ImageReference {
+  if (ref.kind !== 'oci' || isAbsolute(ref.path)) return ref;
+  const written = repositoryOf(ref);
+  const declared = Object.values(project.packages).some((p) => p.image.startsWith('oci:') && repositoryOf(parseReference(p.image)) === written);
+  return declared ? { ...ref, path: resolve(project.dir, ref.path) } : ref;
 }
