@@ -1,5 +1,5 @@
 import { OcipkgError } from './errors.js';
-import type { ReadTarget, WriteTarget } from './oci/content.js';
+import type { ContentSource, ContentSink } from './oci/content.js';
 import { VerifyingStream } from './oci/verify.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { MANIFEST_TYPES } from './oci/mediatypes.js';
@@ -28,7 +28,7 @@ function where(err: unknown, side: 'source' | 'destination', location: string, d
   throw new OcipkgError('EREGISTRY', `copying ${desc.digest} (${desc.mediaType}) failed at the ${side} ${location}: ${(err as Error).message}`, { cause: err });
 }
 
-async function copyBlob(src: ReadTarget, dst: WriteTarget, desc: Descriptor, options: CopyOptions): Promise<void> {
+async function copyBlob(src: ContentSource, dst: ContentSink, desc: Descriptor, options: CopyOptions): Promise<void> {
   if (await dst.exists(desc)) {
     options.onCopied?.(desc, true);
     return;
@@ -49,7 +49,7 @@ async function copyBlob(src: ReadTarget, dst: WriteTarget, desc: Descriptor, opt
  * Copies the graph under `desc` (index -> manifests -> config and layers), children before
  * parents, so a destination never holds a manifest whose blobs are missing.
  */
-async function copyNode(src: ReadTarget, dst: WriteTarget, desc: Descriptor, options: CopyOptions): Promise<void> {
+async function copyNode(src: ContentSource, dst: ContentSink, desc: Descriptor, options: CopyOptions): Promise<void> {
   if (!MANIFEST_TYPES.includes(desc.mediaType)) {
     await copyBlob(src, dst, desc, options);
     return;
@@ -75,7 +75,7 @@ async function copyNode(src: ReadTarget, dst: WriteTarget, desc: Descriptor, opt
  * Copies what `srcRef` names in `src` to `dst`, tagging it `dstRef` there when given; blobs the
  * destination already has are skipped. The one function behind push, pull-to-layout and publish.
  */
-export async function copy(src: ReadTarget, srcRef: string, dst: WriteTarget, dstRef?: string, options: CopyOptions = {}): Promise<Descriptor> {
+export async function copy(src: ContentSource, srcRef: string, dst: ContentSink, dstRef?: string, options: CopyOptions = {}): Promise<Descriptor> {
   const root = await src.resolve(srcRef);
   await copyNode(src, dst, root, options);
   if (dstRef !== undefined) await dst.tag(root, dstRef);

@@ -4,17 +4,17 @@ import { linkDescriptionOf } from './link/description.js';
 import { preparePackage } from './link/generate.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { OCIPKG_CONFIG } from './oci/mediatypes.js';
-import type { ReadTarget } from './oci/content.js';
+import type { ContentSource } from './oci/content.js';
 import type { Descriptor, ImageManifest } from './oci/types.js';
-import { parseConfig, type PackageMetadata } from './package/metadata.js';
-import { canonicalReference, parseReference, referenceTarget, type ImageReference } from './reference.js';
+import { parseConfig, type PackageMetadata } from './artifact/config.js';
+import { canonicalReference, parseReference, tagOrDigest, type ImageReference } from './reference.js';
 import { resolvePackage } from './resolve.js';
-import { indexTargets, selectFromIndex } from './select.js';
-import { openTarget } from './source.js';
+import { indexTriples, selectFromIndex } from './artifact/triples.js';
+import { openContent } from './open.js';
 import { installPackage } from './store/install.js';
 import type { InstalledPackage } from './store/package.js';
 import { writeRef } from './store/refs.js';
-import { writeStoreIndex } from './store/store.js';
+import { writeStoreIndex } from './store/index-json.js';
 
 /**
  * The cold path of `resolvePackage`: resolve the reference at its source, pick the manifest for the
@@ -26,11 +26,11 @@ export async function fetchPackage(
   storeRoot: string,
   progress?: (message: string) => void,
 ): Promise<InstalledPackage> {
-  return installImage(openTarget(ref), referenceTarget(ref), ref, target, storeRoot, progress);
+  return installImage(openContent(ref), tagOrDigest(ref), ref, target, storeRoot, progress);
 }
 
 /** The package metadata a manifest's ocipkg config records, if any. Configs are small: reading one first saves downloading layers built for another machine. */
-async function packageMetadata(source: ReadTarget, manifest: ImageManifest): Promise<PackageMetadata | undefined> {
+async function packageMetadata(source: ContentSource, manifest: ImageManifest): Promise<PackageMetadata | undefined> {
   const config = manifest.config;
   return config.mediaType === OCIPKG_CONFIG ? parseConfig(await fetchSmallBlob(source, config)).package : undefined;
 }
@@ -59,12 +59,12 @@ async function installRequirements(image: string, requires: string[], target: st
  * What a tag points at and the manifest of every target it offers (for a lockfile), without
  * installing anything: an index lists them all; a single manifest serves the one its config records.
  */
-export async function imageTargets(ref: ImageReference): Promise<{ root: Descriptor; manifests: Record<string, string> }> {
-  const source = openTarget(ref);
+export async function imageTriples(ref: ImageReference): Promise<{ root: Descriptor; manifests: Record<string, string> }> {
+  const source = openContent(ref);
   const image = canonicalReference(ref);
-  const root = await source.resolve(referenceTarget(ref));
+  const root = await source.resolve(tagOrDigest(ref));
   const parsed = parseManifest(await fetchSmallBlob(source, root), root.mediaType, image);
-  if (parsed.kind === 'index') return { root, manifests: indexTargets(parsed.index) };
+  if (parsed.kind === 'index') return { root, manifests: indexTriples(parsed.index) };
   return { root, manifests: { [(await packageMetadata(source, parsed.manifest))?.target ?? '']: root.digest } };
 }
 
@@ -73,7 +73,7 @@ export async function imageTargets(ref: ImageReference): Promise<{ root: Descrip
  * as `recordAs`: the registry or layout it came from for `get`, the archive's own name for `load`.
  */
 export async function installImage(
-  source: ReadTarget,
+  source: ContentSource,
   reference: string,
   recordAs: ImageReference,
   target: string,

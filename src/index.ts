@@ -4,11 +4,9 @@
  */
 export { OcipkgError, type ErrorCode } from './errors.js';
 export { parseReference, formatReference, canonicalReference, type ImageReference } from './reference.js';
-export { TRIPLES, selectTriple, nodeToTriple, tripleToPlatform, platformToTriples } from './target.js';
+export { TRIPLES, selectTriple, nodeToTriple, tripleToPlatform, platformToTriples } from './triple.js';
 export { resolvePackage, type ResolveOptions } from './resolve.js';
 export type { InstalledPackage, PackageInfo } from './store/package.js';
 export { storeRoot } from './store/paths.js';
-export type { PackageConfig, PackageMetadata, LibraryInfo } from './package/metadata.js';
+export type { PackageConfig, PackageMetadata, LibraryInfo } from './artifact/config.js';
 export type { Descriptor, ImageManifest, ImageIndex, Platform } from './oci/types.js';
-export type { ReadTarget, WriteTarget, Target } from './oci/content.js';
-export { copy, type CopyOptions } from './copy.js';

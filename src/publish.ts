@@ -4,20 +4,20 @@ import { basename, join } from 'node:path';
 import { copy } from './copy.js';
 import { errno, isOcipkgError, OcipkgError } from './errors.js';
 import { openArchive, type OpenedArchive } from './layout/archive.js';
-import type { LayoutTarget } from './layout/directory.js';
-import type { Target, WriteTarget } from './oci/content.js';
+import type { LayoutDirectory } from './layout/directory.js';
+import type { ContentStore, ContentSink } from './oci/content.js';
 import { descriptorFor } from './oci/verify.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { ANNOTATION_CREATED, ANNOTATION_TARGET, ANNOTATION_VERSION, OCI_INDEX, OCIPKG_CONFIG } from './oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from './oci/types.js';
-import { parseConfig } from './package/metadata.js';
+import { parseConfig } from './artifact/config.js';
 import { pack, type PackOptions } from './package/pack.js';
 import { sourceDate } from './package/layer.js';
 import { canonicalReference, formatReference, parseReference, type ImageReference } from './reference.js';
-import { entryTriple, indexTargets } from './select.js';
-import { openTarget } from './source.js';
-import { removeTree } from './store/fsutil.js';
-import { assertTriple, compareTriples, tripleToPlatform } from './target.js';
+import { entryTriple, indexTriples } from './artifact/triples.js';
+import { openContent } from './open.js';
+import { removeTree } from './fs/tree.js';
+import { assertTriple, compareTriples, tripleToPlatform } from './triple.js';
 
 /**
  * `publish`: several builds of one library under one tag. Each target's manifest is pushed (and
@@ -103,7 +103,7 @@ async function openInput(input: PublishInput, image: ImageReference, tag: string
   }
   const archive = await openArchive(path);
   try {
-    return { archive, ...(await builtFor(archive.target, input)) };
+    return { archive, ...(await builtFor(archive.layout, input)) };
   } catch (err) {
     await archive.close();
     throw err;
@@ -114,7 +114,7 @@ async function openInput(input: PublishInput, image: ImageReference, tag: string
  * The archive's one manifest, which must record TRIPLE as its target. One that records none (the
  * Rust ocipkg writes no metadata) is taken at its word: the index annotation then records it.
  */
-async function builtFor(source: LayoutTarget, input: PublishInput): Promise<{ manifest: Descriptor; artifactType?: string }> {
+async function builtFor(source: LayoutDirectory, input: PublishInput): Promise<{ manifest: Descriptor; artifactType?: string }> {
   const manifest = await source.resolve().catch((err: unknown) => {
     if (isOcipkgError(err, 'ENOTFOUND')) throw new OcipkgError('EINPUT', `${input.path}: ${(err as Error).message}; publish takes one image per archive`, { cause: err });
     throw err;
@@ -133,7 +133,7 @@ async function builtFor(source: LayoutTarget, input: PublishInput): Promise<{ ma
  * The entries (and annotations) the tag has now, for --append. A single manifest counts as one
  * target when it records one; nothing at the tag (or no layout yet) is an empty start.
  */
-async function existingEntries(dst: Target, tag: string, where: string): Promise<{ entries: Descriptor[]; annotations?: Record<string, string> }> {
+async function existingEntries(dst: ContentStore, tag: string, where: string): Promise<{ entries: Descriptor[]; annotations?: Record<string, string> }> {
   let root: Descriptor;
   try {
     root = await dst.resolve(tag);
@@ -172,7 +172,7 @@ function orderEntries(entries: Descriptor[]): Descriptor[] {
   });
 }
 
-async function pushIndex(dst: WriteTarget, index: ImageIndex, tag: string): Promise<Descriptor> {
+async function pushIndex(dst: ContentSink, index: ImageIndex, tag: string): Promise<Descriptor> {
   const bytes = Buffer.from(JSON.stringify(index));
   const desc = descriptorFor(OCI_INDEX, bytes);
   await dst.push(desc, bytes);
@@ -187,7 +187,7 @@ export async function publish(image: string, inputs: PublishInput[], options: Pu
   const tag = ref.tag ?? 'latest';
   const where = canonicalReference(ref);
   checkInputs(inputs, tag);
-  const dst = openTarget(ref);
+  const dst = openContent(ref);
 
   const existing = options.append ? await existingEntries(dst, tag, where) : { entries: [] };
   const scratch = await mkdtemp(join(tmpdir(), 'ocipkg-publish-'));
@@ -197,7 +197,7 @@ export async function publish(image: string, inputs: PublishInput[], options: Pu
       const { archive, manifest, artifactType } = await openInput(input, ref, tag, options, scratch);
       try {
         options.progress?.(`pushing ${input.triple} to ${where}-${input.triple}`);
-        await copy(archive.target, manifest.digest, dst, `${tag}-${input.triple}`, { ...(options.onCopied && { onCopied: options.onCopied }) });
+        await copy(archive.layout, manifest.digest, dst, `${tag}-${input.triple}`, { ...(options.onCopied && { onCopied: options.onCopied }) });
         pushed.push(indexEntry(manifest, input.triple, artifactType));
       } finally {
         await archive.close();
@@ -225,5 +225,5 @@ export async function publish(image: string, inputs: PublishInput[], options: Pu
   const desc = await pushIndex(dst, index, tag);
 
   const { tag: _tag, ...untagged } = ref;
-  return { index: desc, pinned: formatReference({ ...untagged, digest: desc.digest }), targets: indexTargets(index) };
+  return { index: desc, pinned: formatReference({ ...untagged, digest: desc.digest }), targets: indexTriples(index) };
 }

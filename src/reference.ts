@@ -140,7 +140,7 @@ function parseLayoutReference(input: string): LayoutReference {
 }
 
 /** The tag or digest to resolve: the digest wins, then the tag, then `latest`. */
-export function referenceTarget(ref: ImageReference): string {
+export function tagOrDigest(ref: ImageReference): string {
   return ref.digest ?? ref.tag ?? 'latest';
 }
 

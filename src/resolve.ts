@@ -5,7 +5,7 @@ import { canonicalReference, parseReference } from './reference.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef } from './store/refs.js';
-import { selectTriple } from './target.js';
+import { selectTriple } from './triple.js';
 
 export interface ResolveOptions {
   /** Target triple; default: npm_config_arch for a cross build, then `OCIPKG_TARGET`, then the host (see selectTriple). */

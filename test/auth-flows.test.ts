@@ -4,7 +4,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { forgetSession } from '../src/registry/auth.js';
-import { RegistryTarget } from '../src/registry/client.js';
+import { RegistryRepository } from '../src/registry/client.js';
 import { ocipkg, tempDir, type RunResult } from './helpers/cli.js';
 import { codeOf } from './helpers/errors.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
@@ -134,8 +134,8 @@ describe('token scopes and expiry', () => {
   });
 
   it('a pull asks for pull only, and each repository gets its own token', async () => {
-    const a = new RegistryTarget(tokenRegistry.host, 'acme/lz4');
-    const b = new RegistryTarget(tokenRegistry.host, 'other/lz4');
+    const a = new RegistryRepository(tokenRegistry.host, 'acme/lz4');
+    const b = new RegistryRepository(tokenRegistry.host, 'other/lz4');
     const descA = await a.resolve('1');
     await b.resolve('1');
     await a.fetchManifestBytes(descA);
@@ -146,7 +146,7 @@ describe('token scopes and expiry', () => {
 
   it('a token that expires mid-operation (401) is fetched afresh once, and the pull completes', async () => {
     tokens.lifetimeSeconds = 3;
-    const target = new RegistryTarget(tokenRegistry.host, 'acme/lz4');
+    const target = new RegistryRepository(tokenRegistry.host, 'acme/lz4');
     const desc = await target.resolve('1');
     const manifest = JSON.parse((await target.fetchManifestBytes(desc)).toString()) as { layers: Array<{ digest: string; size: number; mediaType: string }> };
     expect(tokens.requests).toHaveLength(1);
@@ -161,12 +161,12 @@ describe('token scopes and expiry', () => {
 
   it('a refreshed token that is refused again is EAUTH after one refresh, not a loop', async () => {
     tokens.lifetimeSeconds = 3;
-    const target = new RegistryTarget(tokenRegistry.host, 'acme/lz4');
+    const target = new RegistryRepository(tokenRegistry.host, 'acme/lz4');
     await target.resolve('1');
     await new Promise((resolve) => setTimeout(resolve, 4_000));
     tokens.lifetimeSeconds = -100; // every new token is already expired
     const before = tokens.requests.length;
-    expect(await codeOf(new RegistryTarget(tokenRegistry.host, 'acme/lz4').resolve('1'))).toBe('EAUTH');
+    expect(await codeOf(new RegistryRepository(tokenRegistry.host, 'acme/lz4').resolve('1'))).toBe('EAUTH');
     expect(tokens.requests.length - before).toBe(1);
   });
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { descriptorFor } from '../src/oci/verify.js';
 import { OCIPKG_CONFIG } from '../src/oci/mediatypes.js';
 import { parseWwwAuthenticate } from '../src/registry/auth.js';
-import { RegistryTarget } from '../src/registry/client.js';
+import { RegistryRepository } from '../src/registry/client.js';
 import { findCredentials, ocipkgAuthFile } from '../src/registry/credentials.js';
 import { login, logout } from '../src/registry/login.js';
 import { htpasswdConfig, writeHtpasswd } from './helpers/htpasswd.js';
@@ -187,7 +187,7 @@ describe('a registry with htpasswd Basic auth', () => {
   const configDesc = descriptorFor(OCIPKG_CONFIG, config);
 
   it('refuses anonymous access with EAUTH', async () => {
-    expect(await codeOf(new RegistryTarget(registry.host, 'acme/zstd').exists(configDesc))).toBe('EAUTH');
+    expect(await codeOf(new RegistryRepository(registry.host, 'acme/zstd').exists(configDesc))).toBe('EAUTH');
   });
 
   it('refuses a wrong password with EAUTH and stores nothing', async () => {
@@ -202,20 +202,20 @@ describe('a registry with htpasswd Basic auth', () => {
     const saved = JSON.parse(await readFile(file, 'utf8')) as { auths: Record<string, { auth: string }> };
     expect(saved.auths[registry.host]?.auth).toBe(b64('alice:correct horse'));
 
-    const target = new RegistryTarget(registry.host, 'acme/zstd');
+    const target = new RegistryRepository(registry.host, 'acme/zstd');
     await target.push(configDesc, config);
     expect(await target.exists(configDesc)).toBe(true);
 
     await logout(registry.host);
     const after = JSON.parse(await readFile(file, 'utf8')) as { auths: Record<string, unknown> };
     expect(after.auths[registry.host]).toBeUndefined();
-    expect(await codeOf(new RegistryTarget(registry.host, 'acme/zstd').exists(configDesc))).toBe('EAUTH');
+    expect(await codeOf(new RegistryRepository(registry.host, 'acme/zstd').exists(configDesc))).toBe('EAUTH');
     expect(await codeOf(logout(registry.host))).toBe('ECREDENTIALS');
   });
 
   it("uses credentials from docker's config without a login", async () => {
     await writeJson(join(process.env.DOCKER_CONFIG!, 'config.json'), { auths: { [registry.host]: { auth: b64('alice:correct horse') } } });
-    const target = new RegistryTarget(registry.host, 'acme/docker');
+    const target = new RegistryRepository(registry.host, 'acme/docker');
     await target.push(configDesc, config);
     expect(await target.exists(configDesc)).toBe(true);
   });
@@ -243,22 +243,22 @@ describe('a registry with bearer token auth', () => {
   const configDesc = descriptorFor(OCIPKG_CONFIG, config);
 
   it('pulls anonymously with a pull-scoped token, fetched once and cached', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/anon');
+    const target = new RegistryRepository(registry.host, 'acme/anon');
     expect(await target.exists(configDesc)).toBe(false);
     expect(await target.exists(configDesc)).toBe(false);
     expect(tokens.requests).toEqual([{ user: undefined, scopes: ['repository:acme/anon:pull'], service: 'ocipkg-test' }]);
   });
 
   it('refuses an anonymous push with EAUTH', async () => {
-    expect(await codeOf(new RegistryTarget(registry.host, 'acme/anon').push(configDesc, config))).toBe('EAUTH');
+    expect(await codeOf(new RegistryRepository(registry.host, 'acme/anon').push(configDesc, config))).toBe('EAUTH');
   });
 
   it('logs in through the token service, then pushes with a pull,push token', async () => {
     expect(await codeOf(login(registry.host, 'alice', 'wrong'))).toBe('EAUTH');
     await login(registry.host, 'alice', 'correct horse');
-    const target = new RegistryTarget(registry.host, 'acme/bearer');
+    const target = new RegistryRepository(registry.host, 'acme/bearer');
     await target.push(configDesc, config);
-    expect(await new RegistryTarget(registry.host, 'acme/bearer').exists(configDesc)).toBe(true);
+    expect(await new RegistryRepository(registry.host, 'acme/bearer').exists(configDesc)).toBe(true);
     expect(tokens.requests.some((r) => r.user === 'alice' && r.scopes.includes('repository:acme/bearer:pull,push'))).toBe(true);
   });
 });

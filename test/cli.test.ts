@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCIPKG, ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
-import { LayoutTarget } from '../src/layout/directory.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
 import { buildImage, writeImage, type TarEntry } from './helpers/layers.js';
 import { debianPrefix } from './helpers/prefix.js';
 import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
@@ -45,7 +45,7 @@ function expectOneLineError(result: { code: number | null; stdout: string; stder
 /** Pushes a hand-made layout through skopeo (an independent client) so ocipkg meets it only as a consumer. */
 async function publishLayout(name: string, entries: TarEntry[], options: { rust?: boolean } = {}): Promise<string> {
   const dir = await tempDir('layout');
-  await writeImage(new LayoutTarget(dir), buildImage([entries], options), 'v1');
+  await writeImage(new LayoutDirectory(dir), buildImage([entries], options), 'v1');
   const image = `${registry.host}/hostile/${name}:v1`;
   execFileSync('skopeo', ['copy', '--dest-tls-verify=false', `oci:${dir}:v1`, `docker://${image}`], { stdio: 'ignore' });
   return image;

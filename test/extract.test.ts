@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isOcipkgError } from '../src/errors.js';
-import { extractStream, type ExtractOptions } from '../src/store/extract.js';
+import { extractStream, type ExtractOptions } from '../src/fs/extract.js';
 import { gzipLayer, tarBytes, type TarEntry } from './helpers/layers.js';
 
 let work: string;

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copy } from '../src/copy.js';
 import { fetchPackage } from '../src/fetch.js';
-import { LayoutTarget } from '../src/layout/directory.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
 import { sha256 } from '../src/oci/verify.js';
 import { parseReference } from '../src/reference.js';
-import { RegistryTarget } from '../src/registry/client.js';
+import { RegistryRepository } from '../src/registry/client.js';
 import { closeDispatchers } from '../src/registry/http.js';
 import { resolvePackage } from '../src/resolve.js';
 import { OCIPKG, ocipkg, tempDir } from './helpers/cli.js';
@@ -38,9 +38,9 @@ const libEntries = (lib: string): TarEntry[] => [{ path: `lib/lib${lib}.a`, body
 
 /** Publishes an image through a layout, as `copy` would from an archive. */
 async function publish(image: TestImage, repository: string, tag: string): Promise<void> {
-  const layout = new LayoutTarget(join(home, `layout-${repository.replace('/', '-')}`));
+  const layout = new LayoutDirectory(join(home, `layout-${repository.replace('/', '-')}`));
   await writeImage(layout, image, tag);
-  await copy(layout, tag, new RegistryTarget(registry.host, repository), tag);
+  await copy(layout, tag, new RegistryRepository(registry.host, repository), tag);
 }
 
 beforeAll(async () => {
@@ -181,8 +181,8 @@ describe('interrupted blob uploads start a new session', () => {
   async function push(rules: FaultRule[]): Promise<string> {
     await arm(rules);
     const repository = `faults/upload-${++pushes}`;
-    const layout = new LayoutTarget(join(home, 'layout-faults-zstd'));
-    await copy(layout, '1', new RegistryTarget(proxy.host, repository), '1');
+    const layout = new LayoutDirectory(join(home, 'layout-faults-zstd'));
+    await copy(layout, '1', new RegistryRepository(proxy.host, repository), '1');
     return repository;
   }
 

@@ -4,14 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copy } from '../src/copy.js';
 import { fetchPackage } from '../src/fetch.js';
-import { LayoutTarget } from '../src/layout/directory.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
 import { descriptorFor } from '../src/oci/verify.js';
 import { ANNOTATION_TARGET, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../src/oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from '../src/oci/types.js';
 import { parseReference } from '../src/reference.js';
-import { RegistryTarget } from '../src/registry/client.js';
+import { RegistryRepository } from '../src/registry/client.js';
 import { closeDispatchers } from '../src/registry/http.js';
-import { tripleToPlatform } from '../src/target.js';
+import { tripleToPlatform } from '../src/triple.js';
 import { ocipkg, tempDir } from './helpers/cli.js';
 import { codeOf } from './helpers/errors.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './helpers/fault-proxy.js';
@@ -54,9 +54,9 @@ beforeAll(async () => {
   lz4 = buildImage([[{ path: 'lib/liblz4.a', body: readFileSync(join(DEBIAN_LIB, 'liblz4.a')) }, { path: 'include/lz4.h', body: readFileSync('/usr/include/lz4.h') }]], {
     name: 'lz4',
   });
-  const layout = new LayoutTarget(join(home, 'layout'));
+  const layout = new LayoutDirectory(join(home, 'layout'));
   await writeImage(layout, lz4, '1');
-  const remote = new RegistryTarget(registry.host, 'hostile/lz4');
+  const remote = new RegistryRepository(registry.host, 'hostile/lz4');
   await copy(layout, '1', remote, '1');
 
   index = indexOf([forTarget(lz4.manifestDesc)]);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openArchive } from '../src/layout/archive.js';
-import { LayoutTarget } from '../src/layout/directory.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
 import { descriptorFor, sha256 } from '../src/oci/verify.js';
 import { readAll } from '../src/oci/manifest.js';
 import { ANNOTATION_REF_NAME, OCI_LAYER_TAR_GZIP } from '../src/oci/mediatypes.js';
@@ -26,10 +26,10 @@ afterEach(async () => {
 
 const image = () => buildImage([[{ path: 'lib/libdemo.a', body: readFileSync('/usr/lib/x86_64-linux-gnu/libz.a') }]]);
 
-describe('LayoutTarget', () => {
+describe('LayoutDirectory', () => {
   it('creates the layout on first push, and push/tag/resolve/fetch round-trip', async () => {
     const dir = join(work, 'layout');
-    const layout = new LayoutTarget(dir);
+    const layout = new LayoutDirectory(dir);
     const img = image();
     await writeImage(layout, img, '1.0');
 
@@ -50,7 +50,7 @@ describe('LayoutTarget', () => {
   });
 
   it('retagging replaces the entry with the same ref.name', async () => {
-    const layout = new LayoutTarget(join(work, 'layout'));
+    const layout = new LayoutDirectory(join(work, 'layout'));
     const a = buildImage([[{ path: 'a', body: 'a' }]]);
     const b = buildImage([[{ path: 'b', body: 'b' }]]);
     await writeImage(layout, a, 'stable');
@@ -63,14 +63,14 @@ describe('LayoutTarget', () => {
   });
 
   it('resolves a tag recorded as a full reference ending in :TAG', async () => {
-    const layout = new LayoutTarget(join(work, 'layout'));
+    const layout = new LayoutDirectory(join(work, 'layout'));
     const img = image();
     await writeImage(layout, img, 'ghcr.io/acme/demo:2.1');
     expect((await layout.resolve('2.1')).digest).toBe(img.manifestDesc.digest);
   });
 
   it('refuses content that does not match its descriptor and stores nothing', async () => {
-    const layout = new LayoutTarget(join(work, 'layout'));
+    const layout = new LayoutDirectory(join(work, 'layout'));
     const bytes = Buffer.from('the real content');
     const desc = descriptorFor(OCI_LAYER_TAR_GZIP, bytes);
     expect(await codeOf(layout.push(desc, async () => Readable.from([Buffer.from('the fake content')])))).toBe('EINTEGRITY');
@@ -82,7 +82,7 @@ describe('LayoutTarget', () => {
   });
 
   it('treats a push that finds the same blob already in place as success (lost race)', async () => {
-    const layout = new LayoutTarget(join(work, 'layout'));
+    const layout = new LayoutDirectory(join(work, 'layout'));
     const bytes = Buffer.alloc(256 * 1024, 7);
     const desc = descriptorFor(OCI_LAYER_TAR_GZIP, bytes);
     await Promise.all(Array.from({ length: 8 }, () => layout.push(desc, async () => Readable.from([bytes]))));
@@ -94,18 +94,18 @@ describe('LayoutTarget', () => {
   });
 
   it('reports a directory without index.json as EINPUT and a missing blob as ENOTFOUND', async () => {
-    expect(await codeOf(new LayoutTarget(work).resolve('x'))).toBe('EINPUT');
-    const layout = new LayoutTarget(join(work, 'layout'));
+    expect(await codeOf(new LayoutDirectory(work).resolve('x'))).toBe('EINPUT');
+    const layout = new LayoutDirectory(join(work, 'layout'));
     await layout.ensureLayout();
     expect(await codeOf(layout.fetch(descriptorFor('x', Buffer.from('nope'))))).toBe('ENOTFOUND');
   });
 });
 
 describe('skopeo interop', () => {
-  it('skopeo reads a layout LayoutTarget wrote', async () => {
+  it('skopeo reads a layout LayoutDirectory wrote', async () => {
     const dir = join(work, 'ours');
     const img = image();
-    await writeImage(new LayoutTarget(dir), img, 'v1');
+    await writeImage(new LayoutDirectory(dir), img, 'v1');
     const raw = execFileSync('skopeo', ['inspect', '--raw', `oci:${dir}:v1`]);
     expect(sha256(raw)).toBe(img.manifestDesc.digest);
     // A full copy makes skopeo read and check every blob.
@@ -115,11 +115,11 @@ describe('skopeo interop', () => {
   it('reads a layout skopeo wrote', async () => {
     const src = join(work, 'src');
     const img = image();
-    await writeImage(new LayoutTarget(src), img, 'v1');
+    await writeImage(new LayoutDirectory(src), img, 'v1');
     const theirs = join(work, 'theirs');
     execFileSync('skopeo', ['copy', '--quiet', `oci:${src}:v1`, `oci:${theirs}:v2`]);
 
-    const layout = new LayoutTarget(theirs);
+    const layout = new LayoutDirectory(theirs);
     const desc = await layout.resolve('v2');
     const manifest = JSON.parse((await readAll(await layout.fetch(desc), 1 << 20, 'manifest')).toString()) as { layers: { digest: string }[] };
     expect(manifest.layers.map((l) => l.digest)).toEqual(img.layers.map((l) => l.desc.digest));
@@ -131,16 +131,16 @@ describe('openArchive', () => {
   it('serves an oci-archive written by skopeo and removes its copy on close', async () => {
     const src = join(work, 'src');
     const img = image();
-    await writeImage(new LayoutTarget(src), img, 'v1');
+    await writeImage(new LayoutDirectory(src), img, 'v1');
     const archive = join(work, 'demo.tar');
     execFileSync('skopeo', ['copy', '--quiet', `oci:${src}:v1`, `oci-archive:${archive}:v1`]);
 
     const opened = await openArchive(archive);
-    expect(opened.target.location).toBe(`oci-archive:${archive}`);
-    const desc = await opened.target.resolve('v1');
+    expect(opened.layout.location).toBe(`oci-archive:${archive}`);
+    const desc = await opened.layout.resolve('v1');
     expect(desc.digest).toBe(img.manifestDesc.digest);
-    expect(await opened.target.exists(img.layers[0]!.desc)).toBe(true);
-    const extracted = opened.target.dir;
+    expect(await opened.layout.exists(img.layers[0]!.desc)).toBe(true);
+    const extracted = opened.layout.dir;
     await opened.close();
     expect(() => statSync(extracted)).toThrow();
   });

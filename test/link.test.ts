@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLinkDescription } from '../src/link/description.js';
 import { computeLinkFlags, formatFlagLine, type LinkOptions } from '../src/link/flags.js';
 import { splitFlags } from '../src/link/pkgconfig.js';
-import type { PackageMetadata } from '../src/package/metadata.js';
-import { LayoutTarget } from '../src/layout/directory.js';
+import type { PackageMetadata } from '../src/artifact/config.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
 import { buildImage, writeImage, type TarEntry } from './helpers/layers.js';
 import { OCIPKG_LINK, ocipkgLink, REPO, tempDir } from './helpers/cli.js';
 import { DEBIAN_LIB, LZ4_PROGRAM } from './helpers/prefix.js';
@@ -139,7 +139,7 @@ describe('ocipkg-link', () => {
   ];
   /** An OCI layout at `dir` holding one package with `entries` and metadata `meta`, tagged `tag`. */
   const writePackage = async (dir: string, tag: string, entries: TarEntry[], meta: Partial<PackageMetadata>) =>
-    writeImage(new LayoutTarget(dir), buildImage([entries], { metadata: meta }), tag);
+    writeImage(new LayoutDirectory(dir), buildImage([entries], { metadata: meta }), tag);
 
   it('refuses an unknown flag, a missing output flag, a missing image and an unreachable registry with exit 1, one line naming the problem and nothing on stdout', async () => {
     const cases: [string[], RegExp][] = [

@@ -2,8 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ocipkg, tempDir, type RunResult } from './helpers/cli.js';
+import { ownerOf, uniqueName } from '../src/fs/names.js';
+import { ocipkg, REPO, tempDir, type RunResult } from './helpers/cli.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { debianPrefix } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { expectStoreVerified, storeContents } from './helpers/store-check.js';
@@ -30,10 +33,16 @@ function lines(result: RunResult): string[] {
   return result.stdout.split('\n').filter((l) => l !== '');
 }
 
-/** A pid that certainly belonged to a process that has exited. */
-function deadPid(): number {
-  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-  return Number(child.stdout);
+/**
+ * Names as a process that has exited made them: the real `uniqueName` (dist/fs/names.js, what the
+ * CLIs run) in a child process that is gone by the time this returns.
+ */
+function deadProcessNames(...prefixes: string[]): string[] {
+  const names = pathToFileURL(join(REPO, 'dist', 'fs', 'names.js')).href;
+  const script = `import(${JSON.stringify(names)}).then(({ uniqueName }) => process.stdout.write(JSON.stringify(${JSON.stringify(prefixes)}.map(uniqueName))))`;
+  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  expect(child.status, child.stderr).toBe(0);
+  return JSON.parse(child.stdout) as string[];
 }
 
 const HOUR_AGO = new Date(Date.now() - 60 * 60_000);
@@ -53,9 +62,8 @@ async function backdate(store: string, manifestDigest: string): Promise<void> {
 /** The manifest digest of the package `get` printed (`.../packages/sha256/<hex>/root`). */
 const digestOf = (root: string) => `sha256:${root.split('/').at(-2)}`;
 
-/** A staging directory as a killed `get` leaves it, read-only parts included. */
-async function staging(store: string, pid: number): Promise<string> {
-  const name = `install-${pid}-${'ab12cd34ef56'}`;
+/** A staging directory named `name` as a killed `get` leaves it, read-only parts included. */
+async function staging(store: string, name: string): Promise<string> {
   const dir = join(store, 'tmp', name, 'root', 'lib');
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'half.a'), 'partial');
@@ -95,10 +103,11 @@ describe('ocipkg prune', () => {
     expect(kept).toBe(current);
     await backdate(store, digestOf(old));
 
-    const dead = await staging(store, deadPid());
-    const alive = await staging(store, process.pid);
+    const [deadStaging, deadTemp] = deadProcessNames('install-', '.1.json.tmp-');
+    const dead = await staging(store, deadStaging!);
+    const alive = await staging(store, uniqueName('install-'));
     const refDir = join(store, 'refs', encodeURIComponent(registry.host), 'acme', 'moving');
-    await writeFile(join(refDir, `.1.json.tmp-${deadPid()}-0123456789ab`), '{');
+    await writeFile(join(refDir, deadTemp!), '{');
 
     const dry = await ocipkg(['prune', '--dry-run', '--json'], env(store));
     expect(dry.code, dry.stderr).toBe(0);
@@ -147,6 +156,39 @@ describe('ocipkg prune', () => {
     expect((await ocipkg(['prune', '--min-age', 'soon'], env(store))).code).toBe(2);
   });
 
+  it('keeps the staging of an install that is still running, however old, even with --min-age 0', async () => {
+    const store = await tempDir('store');
+    const proxy = await startFaultProxy(registry.url);
+    try {
+      // Every blob trickles in, so the get is mid-download for seconds.
+      proxy.add({ method: 'GET', path: /\/blobs\/sha256:/, fault: { kind: 'slow', chunk: 8 * 1024, delayMs: 40 } });
+      const image = images.lz4.replace(registry.host, proxy.host);
+      const running = ocipkg(['get', image], env(store));
+      let finished = false;
+      void running.finally(() => (finished = true));
+      const tmp = join(store, 'tmp');
+      const started = async () => (existsSync(tmp) ? readdirSync(tmp).filter((n) => n.startsWith('install-')) : []);
+      let live: string[] = [];
+      while (!finished && live.length === 0) {
+        live = await started();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(live, 'the get finished before its staging could be seen').toHaveLength(1);
+      expect(ownerOf(live[0]!)).toBeGreaterThan(0);
+      // Older than any grace period: only its live owner protects it.
+      await utimes(join(tmp, live[0]!), HOUR_AGO, HOUR_AGO);
+      const pruned = await ocipkg(['prune', '--min-age', '0', '--json'], env(store));
+      expect(pruned.code, pruned.stderr).toBe(0);
+      expect((JSON.parse(pruned.stdout) as { staging: string[] }).staging).toEqual([]);
+      expect(finished, 'the get ended while prune ran; the check proved nothing').toBe(false);
+      const result = await running;
+      expect(result.code, result.stderr).toBe(0);
+      expectStoreVerified(store);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('is safe while four gets fetch into the same store: all succeed and the store ends consistent', async () => {
     const store = await tempDir('store');
     // Garbage for prune to find: an old unreferenced package (sharing no blob with what the gets
@@ -157,7 +199,7 @@ describe('ocipkg prune', () => {
     expect((await ocipkg(['push', archives.zstd, moving])).code).toBe(0);
     expect((await ocipkg(['get', moving, '-f'], env(store))).code).toBe(0);
     await backdate(store, digestOf(old));
-    await staging(store, deadPid());
+    await staging(store, deadProcessNames('install-')[0]!);
 
     const gets = [images.lz4, images.zstd, images.lz4, images.zstd].map((image) => ocipkg(['get', image], env(store)));
     let done = false;

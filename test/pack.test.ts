@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCI_MANIFEST, OCIPKG_ARTIFACT, OCIPKG_CONFIG, OCIPKG_LAYER } from '../src/oci/mediatypes.js';
 import type { ImageIndex, ImageManifest } from '../src/oci/types.js';
 import { compose } from '../src/package/compose.js';
-import { parseConfig } from '../src/package/metadata.js';
+import { parseConfig } from '../src/artifact/config.js';
 import { pack } from '../src/package/pack.js';
 import { minimalElf } from './helpers/elf.js';
 

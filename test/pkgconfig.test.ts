@@ -6,7 +6,7 @@ import { isOcipkgError } from '../src/errors.js';
 import { readLinkDescription } from '../src/link/description.js';
 import { computeLinkFlags } from '../src/link/flags.js';
 import { parsePcFile, splitFlags } from '../src/link/pkgconfig.js';
-import type { PackageMetadata } from '../src/package/metadata.js';
+import type { PackageMetadata } from '../src/artifact/config.js';
 import { tempDir } from './helpers/cli.js';
 import { DEBIAN_LIB, LZ4_PROGRAM } from './helpers/prefix.js';
 import { laidOut, TARGET } from './helpers/laid-out.js';

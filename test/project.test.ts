@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installProject } from '../src/project/install.js';
+import { installProject } from '../src/install.js';
 import { codeOf } from './helpers/errors.js';
 import { OCIPKG, OCIPKG_LINK, ocipkg, ocipkgLink, REPO, tempDir } from './helpers/cli.js';
 import { DEBIAN_LIB, debianPrefix } from './helpers/prefix.js';

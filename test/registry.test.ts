@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VerifyingStream, descriptorFor, sha256 } from '../src/oci/verify.js';
 import { MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, OCIPKG_ARTIFACT, OCIPKG_CONFIG, OCIPKG_LAYER } from '../src/oci/mediatypes.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../src/oci/types.js';
-import { RegistryTarget } from '../src/registry/client.js';
+import { RegistryRepository } from '../src/registry/client.js';
 import { closeDispatchers, readAll } from '../src/registry/http.js';
 import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { codeOf } from './helpers/errors.js';
@@ -51,7 +51,7 @@ function manifestFor(config: Descriptor, layers: Descriptor[]): { desc: Descript
 }
 
 /** Pushes a config, the given files as layers, and a manifest; returns the manifest's descriptor. */
-async function pushArtifact(target: RegistryTarget, files: string[], tag?: string) {
+async function pushArtifact(target: RegistryRepository, files: string[], tag?: string) {
   const configBytes = Buffer.from(JSON.stringify({ layers: {}, files }));
   const config = descriptorFor(OCIPKG_CONFIG, configBytes);
   await target.push(config, configBytes);
@@ -67,18 +67,18 @@ async function pushArtifact(target: RegistryTarget, files: string[], tag?: strin
   return { manifest, config, configBytes, layers };
 }
 
-async function streamDigest(target: RegistryTarget, desc: Descriptor): Promise<number> {
+async function streamDigest(target: RegistryRepository, desc: Descriptor): Promise<number> {
   const verify = new VerifyingStream(desc, target.location);
   await pipeline(await target.fetch(desc), verify, new Writable({ write: (_c, _e, done) => done() }));
   return verify.bytesSeen;
 }
 
-describe('RegistryTarget against a distribution registry (plain HTTP on loopback)', () => {
+describe('RegistryRepository against a distribution registry (plain HTTP on loopback)', () => {
   it('pushes blobs, a manifest and a tag, then resolves, fetches and finds them', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/zstd');
+    const target = new RegistryRepository(registry.host, 'acme/zstd');
     const { manifest, config, configBytes, layers } = await pushArtifact(target, [LIBZSTD], '1.5.6');
 
-    const fresh = new RegistryTarget(registry.host, 'acme/zstd');
+    const fresh = new RegistryRepository(registry.host, 'acme/zstd');
     const resolved = await fresh.resolve('1.5.6');
     expect(resolved).toEqual(manifest.desc);
     expect(await fresh.resolve(manifest.desc.digest)).toEqual(manifest.desc);
@@ -96,14 +96,14 @@ describe('RegistryTarget against a distribution registry (plain HTTP on loopback
   });
 
   it('writes what skopeo, an independent client, reads back', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/lz4');
+    const target = new RegistryRepository(registry.host, 'acme/lz4');
     const { manifest } = await pushArtifact(target, [LIBLZ4], 'v1');
     const raw = execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/acme/lz4:v1`]);
     expect(sha256(raw)).toBe(manifest.desc.digest);
   });
 
   it('skips uploading a blob the registry already has, without opening the content', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/skip');
+    const target = new RegistryRepository(registry.host, 'acme/skip');
     const layer = await fileDescriptor(LIBZSTD, OCIPKG_LAYER);
     let opened = 0;
     const open = async () => {
@@ -116,33 +116,33 @@ describe('RegistryTarget against a distribution registry (plain HTTP on loopback
   });
 
   it('refuses a blob stream shorter than its descriptor', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/short');
+    const target = new RegistryRepository(registry.host, 'acme/short');
     const real = await fileDescriptor(LIBLZ4, OCIPKG_LAYER);
     const lie = { ...real, digest: sha256('other'), size: real.size + 10 };
     expect(await codeOf(target.push(lie, async () => createReadStream(LIBLZ4)))).toBe('EBADSIZE');
   });
 
   it('resolves an index and tags it', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/multi');
+    const target = new RegistryRepository(registry.host, 'acme/multi');
     const { manifest } = await pushArtifact(target, [LIBLZ4]);
     const index: ImageIndex = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [manifest.desc] };
     const bytes = Buffer.from(JSON.stringify(index));
     const desc = descriptorFor(OCI_INDEX, bytes);
     await target.push(desc, bytes);
     await target.tag(desc, 'all');
-    expect(await new RegistryTarget(registry.host, 'acme/multi').resolve('all')).toEqual(desc);
+    expect(await new RegistryRepository(registry.host, 'acme/multi').resolve('all')).toEqual(desc);
   });
 
   it('lists all tags of a repository', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/tags');
+    const target = new RegistryRepository(registry.host, 'acme/tags');
     const { manifest } = await pushArtifact(target, [LIBLZ4]);
     for (const name of ['v1', 'v2', 'v3']) await target.tag(manifest.desc, name);
     expect((await target.listTags()).sort()).toEqual(['v1', 'v2', 'v3']);
   });
 
   it('fails with ENOTFOUND for an unknown tag and an unknown repository', async () => {
-    expect(await codeOf(new RegistryTarget(registry.host, 'acme/zstd').resolve('no-such-tag'))).toBe('ENOTFOUND');
-    expect(await codeOf(new RegistryTarget(registry.host, 'acme/nothing').listTags())).toBe('ENOTFOUND');
+    expect(await codeOf(new RegistryRepository(registry.host, 'acme/zstd').resolve('no-such-tag'))).toBe('ENOTFOUND');
+    expect(await codeOf(new RegistryRepository(registry.host, 'acme/nothing').listTags())).toBe('ENOTFOUND');
   });
 
   // distribution 2.8 itself refuses manifests over 4 MiB both on upload ("request body too large")
@@ -151,7 +151,7 @@ describe('RegistryTarget against a distribution registry (plain HTTP on loopback
   // refuses to push one, refuses a descriptor that declares one before any request, and its capped
   // reader stops a stream that runs past the cap.
   it('refuses manifests over the size cap with ETOOLARGE', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/huge');
+    const target = new RegistryRepository(registry.host, 'acme/huge');
     const { manifest } = await pushArtifact(target, [LIBLZ4]);
     const huge = JSON.parse(manifest.bytes.toString()) as ImageManifest;
     huge.annotations = { padding: 'x'.repeat(MAX_MANIFEST_BYTES) };
@@ -170,7 +170,7 @@ describe('RegistryTarget against a distribution registry (plain HTTP on loopback
   });
 
   it('refuses a malformed digest reference (EMANIFEST) and reports an absent one (ENOTFOUND)', async () => {
-    const target = new RegistryTarget(registry.host, 'acme/zstd');
+    const target = new RegistryRepository(registry.host, 'acme/zstd');
     expect(await codeOf(target.resolve('sha256:abc'))).toBe('EMANIFEST');
     expect(await codeOf(target.resolve(sha256('nothing')))).toBe('ENOTFOUND');
   });
@@ -222,7 +222,7 @@ describe('tag list pagination', () => {
   it('follows Link headers across pages', async () => {
     const proxy = await startPagingProxy(registry);
     try {
-      const target = new RegistryTarget(proxy.host, 'acme/paged');
+      const target = new RegistryRepository(proxy.host, 'acme/paged');
       const { manifest } = await pushArtifact(target, [LIBLZ4]);
       const names = ['a1', 'a2', 'b1', 'b2', 'c1', 'c2', 'd1'];
       for (const name of names) await target.tag(manifest.desc, name);
@@ -248,9 +248,9 @@ describe('registry upload locations', () => {
     expect(location.startsWith('/v2/')).toBe(true);
     expect(location).toContain('?');
 
-    const target = new RegistryTarget(relative.host, 'acme/rel');
+    const target = new RegistryRepository(relative.host, 'acme/rel');
     const { manifest } = await pushArtifact(target, [LIBZSTD], 'latest');
-    expect(await new RegistryTarget(relative.host, 'acme/rel').resolve('latest')).toEqual(manifest.desc);
+    expect(await new RegistryRepository(relative.host, 'acme/rel').resolve('latest')).toEqual(manifest.desc);
   });
 });
 
@@ -258,7 +258,7 @@ describe('unreachable and misconfigured registries', () => {
   it('fails fast with EUNREACHABLE on a closed loopback port', async () => {
     const port = await freePort();
     const started = Date.now();
-    expect(await codeOf(new RegistryTarget(`127.0.0.1:${port}`, 'acme/zstd').resolve('1.0'))).toBe('EUNREACHABLE');
+    expect(await codeOf(new RegistryRepository(`127.0.0.1:${port}`, 'acme/zstd').resolve('1.0'))).toBe('EUNREACHABLE');
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
@@ -289,14 +289,14 @@ describe('unreachable and misconfigured registries', () => {
     });
 
     it('is an ETLS error, never a fallback to plain HTTP', async () => {
-      expect(await codeOf(new RegistryTarget(host, 'acme/zstd').resolve('1.0'))).toBe('ETLS');
+      expect(await codeOf(new RegistryRepository(host, 'acme/zstd').resolve('1.0'))).toBe('ETLS');
     });
 
     it('is trusted once OCIPKG_CA_FILE names its certificate', async () => {
       process.env.OCIPKG_CA_FILE = join(dir, 'cert.pem');
       try {
         await closeDispatchers(); // the CA is read when the dispatcher is made
-        const desc = await new RegistryTarget(host, 'acme/zstd').resolve('1.0');
+        const desc = await new RegistryRepository(host, 'acme/zstd').resolve('1.0');
         expect(desc.digest).toBe(sha256('{}'));
       } finally {
         delete process.env.OCIPKG_CA_FILE;

@@ -4,16 +4,17 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LayoutTarget } from '../src/layout/directory.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
 import { descriptorFor, sha256 } from '../src/oci/verify.js';
 import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, OCI_INDEX, OCI_LAYER_TAR_GZIP } from '../src/oci/mediatypes.js';
 import { parseReference } from '../src/reference.js';
-import { removeTree } from '../src/store/fsutil.js';
+import { removeTree } from '../src/fs/tree.js';
 import { installPackage } from '../src/store/install.js';
 import { readInstalledPackage } from '../src/store/package.js';
 import { storePaths } from '../src/store/paths.js';
 import { listRefs, readRef, removeRef, writeRef, type RefRecord } from '../src/store/refs.js';
-import { listPackages, writeStoreIndex } from '../src/store/store.js';
+import { listPackages } from '../src/store/package.js';
+import { writeStoreIndex } from '../src/store/index-json.js';
 import { buildImage, writeImage, type TarEntry, type TestImage } from './helpers/layers.js';
 import { codeOf } from './helpers/errors.js';
 
@@ -21,13 +22,13 @@ const LIBS = '/usr/lib/x86_64-linux-gnu';
 
 let work: string;
 let store: string;
-let source: LayoutTarget;
+let source: LayoutDirectory;
 
 beforeEach(async () => {
   work = await mkdtemp(join(tmpdir(), 'ocipkg-store-'));
   store = join(work, 'store');
   process.env.OCIPKG_DATA_DIR = store;
-  source = new LayoutTarget(join(work, 'source'));
+  source = new LayoutDirectory(join(work, 'source'));
 });
 
 afterEach(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareTriples, nodeToTriple, normalizePlatform, platformToTriples, selectTriple, TRIPLES, tripleToPlatform } from '../src/target.js';
+import { compareTriples, nodeToTriple, normalizePlatform, platformToTriples, selectTriple, TRIPLES, tripleToPlatform } from '../src/triple.js';
 import { codeOf } from './helpers/errors.js';
 
 /** The triple table both ways, and the one order in which a triple is chosen. */

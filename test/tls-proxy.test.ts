@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryTarget } from '../src/registry/client.js';
+import { RegistryRepository } from '../src/registry/client.js';
 import { ocipkg, tempDir, type RunResult } from './helpers/cli.js';
 import { startConnectProxy, type ConnectProxy } from './helpers/connect-proxy.js';
 import { codeOf } from './helpers/errors.js';
@@ -91,7 +91,7 @@ describe('an HTTPS registry with a certificate from a private CA', () => {
 
   it('on 127.0.0.1 is an ETLS error, never a retry over plain HTTP', async () => {
     // A plain-HTTP attempt would reach the TLS listener and be answered 400: EREGISTRY, not ETLS.
-    expect(await codeOf(new RegistryTarget(tls.host, 'acme/lz4').resolve('1'))).toBe('ETLS');
+    expect(await codeOf(new RegistryRepository(tls.host, 'acme/lz4').resolve('1'))).toBe('ETLS');
   });
 
   it('is accepted with OCIPKG_CA_FILE naming the CA', async () => {

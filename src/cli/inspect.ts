@@ -1,15 +1,15 @@
 import { existsSync, statSync } from 'node:fs';
 import { openArchive } from '../layout/archive.js';
-import type { ReadTarget } from '../oci/content.js';
+import type { ContentSource } from '../oci/content.js';
 import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
 import { OCIPKG_CONFIG } from '../oci/mediatypes.js';
-import { parseConfig } from '../package/metadata.js';
-import { canonicalReference, parseReference, referenceTarget } from '../reference.js';
-import { openTarget } from '../source.js';
+import { parseConfig } from '../artifact/config.js';
+import { canonicalReference, parseReference, tagOrDigest } from '../reference.js';
+import { openContent } from '../open.js';
 import { archiveImage } from './archive-name.js';
 
 /** What `ocipkg inspect` prints: the document a name points at, and for a manifest its ocipkg config. */
-async function describe(source: ReadTarget, reference: string, name: string): Promise<Record<string, unknown>> {
+async function describe(source: ContentSource, reference: string, name: string): Promise<Record<string, unknown>> {
   const desc = await source.resolve(reference);
   const parsed = parseManifest(await fetchSmallBlob(source, desc), desc.mediaType, name);
   if (parsed.kind === 'index') return { reference: name, descriptor: desc, index: parsed.index };
@@ -22,12 +22,12 @@ export async function inspect(what: string): Promise<Record<string, unknown>> {
   if (existsSync(what) && statSync(what).isFile()) {
     const opened = await openArchive(what);
     try {
-      const { sourceRef, name } = await archiveImage(opened.target, what);
-      return await describe(opened.target, sourceRef, name ?? sourceRef);
+      const { sourceRef, name } = await archiveImage(opened.layout, what);
+      return await describe(opened.layout, sourceRef, name ?? sourceRef);
     } finally {
       await opened.close();
     }
   }
   const ref = parseReference(what);
-  return describe(openTarget(ref), referenceTarget(ref), canonicalReference(ref));
+  return describe(openContent(ref), tagOrDigest(ref), canonicalReference(ref));
 }

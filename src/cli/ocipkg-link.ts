@@ -7,7 +7,7 @@ import { declaredPackage, resolveAlias } from '../project/manifest.js';
 import { canonicalReference, parseReference, repositoryOf } from '../reference.js';
 import { resolvePackage } from '../resolve.js';
 import type { InstalledPackage } from '../store/package.js';
-import { selectTriple } from '../target.js';
+import { selectTriple } from '../triple.js';
 import { debugEnabled, parseOptions, printLine, progress, runMain, usageError } from './common.js';
 
 /**

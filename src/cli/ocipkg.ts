@@ -4,7 +4,7 @@ import { canonicalReference, formatReference, parseReference } from '../referenc
 import { resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
-import { selectTriple } from '../target.js';
+import { selectTriple } from '../triple.js';
 import { parseOptions, printLine, progress, readStdin, runMain, usageError } from './common.js';
 import { tuneForTransfers } from '../tuning.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
@@ -83,15 +83,15 @@ const COMMANDS: Record<string, Command> = {
       const [archive, image] = positionals(pos, 1, 2, 'push');
       assertArchive(archive!);
       tuneForTransfers();
-      const [{ openArchive }, { copy }, { openTarget }, { archiveImage, requireName }] = await Promise.all([
-        import('../layout/archive.js'), import('../copy.js'), import('../source.js'), import('./archive-name.js'),
+      const [{ openArchive }, { copy }, { openContent }, { archiveImage, requireName }] = await Promise.all([
+        import('../layout/archive.js'), import('../copy.js'), import('../open.js'), import('./archive-name.js'),
       ]);
       const opened = await openArchive(archive!);
       try {
-        const { sourceRef, name } = await archiveImage(opened.target, archive!);
+        const { sourceRef, name } = await archiveImage(opened.layout, archive!);
         const dest = parseReference(image ?? requireName(name, archive!));
         progress(`pushing ${archive} to ${canonicalReference(dest)}`);
-        const pushed = await copy(opened.target, sourceRef, openTarget(dest), dest.tag ?? (dest.digest ? undefined : 'latest'), {
+        const pushed = await copy(opened.layout, sourceRef, openContent(dest), dest.tag ?? (dest.digest ? undefined : 'latest'), {
           onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
         });
         // The pinned form: what a lockfile or a careful consumer should reference.
@@ -129,13 +129,13 @@ const COMMANDS: Record<string, Command> = {
       ]);
       const opened = await openArchive(archive!);
       try {
-        const { sourceRef, name } = await archiveImage(opened.target, archive!);
+        const { sourceRef, name } = await archiveImage(opened.layout, archive!);
         const ref = parseReference(requireName(name, archive!));
         if (!values.force) {
           const existing = await resolvePackage(canonicalReference(ref), { target, offline: true }).catch(() => undefined);
           if (existing) throw new OcipkgError('EINPUT', `${canonicalReference(ref)} is already in the store (use -f to replace it)`);
         }
-        const pkg = await installImage(opened.target, sourceRef, ref, target, storeRoot(), progress);
+        const pkg = await installImage(opened.layout, sourceRef, ref, target, storeRoot(), progress);
         out(pkg.root);
       } finally {
         await opened.close();

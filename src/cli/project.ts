@@ -37,7 +37,7 @@ export async function runInstall(args: string[]): Promise<void> {
   const project = findProject();
   const ciFrozen = process.env.CI === 'true' && !values['no-frozen-lockfile'] && project !== undefined && existsSync(lockfilePath(project.dir));
   tuneForTransfers();
-  const { installProject } = await import('../project/install.js');
+  const { installProject } = await import('../install.js');
   const result = await installProject({
     frozen: values['frozen-lockfile'] ?? ciFrozen,
     offline: values.offline ?? process.env.OCIPKG_OFFLINE === '1',
@@ -51,7 +51,7 @@ export async function runInstall(args: string[]): Promise<void> {
 export async function runUpdate(args: string[]): Promise<void> {
   const { values, positionals } = parseOptions(args, { target: { type: 'string' } }, 'update');
   tuneForTransfers();
-  const { installProject } = await import('../project/install.js');
+  const { installProject } = await import('../install.js');
   const result = await installProject({
     update: positionals.length > 0 ? positionals : true,
     warn,

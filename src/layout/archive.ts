@@ -3,12 +3,13 @@ import { mkdtemp, open, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
-import { extractStream } from '../store/extract.js';
-import { pathExists, removeTree } from '../store/fsutil.js';
-import { LayoutTarget } from './directory.js';
+import { extractStream } from '../fs/extract.js';
+import { pathExists } from '../fs/atomic.js';
+import { removeTree } from '../fs/tree.js';
+import { LayoutDirectory } from './directory.js';
 
 export interface OpenedArchive {
-  target: LayoutTarget;
+  layout: LayoutDirectory;
   /** Removes the extracted copy. */
   close(): Promise<void>;
 }
@@ -54,5 +55,5 @@ export async function openArchive(path: string): Promise<OpenedArchive> {
     throw err;
   }
   // Messages name the archive the user gave, not the temp directory.
-  return { target: new LayoutTarget(dir, { location: `oci-archive:${path}` }), close };
+  return { layout: new LayoutDirectory(dir, { location: `oci-archive:${path}` }), close };
 }

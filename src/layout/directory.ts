@@ -3,13 +3,14 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errno, OcipkgError } from '../errors.js';
-import type { BlobSource, Target } from '../oci/content.js';
+import type { BlobOpener, ContentStore } from '../oci/content.js';
 import { digestHex, isDigest } from '../oci/digest.js';
 import { verifyBytes, VerifyingStream } from '../oci/verify.js';
 import { readAll } from '../oci/manifest.js';
 import { ANNOTATION_REF_NAME, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import { OCI_LAYOUT_FILE, type Descriptor, type ImageIndex } from '../oci/types.js';
-import { createFileOnce, publishFile, uniqueName, writeFileAtomic } from '../store/fsutil.js';
+import { createFileOnce, publishFile, writeFileAtomic } from '../fs/atomic.js';
+import { uniqueName } from '../fs/names.js';
 
 export interface LayoutOptions {
   /**
@@ -51,7 +52,7 @@ function withIndexLock<T>(dir: string, work: () => Promise<T>): Promise<T> {
  * oras's `oci:` transports read and write it. Tags are the `ref.name` annotations of index.json
  * entries. The directory is created on the first push or tag.
  */
-export class LayoutTarget implements Target {
+export class LayoutDirectory implements ContentStore {
   readonly dir: string;
   readonly location: string;
   private readonly ingestDir: string;
@@ -175,7 +176,7 @@ export class LayoutTarget implements Target {
    * Verifies content against `desc` on its way into a temp file, then renames it into place
    * read-only. Another writer of the same digest getting there first is success.
    */
-  async push(desc: Descriptor, content: BlobSource | Uint8Array): Promise<void> {
+  async push(desc: Descriptor, content: BlobOpener | Uint8Array): Promise<void> {
     await this.ensureLayout();
     const tmp = join(this.ingestDir, uniqueName(`.ingest-${digestHex(desc.digest).slice(0, 12)}-`));
     try {

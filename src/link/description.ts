@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { errno } from '../errors.js';
-import type { LibraryKind } from '../package/metadata.js';
+import type { LibraryKind } from '../artifact/config.js';
 import type { InstalledPackage } from '../store/package.js';
 
 /**

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { tripleToPlatform } from '../target.js';
+import { tripleToPlatform } from '../triple.js';
 import { DIR_PLACEHOLDER, type LinkDescription, type LinkLibrary } from './description.js';
 
 /**

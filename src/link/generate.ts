@@ -5,7 +5,7 @@ import { errno } from '../errors.js';
 import { ANNOTATION_VERSION } from '../oci/mediatypes.js';
 import { inspectFile } from '../package/binary.js';
 import { discoverIncludeDirs, discoverLibraries } from '../package/discover.js';
-import type { LibraryKind, PackageMetadata } from '../package/metadata.js';
+import type { LibraryKind, PackageMetadata } from '../artifact/config.js';
 import { PACKAGE_ROOT_DIR } from '../store/paths.js';
 import type { PackageInfo } from '../store/package.js';
 import { formatCMakeConfig, formatCMakeConfigVersion } from './cmake.js';

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { OcipkgError } from '../errors.js';
 import { assertDigest } from './digest.js';
 import { verifyBytes } from './verify.js';
-import type { ReadTarget } from './content.js';
+import type { ContentSource } from './content.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES } from './mediatypes.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
 
@@ -26,7 +26,7 @@ export async function readAll(stream: Readable, limit: number, what: string): Pr
 }
 
 /** Fetches a manifest, index or config from a target and checks it against its descriptor. */
-export async function fetchSmallBlob(source: ReadTarget, desc: Descriptor): Promise<Buffer> {
+export async function fetchSmallBlob(source: ContentSource, desc: Descriptor): Promise<Buffer> {
   if (desc.size > MAX_MANIFEST_BYTES) {
     throw new OcipkgError('ETOOLARGE', `${desc.digest} in ${source.location} is ${desc.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
   }

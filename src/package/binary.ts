@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { OcipkgError } from '../errors.js';
-import { platformToTriples } from '../target.js';
+import { platformToTriples } from '../triple.js';
 
 /**
  * Just enough of ELF, Mach-O (thin and universal), PE/COFF and `ar` to tell what a library was built

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { classifyLibraryName, describeLibraries, isHeaderName } from './discover.js';
 import { fileEntries } from './layer.js';
-import type { LibraryInfo } from './metadata.js';
+import type { LibraryInfo } from '../artifact/config.js';
 import { writeArtifact, type PackOptions, type PackResult } from './pack.js';
 
 /**

@@ -3,7 +3,7 @@ import { readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errno, isOcipkgError, OcipkgError } from '../errors.js';
 import { inspectFile } from './binary.js';
-import type { LibraryInfo, LibraryKind } from './metadata.js';
+import type { LibraryInfo, LibraryKind } from '../artifact/config.js';
 
 /**
  * Finds the libraries of an install prefix by file name, the way a linker's `-l` would see them:

@@ -9,7 +9,7 @@ import { Header, Pax } from 'tar';
 import { OcipkgError } from '../errors.js';
 import { OCIPKG_LAYER } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
-import type { LibraryInfo } from './metadata.js';
+import type { LibraryInfo } from '../artifact/config.js';
 
 /**
  * Reproducible layers: the same tree always gives the same bytes, hence the same digest.

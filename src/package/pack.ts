@@ -15,11 +15,11 @@ import {
 } from '../oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { canonicalReference, parseReference, type RegistryReference } from '../reference.js';
-import { assertTriple, tripleToPlatform } from '../target.js';
+import { assertTriple, tripleToPlatform } from '../triple.js';
 import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary.js';
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
 import { directoryEntries, placeBySoname, sourceDate, writeLayer, type LayerEntry } from './layer.js';
-import type { LibraryInfo, PackageConfig, PackageMetadata } from './metadata.js';
+import type { LibraryInfo, PackageConfig, PackageMetadata } from '../artifact/config.js';
 
 /** A packed directory's own declarations (`{"requires": [IMAGE...]}`), beside include/ and lib/. */
 export const PACKAGE_FILE = 'ocipkg.json';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
 import { canonicalReference, type ImageReference } from '../reference.js';
-import { writeFileAtomicSync } from '../store/fsutil.js';
+import { writeFileAtomicSync } from '../fs/atomic.js';
 
 /**
  * `ocipkg-lock.json`, beside the project's package.json: for each image (canonical reference, one

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { OcipkgError } from '../errors.js';
-import type { BlobSource, Target } from '../oci/content.js';
+import type { BlobOpener, ContentStore } from '../oci/content.js';
 import { assertDigest, isDigest } from '../oci/digest.js';
 import { sha256, verifyBytes } from '../oci/verify.js';
 import { readAll } from '../oci/manifest.js';
@@ -73,11 +73,11 @@ function gaveUp(err: OcipkgError, attempts: number): OcipkgError {
 }
 
 /**
- * A repository in an OCI distribution registry, as a Target. Manifest bytes it fetches or pushes
+ * A repository in an OCI distribution registry, as a ContentStore. Manifest bytes it fetches or pushes
  * are kept for the life of the instance (they are small and capped), so `resolve` then `fetch`, or
  * `push` then `tag`, costs one request, not two.
  */
-export class RegistryTarget implements Target {
+export class RegistryRepository implements ContentStore {
   readonly location: string;
   private readonly manifests = new Map<string, Buffer>();
 
@@ -213,7 +213,7 @@ export class RegistryTarget implements Target {
    * session that fails for a moment (a reset, a 5xx, 408, 429) is abandoned and a new one started,
    * with a fresh stream from `content`, under the same backoff as any other request.
    */
-  async push(desc: Descriptor, content: BlobSource | Uint8Array): Promise<void> {
+  async push(desc: Descriptor, content: BlobOpener | Uint8Array): Promise<void> {
     assertDigest(desc.digest);
     if (this.isManifest(desc)) {
       await this.pushManifest(desc, typeof content === 'function' ? await content() : content);

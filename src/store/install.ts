@@ -4,19 +4,21 @@ import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errno, isOcipkgError, OcipkgError } from '../errors.js';
-import type { LayoutTarget } from '../layout/directory.js';
-import type { ReadTarget } from '../oci/content.js';
+import type { LayoutDirectory } from '../layout/directory.js';
+import type { ContentSource } from '../oci/content.js';
 import { digestHex } from '../oci/digest.js';
 import { verifyBytes, VerifyingStream } from '../oci/verify.js';
 import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
 import { LAYER_TYPES, OCIPKG_CONFIG } from '../oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
-import { parseConfig, type PackageConfig } from '../package/metadata.js';
-import { createExtractor } from './extract.js';
-import { makeReadOnlyTree, publishFile, removeTree, uniqueName } from './fsutil.js';
+import { parseConfig, type PackageConfig } from '../artifact/config.js';
+import { createExtractor } from '../fs/extract.js';
+import { makeReadOnlyTree, removeTree } from '../fs/tree.js';
+import { publishFile } from '../fs/atomic.js';
+import { uniqueName } from '../fs/names.js';
 import { PACKAGE_INFO_FILE, PACKAGE_ROOT_DIR, storePaths } from './paths.js';
 import { readInstalledPackage, type InstalledPackage, type PackageInfo } from './package.js';
-import { storeLayout } from './store.js';
+import { storeLayout } from './layout.js';
 
 export interface InstallOptions {
   /** The target triple this manifest was selected for; recorded in package.json. */
@@ -83,8 +85,8 @@ class Staging {
 
   constructor(
     storeRoot: string,
-    private readonly store: LayoutTarget,
-    private readonly source: ReadTarget,
+    private readonly store: LayoutDirectory,
+    private readonly source: ContentSource,
   ) {
     this.dir = join(storePaths.tmp(storeRoot), uniqueName('install-'));
     this.rootDir = join(this.dir, PACKAGE_ROOT_DIR);
@@ -181,7 +183,7 @@ class Staging {
  */
 export async function installPackage(
   storeRoot: string,
-  source: ReadTarget,
+  source: ContentSource,
   manifestDesc: Descriptor,
   manifestBytes: Uint8Array,
   options: InstallOptions = {},

@@ -9,12 +9,14 @@ import { VerifyingStream } from '../oci/verify.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { parseReference } from '../reference.js';
-import { createExtractor } from './extract.js';
-import { pathExists, removeTree, uniqueName } from './fsutil.js';
+import { createExtractor } from '../fs/extract.js';
+import { pathExists } from '../fs/atomic.js';
+import { removeTree } from '../fs/tree.js';
+import { isSiblingTemp, ownerOf, uniqueName } from '../fs/names.js';
 import { readInstalledPackage } from './package.js';
 import { PACKAGE_ROOT_DIR, storePaths } from './paths.js';
 import { listRefs, removeRef, type RefRecord } from './refs.js';
-import { writeStoreIndex } from './store.js';
+import { writeStoreIndex } from './index-json.js';
 
 /**
  * Store maintenance: `prune` (garbage collection) and `verify` (re-hash and repair).
@@ -35,10 +37,6 @@ import { writeStoreIndex } from './store.js';
 export const GRACE_MS = 10 * 60_000;
 /** A staging entry this old is abandoned even if a process with its pid exists (pids are reused). */
 const STAGING_MAX_AGE_MS = 24 * 60 * 60_000;
-/** `uniqueName`'s suffix: `<pid>-<12 hex>`. */
-const OWNER = /(\d+)-[0-9a-f]{12}$/;
-/** `writeFileAtomic`'s sibling temp files: `.<name>.tmp-<pid>-<12 hex>`. */
-const SIBLING_TEMP = /^\..+\.tmp-\d+-[0-9a-f]{12}$/;
 
 export interface PruneOptions {
   /** List what would go, remove nothing. */
@@ -87,9 +85,9 @@ async function modified(path: string): Promise<number | undefined> {
 /** Whether a temp entry's owner is gone: its pid is not running here, or it is older than any fetch. */
 function abandoned(name: string, mtimeMs: number, now: number, graceMs: number): boolean {
   const age = now - mtimeMs;
-  const pid = OWNER.exec(name)?.[1];
+  const pid = ownerOf(name);
   if (pid === undefined) return age > graceMs;
-  return !processAlive(Number(pid)) || age > STAGING_MAX_AGE_MS;
+  return !processAlive(pid) || age > STAGING_MAX_AGE_MS;
 }
 
 /** Every digest a ref names: what it pointed at (maybe an index) and the manifest for each target. */
@@ -159,7 +157,7 @@ async function staleTempFiles(root: string, now: number, graceMs: number): Promi
     for (const entry of entries) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) await visit(path);
-      else if (SIBLING_TEMP.test(entry.name)) {
+      else if (isSiblingTemp(entry.name)) {
         const mtime = await modified(path);
         if (mtime !== undefined && abandoned(entry.name, mtime, now, graceMs)) found.push(path);
       }
@@ -167,7 +165,7 @@ async function staleTempFiles(root: string, now: number, graceMs: number): Promi
   };
   await visit(storePaths.refs(root));
   for (const name of await names(root)) {
-    const mtime = SIBLING_TEMP.test(name) ? await modified(join(root, name)) : undefined;
+    const mtime = isSiblingTemp(name) ? await modified(join(root, name)) : undefined;
     if (mtime !== undefined && abandoned(name, mtime, now, graceMs)) found.push(join(root, name));
   }
   return found;

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errno } from '../errors.js';
+import { isDigest } from '../oci/digest.js';
 import type { ImageManifest } from '../oci/types.js';
-import type { PackageConfig } from '../package/metadata.js';
+import type { PackageConfig } from '../artifact/config.js';
 import { PACKAGE_INFO_FILE, PACKAGE_ROOT_DIR, storePaths } from './paths.js';
 
 /** What `packages/sha256/<hex>/package.json` holds: everything the warm path needs in one read. */
@@ -37,4 +38,19 @@ export function readInstalledPackage(storeRoot: string, manifestDigest: string):
     throw err;
   }
   return { ...info, dir, root: join(dir, PACKAGE_ROOT_DIR) };
+}
+
+/** Every complete package in the store. */
+export function listPackages(root: string): InstalledPackage[] {
+  let names: string[];
+  try {
+    names = readdirSync(storePaths.packages(root));
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return [];
+    throw err;
+  }
+  return names.flatMap((hex) => {
+    const digest = `sha256:${hex}`;
+    return isDigest(digest) ? (readInstalledPackage(root, digest) ?? []) : [];
+  });
 }

@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { errno } from '../errors.js';
 import { canonicalReference, parseReference, type ImageReference } from '../reference.js';
-import { writeFileAtomicSync } from './fsutil.js';
+import { writeFileAtomicSync } from '../fs/atomic.js';
 import { storePaths } from './paths.js';
 
 /**

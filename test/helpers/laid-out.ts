@@ -1,7 +1,7 @@
 import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { preparePackage } from '../../src/link/generate.js';
-import type { PackageMetadata } from '../../src/package/metadata.js';
+import type { PackageMetadata } from '../../src/artifact/config.js';
 import type { PackageInfo } from '../../src/store/package.js';
 
 export const TARGET = 'x86_64-unknown-linux-gnu';

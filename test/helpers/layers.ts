@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
-import { LayoutTarget } from '../../src/layout/directory.js';
+import { LayoutDirectory } from '../../src/layout/directory.js';
 import { descriptorFor } from '../../src/oci/verify.js';
 import { OCI_MANIFEST, OCIPKG_ARTIFACT, OCIPKG_CONFIG, OCIPKG_LAYER } from '../../src/oci/mediatypes.js';
 import type { Descriptor } from '../../src/oci/types.js';
@@ -80,8 +80,8 @@ export function buildImage(
   return { manifestDesc: descriptorFor(OCI_MANIFEST, manifestBytes), manifestBytes, configDesc, configBytes, layers };
 }
 
-/** Writes an image into an OCI layout directory (through LayoutTarget.push) and tags it. */
-export async function writeImage(layout: LayoutTarget, image: TestImage, tag?: string): Promise<void> {
+/** Writes an image into an OCI layout directory (through LayoutDirectory.push) and tags it. */
+export async function writeImage(layout: LayoutDirectory, image: TestImage, tag?: string): Promise<void> {
   for (const layer of image.layers) await layout.push(layer.desc, layer.bytes);
   await layout.push(image.configDesc, image.configBytes);
   await layout.push(image.manifestDesc, image.manifestBytes);

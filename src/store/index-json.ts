@@ -1,34 +1,11 @@
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errno, isOcipkgError } from '../errors.js';
-import { LayoutTarget } from '../layout/directory.js';
-import { isDigest } from '../oci/digest.js';
+import { isOcipkgError } from '../errors.js';
 import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, OCI_INDEX } from '../oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from '../oci/types.js';
-import { writeFileAtomic } from './fsutil.js';
-import { readInstalledPackage, type InstalledPackage } from './package.js';
-import { storePaths } from './paths.js';
+import { writeFileAtomic } from '../fs/atomic.js';
+import { storeLayout } from './layout.js';
+import { listPackages } from './package.js';
 import { listRefs } from './refs.js';
-
-/** The store's blobs as an OCI image layout; pushes stage in the store's `tmp/`. */
-export function storeLayout(root: string): LayoutTarget {
-  return new LayoutTarget(root, { ingestDir: storePaths.tmp(root), location: `store ${root}` });
-}
-
-/** Every complete package in the store. */
-export async function listPackages(root: string): Promise<InstalledPackage[]> {
-  let names: string[];
-  try {
-    names = await readdir(storePaths.packages(root));
-  } catch (err) {
-    if (errno(err) === 'ENOENT') return [];
-    throw err;
-  }
-  return names.flatMap((hex) => {
-    const digest = `sha256:${hex}`;
-    return isDigest(digest) ? (readInstalledPackage(root, digest) ?? []) : [];
-  });
-}
 
 /**
  * Rewrites the store's index.json from the refs index and the installed packages, so that skopeo
@@ -60,7 +37,7 @@ export async function writeStoreIndex(root: string): Promise<void> {
   for (const record of refs) {
     for (const [target, digest] of Object.entries(record.manifests)) targets.set(digest, target || targets.get(digest));
   }
-  for (const pkg of await listPackages(root)) targets.set(pkg.manifestDigest, pkg.target ?? targets.get(pkg.manifestDigest));
+  for (const pkg of listPackages(root)) targets.set(pkg.manifestDigest, pkg.target ?? targets.get(pkg.manifestDigest));
   const annotated = (desc: Descriptor, extra: Record<string, string> = {}): Descriptor => {
     const target = targets.get(desc.digest);
     const annotations = { ...extra, ...(target && { [ANNOTATION_TARGET]: target }) };

@@ -1,7 +1,7 @@
-import { OcipkgError } from './errors.js';
-import { ANNOTATION_TARGET } from './oci/mediatypes.js';
-import type { Descriptor, ImageIndex } from './oci/types.js';
-import { platformToTriples } from './target.js';
+import { OcipkgError } from '../errors.js';
+import { ANNOTATION_TARGET } from '../oci/mediatypes.js';
+import type { Descriptor, ImageIndex } from '../oci/types.js';
+import { platformToTriples } from '../triple.js';
 
 /**
  * The triple an index entry is for: the full triple from ocipkg's annotation, else the glibc triple
@@ -14,7 +14,7 @@ export function entryTriple(desc: Descriptor): string | undefined {
 }
 
 /** Every target an index offers, triple -> manifest digest (first entry wins, as in the index order). */
-export function indexTargets(index: ImageIndex): Record<string, string> {
+export function indexTriples(index: ImageIndex): Record<string, string> {
   const targets: Record<string, string> = {};
   for (const desc of index.manifests) {
     const triple = entryTriple(desc);
@@ -27,6 +27,6 @@ export function indexTargets(index: ImageIndex): Record<string, string> {
 export function selectFromIndex(index: ImageIndex, triple: string, image: string): Descriptor {
   const chosen = index.manifests.find((desc) => entryTriple(desc) === triple);
   if (chosen) return chosen;
-  const available = Object.keys(indexTargets(index));
+  const available = Object.keys(indexTriples(index));
   throw new OcipkgError('ENOTARGET', `${image} has no build for ${triple} (available: ${available.length ? available.join(', ') : 'none'})`);
 }

@@ -1,27 +1,18 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { chmod, link, lstat, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, lstat, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errno } from '../errors.js';
+import { siblingTempName } from './names.js';
 
 /**
- * File-system steps shared by the layout, the store and the refs index. Every visible change is a
+ * Atomic writes, shared by the layouts, the store, the refs index and the lockfile. Every visible change is a
  * rename (or link) of something complete, so a reader never sees half a file and a killed process
  * leaves only temp names behind. Import-light: the refs index uses this on the warm path.
  */
 
-/**
- * A name no other process or call will pick: the pid tells live processes apart, the counter calls
- * within one, the random part a dead process's leftovers. No node:crypto: this module is on the
- * warm path, and loading crypto costs more than the whole lookup.
- */
-let sequence = 0;
-export function uniqueName(prefix: string): string {
-  return `${prefix}${process.pid}-${(sequence++).toString(36)}${Math.random().toString(36).slice(2, 10)}`;
-}
-
 /** A temp path beside `path`, so that the final rename stays on one file system. */
 function siblingTemp(path: string): string {
-  return join(dirname(path), uniqueName(`.${basename(path)}.tmp-`));
+  return join(dirname(path), siblingTempName(basename(path)));
 }
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
@@ -92,45 +83,5 @@ export async function publishFile(tmp: string, dest: string): Promise<void> {
       return;
     }
     throw err;
-  }
-}
-
-/**
- * Makes a finished tree read-only: files 0444 (0555 when any execute bit was set), directories
- * 0555, children before parents. Symlinks have no mode of their own and are left alone.
- */
-export async function makeReadOnlyTree(dir: string): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      await makeReadOnlyTree(path);
-    } else if (entry.isFile()) {
-      const { mode } = await stat(path);
-      await chmod(path, mode & 0o111 ? 0o555 : 0o444);
-    }
-  }
-  await chmod(dir, 0o555);
-}
-
-/**
- * Removes a tree that may be read-only (a finished package, a failed staging dir). Unlinking needs
- * write permission on the parent directory, which a non-root user lacks in a 0555 tree.
- */
-export async function removeTree(path: string): Promise<void> {
-  let info;
-  try {
-    info = await lstat(path);
-  } catch (err) {
-    if (errno(err) === 'ENOENT') return;
-    throw err;
-  }
-  if (info.isDirectory()) {
-    await chmod(path, 0o755);
-    for (const name of await readdir(path)) await removeTree(join(path, name));
-    await rm(path, { recursive: true, force: true });
-  } else {
-    await unlink(path).catch((err: unknown) => {
-      if (errno(err) !== 'ENOENT') throw err;
-    });
   }
 }

@@ -1,10 +1,10 @@
-import { OcipkgError } from '../errors.js';
-import { linkDescriptionOf } from '../link/description.js';
-import { canonicalReference, formatReference, parseReference, referenceTarget, repositoryOf, type ImageReference } from '../reference.js';
-import { resolvePackage } from '../resolve.js';
-import { selectTriple } from '../target.js';
-import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
-import { findProject, locateDeclared, projectStart, resolveAlias, type Project } from './manifest.js';
+import { OcipkgError } from './errors.js';
+import { linkDescriptionOf } from './link/description.js';
+import { canonicalReference, formatReference, parseReference, tagOrDigest, repositoryOf, type ImageReference } from './reference.js';
+import { resolvePackage } from './resolve.js';
+import { selectTriple } from './triple.js';
+import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
+import { findProject, locateDeclared, projectStart, resolveAlias, type Project } from './project/manifest.js';
 
 /**
  * `ocipkg install` and `ocipkg update`: resolve every package the project declares, and the
@@ -48,8 +48,8 @@ function frozenMismatch(project: Project, why: string): OcipkgError {
 
 /** A fresh lock entry: what the tag points at now, and the manifest of every target it lists. */
 async function lockImage(ref: ImageReference): Promise<LockEntry> {
-  const { imageTargets } = await import('../fetch.js');
-  const { root, manifests } = await imageTargets(ref);
+  const { imageTriples } = await import('./fetch.js');
+  const { root, manifests } = await imageTriples(ref);
   return { digest: root.digest, mediaType: root.mediaType, manifests, requires: [] };
 }
 
@@ -57,8 +57,8 @@ async function lockImage(ref: ImageReference): Promise<LockEntry> {
 async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, warn: (message: string) => void): Promise<boolean> {
   if (ref.digest !== undefined) return false;
   try {
-    const { openTarget } = await import('../source.js');
-    const now = await openTarget(ref).resolve(referenceTarget(ref));
+    const { openContent } = await import('./open.js');
+    const now = await openContent(ref).resolve(tagOrDigest(ref));
     if (now.digest === entry.digest) return false;
     warn(`${image} has moved: locked at ${entry.digest}, the tag now points at ${now.digest}; keeping the lock (run \`ocipkg update ${image}\` to move it)`);
     return true;

@@ -1,0 +1,48 @@
+import { chmod, lstat, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errno } from '../errors.js';
+
+/**
+ * Whole trees: finished packages are made read-only so that nothing edits them in place, which
+ * means removing one needs its write bits back first.
+ */
+
+/**
+ * Makes a finished tree read-only: files 0444 (0555 when any execute bit was set), directories
+ * 0555, children before parents. Symlinks have no mode of their own and are left alone.
+ */
+export async function makeReadOnlyTree(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      await makeReadOnlyTree(path);
+    } else if (entry.isFile()) {
+      const { mode } = await stat(path);
+      await chmod(path, mode & 0o111 ? 0o555 : 0o444);
+    }
+  }
+  await chmod(dir, 0o555);
+}
+
+/**
+ * Removes a tree that may be read-only (a finished package, a failed staging dir). Unlinking needs
+ * write permission on the parent directory, which a non-root user lacks in a 0555 tree.
+ */
+export async function removeTree(path: string): Promise<void> {
+  let info;
+  try {
+    info = await lstat(path);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return;
+    throw err;
+  }
+  if (info.isDirectory()) {
+    await chmod(path, 0o755);
+    for (const name of await readdir(path)) await removeTree(join(path, name));
+    await rm(path, { recursive: true, force: true });
+  } else {
+    await unlink(path).catch((err: unknown) => {
+      if (errno(err) !== 'ENOENT') throw err;
+    });
+  }
+}
