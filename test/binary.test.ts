@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inspectArchive, inspectFile, nonPicObjects, tripleOf } from '../src/package/binary.js';
+import { inspectFile, nonPicObjects, tripleOf } from '../src/package/binary/index.js';
 import { minimalElf } from './helpers/elf.js';
 
 const LIBDIR = '/usr/lib/x86_64-linux-gnu';
@@ -38,7 +38,7 @@ describe('inspectFile on Debian x86_64 libraries', () => {
 
   it('lists every object member of a static archive (GNU ar), each a relocatable amd64 ELF object', async () => {
     const names = spawnSync('ar', ['t', join(LIBDIR, 'libsqlite3.a')], { encoding: 'utf8' }).stdout.trim().split('\n');
-    const infos = await inspectArchive(join(LIBDIR, 'libsqlite3.a'));
+    const infos = await inspectFile(join(LIBDIR, 'libsqlite3.a'));
     expect(infos).toHaveLength(names.length);
     for (const info of infos) {
       expect(info).toMatchObject({ format: 'elf', architecture: 'amd64', type: 'relocatable', bits: 64 });
@@ -51,7 +51,7 @@ describe('inspectFile on Debian x86_64 libraries', () => {
     const text = join(work, 'notes.txt');
     await writeFile(text, 'not a library\n');
     await expect(inspectFile(text)).rejects.toMatchObject({ code: 'EINPUT' });
-    await expect(inspectArchive(join(LIBDIR, 'libzstd.so.1.5.4'))).rejects.toMatchObject({ code: 'EINPUT' });
+    await expect(nonPicObjects(join(LIBDIR, 'libzstd.so.1.5.4'))).rejects.toMatchObject({ code: 'EINPUT' });
   });
 
   it('reads a BSD-style archive (long names after the header) as well as a GNU one', async () => {
@@ -68,7 +68,7 @@ describe('inspectFile on Debian x86_64 libraries', () => {
     const body = Buffer.concat([Buffer.from('!<arch>\n'), Buffer.from(hdr, 'latin1'), name, data, size % 2 ? Buffer.from('\n') : Buffer.alloc(0)]);
     const archive = join(work, 'libbsd.a');
     await writeFile(archive, body);
-    const infos = await inspectArchive(archive);
+    const infos = await inspectFile(archive);
     expect(infos).toHaveLength(1);
     expect(infos[0]).toMatchObject({ where: `${archive}(a_rather_long_member_name_lz4.o)`, architecture: 'amd64', type: 'relocatable' });
   });

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { errno } from '../errors.js';
 import { ANNOTATION_VERSION } from '../oci/mediatypes.js';
-import { inspectFile } from '../package/binary.js';
+import { inspectFile } from '../package/binary/index.js';
 import { discoverIncludeDirs, discoverLibraries } from '../package/discover.js';
 import type { LibraryKind, PackageMetadata } from '../artifact/config.js';
 import { PACKAGE_ROOT_DIR } from '../store/paths.js';

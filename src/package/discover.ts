@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errno, isOcipkgError, OcipkgError } from '../errors.js';
-import { inspectFile } from './binary.js';
+import { inspectFile } from './binary/index.js';
 import type { LibraryInfo, LibraryKind } from '../artifact/config.js';
 
 /**

@@ -16,7 +16,7 @@ import {
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { canonicalReference, parseReference, type RegistryReference } from '../reference.js';
 import { assertTriple, tripleToPlatform } from '../triple.js';
-import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary.js';
+import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary/index.js';
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
 import { directoryEntries, placeBySoname, sourceDate, writeLayer, type LayerEntry } from './layer.js';
 import type { LibraryInfo, PackageConfig, PackageMetadata } from '../artifact/config.js';
