@@ -17,7 +17,7 @@ const CODE_CACHE = join(__dirname, '..', 'dist', 'cli', 'ocipkg-link.v8cache');
 /**
  * Compiles and runs the bundle's top level, as Node's module loader would, and returns its exports
  * and the compiled script. Code compiled by vm cannot `import()` (not without an experimental flag),
- * so the bundler turned the bundle's dynamic imports of the cold path into calls of `importCold`,
+ * so the bundler turned the bundle's one dynamic import, of the cold path (src/cold.ts), into a call of `importCold`,
  * which imports here, relative to the bundle.
  */
 function loadBundle(cachedData) {

@@ -21,16 +21,23 @@ const { CODE_CACHE } = createRequire(import.meta.url)(bin);
 // A cache left from an earlier build must not outlive a failed one.
 rmSync(CODE_CACHE, { force: true });
 
-/** Keeps every dynamic import() a dynamic import of the dist/ module, re-pointed from the bundle's place. */
-const coldImports = new Set();
+/**
+ * The warm path reaches the cold one only through src/cold.ts, whose one dynamic import() of
+ * cold-path.js stays a dynamic import of the dist/ module, re-pointed from the bundle's place.
+ * Any other dynamic import would pull a second way into the cold path (or a copy of it) into the
+ * bundle: the build fails instead.
+ */
+const COLD_PATH = resolve(repo, 'dist/cold-path.js');
+const coldImport = `./${relative(dirname(outfile), COLD_PATH)}`;
 const coldPathStaysOut = {
   name: 'cold-path-stays-out',
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
       if (args.kind !== 'dynamic-import') return undefined;
-      const path = `./${relative(dirname(outfile), resolve(args.resolveDir, args.path))}`;
-      coldImports.add(path);
-      return { path, external: true };
+      if (resolve(args.resolveDir, args.path) !== COLD_PATH) {
+        return { errors: [{ text: `${args.importer} imports ${args.path} dynamically: the warm path reaches the cold one only through src/cold.ts` }] };
+      }
+      return { path: coldImport, external: true };
     });
   },
 };
@@ -68,14 +75,14 @@ await build({
 });
 
 // bin/ocipkg-link.cjs compiles the bundle with vm, where import() is unavailable: it passes
-// `importCold` instead. Every cold-path import must be rewritten, and nothing else.
+// `importCold` instead. The one import of the cold path must be rewritten, and nothing else.
 let rewritten = 0;
 const bundled = readFileSync(outfile, 'utf8').replace(/\bimport\(("\.[^"]*")\)/g, (_whole, specifier) => {
-  if (!coldImports.has(JSON.parse(specifier))) throw new Error(`bundle: unexpected dynamic import ${specifier}`);
+  if (JSON.parse(specifier) !== coldImport) throw new Error(`bundle: unexpected dynamic import ${specifier}`);
   rewritten++;
   return `importCold(${specifier})`;
 });
-if (rewritten === 0 || /\bimport\(/.test(bundled)) throw new Error('bundle: the dynamic imports of the cold path were not all rewritten');
+if (rewritten !== 1 || /\bimport\(/.test(bundled)) throw new Error(`bundle: expected the one import of the cold path, rewritten; found ${rewritten}`);
 writeFileSync(outfile, bundled);
 
 /**

@@ -1,7 +1,9 @@
 import { OcipkgError } from './errors.js';
-import { linkDescriptionOf } from './link/description.js';
-import { canonicalReference, formatReference, parseReference, tagOrDigest, repositoryOf, type ImageReference } from './reference.js';
-import { resolvePackage } from './resolve.js';
+import { imageTriples } from './fetch.js';
+import { openContent } from './open.js';
+import { canonicalReference, formatReference, parseReference, tagOrDigest, type ImageReference } from './reference.js';
+import { linkDescriptionOf, resolvePackage } from './resolve.js';
+import { walkRequirements } from './requirements.js';
 import { selectTriple } from './triple.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
 import { findProject, locateDeclared, projectStart, resolveAlias, type Project } from './project/manifest.js';
@@ -13,7 +15,7 @@ import { findProject, locateDeclared, projectStart, resolveAlias, type Project }
  * followed, until `update` moves it.
  */
 
-export interface InstallOptions {
+export interface InstallProjectOptions {
   /** Where to look for the project; default OCIPKG_PROJECT_DIR, else the working directory. */
   start?: string;
   /** Fail when the lockfile is missing or would change, instead of writing it. */
@@ -48,7 +50,6 @@ function frozenMismatch(project: Project, why: string): OcipkgError {
 
 /** A fresh lock entry: what the tag points at now, and the manifest of every target it lists. */
 async function lockImage(ref: ImageReference): Promise<LockEntry> {
-  const { imageTriples } = await import('./fetch.js');
   const { root, manifests } = await imageTriples(ref);
   return { digest: root.digest, mediaType: root.mediaType, manifests, requires: [] };
 }
@@ -57,7 +58,6 @@ async function lockImage(ref: ImageReference): Promise<LockEntry> {
 async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, warn: (message: string) => void): Promise<boolean> {
   if (ref.digest !== undefined) return false;
   try {
-    const { openContent } = await import('./open.js');
     const now = await openContent(ref).resolve(tagOrDigest(ref));
     if (now.digest === entry.digest) return false;
     warn(`${image} has moved: locked at ${entry.digest}, the tag now points at ${now.digest}; keeping the lock (run \`ocipkg update ${image}\` to move it)`);
@@ -68,58 +68,47 @@ async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, 
   }
 }
 
-export async function installProject(options: InstallOptions = {}): Promise<InstallResult> {
+export async function installProject(options: InstallProjectOptions = {}): Promise<InstallResult> {
   const start = options.start ?? projectStart();
   const project = findProject(start);
   if (!project) throw new OcipkgError('EINPUT', `no package.json with an "ocipkg" section in ${start} or above`);
   const existing = readLockfile(project.dir);
   if (options.frozen && !existing) throw frozenMismatch(project, 'there is no lockfile');
   const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';
-  const target = selectTriple(options.target);
+  const triple = selectTriple(options.target);
   const warn = options.warn ?? (() => {});
   const moving = options.update === true ? undefined : new Set((options.update ?? []).map((name) => canonical(resolveAlias(name, project))));
   const movesAll = options.update === true;
 
   const next: Lockfile = { packages: {} };
   const drifted: string[] = [];
-  const repositories = new Map<string, string>();
-  const visiting = new Set<string>();
 
-  const visit = async (image: string): Promise<void> => {
-    if (visiting.has(image)) throw new OcipkgError('EMANIFEST', `${image} requires itself (through its requires)`);
-    if (next.packages[image]) return;
-    const ref = parseReference(image);
-    // Keyed as written; fetched from where a relative `oci:` path in package.json really is.
-    const located = locateDeclared(ref, project);
-    const other = repositories.get(repositoryOf(ref));
-    if (other !== undefined && other !== image) {
-      throw new OcipkgError('ECONFLICT', `conflicting versions of ${repositoryOf(ref)}: both ${other} and ${image} are needed; declare or require one version`);
-    }
-    repositories.set(repositoryOf(ref), image);
-    visiting.add(image);
+  // Keyed as written (a lock entry per canonical reference); the identity for one version per
+  // repository is that reference, so two tags of one repository conflict before either is fetched.
+  await walkRequirements(
+    Object.values(project.packages).map((declared) => declared.image),
+    async (image) => {
+      // Fetched from where a relative `oci:` path in package.json really is.
+      const located = locateDeclared(parseReference(image), project);
+      const locked = existing?.packages[image];
+      let entry = movesAll || moving?.has(image) ? undefined : locked;
+      if (entry === undefined) {
+        if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
+        if (offline) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
+        options.progress?.(`locking ${image}`);
+        entry = await lockImage(located);
+      } else if (!offline && (await checkDrift(image, located, entry, warn))) {
+        drifted.push(image);
+      }
+      const pkg = await resolvePackage(formatReference(pinnedReference(located, entry, triple, project.dir)), {
+        target: triple, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
+      });
+      const requires = (await linkDescriptionOf(pkg)).requires.map(canonical);
+      next.packages[image] = { ...entry, requires };
+      return { value: undefined, requires, identity: image };
+    },
+  );
 
-    const locked = existing?.packages[image];
-    let entry = movesAll || moving?.has(image) ? undefined : locked;
-    if (entry === undefined) {
-      if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
-      if (offline) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
-      options.progress?.(`locking ${image}`);
-      entry = await lockImage(located);
-    } else if (!offline && (await checkDrift(image, located, entry, warn))) {
-      drifted.push(image);
-    }
-
-    const pkg = await resolvePackage(formatReference(pinnedReference(located, entry, target, project.dir)), {
-      target, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
-    });
-    const description = await linkDescriptionOf(pkg);
-    const requires = description.requires.map(canonical);
-    next.packages[image] = { ...entry, requires };
-    for (const required of requires) await visit(required);
-    visiting.delete(image);
-  };
-
-  for (const declared of Object.values(project.packages)) await visit(canonical(declared.image));
   const unknown = [...(moving ?? [])].filter((image) => !next.packages[image]);
   if (unknown.length > 0) throw new OcipkgError('EINPUT', `${unknown.join(', ')}: not a package declared in ${project.dir}/package.json or required by one`);
 

@@ -8,9 +8,9 @@ import type { LayoutDirectory } from './layout/directory.js';
 import type { ContentStore, ContentSink } from './oci/content.js';
 import { descriptorFor } from './oci/verify.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
-import { ANNOTATION_CREATED, ANNOTATION_TARGET, ANNOTATION_VERSION, OCI_INDEX, OCIPKG_CONFIG } from './oci/mediatypes.js';
+import { ANNOTATION_CREATED, ANNOTATION_TARGET, ANNOTATION_VERSION, OCI_INDEX } from './oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from './oci/types.js';
-import { parseConfig } from './artifact/config.js';
+import { fetchPackageConfig } from './artifact/config.js';
 import { pack, type PackOptions } from './package/pack.js';
 import { sourceDate } from './package/layer.js';
 import { canonicalReference, formatReference, parseReference, type ImageReference } from './reference.js';
@@ -122,7 +122,7 @@ async function builtFor(source: LayoutDirectory, input: PublishInput): Promise<{
   const parsed = parseManifest(await fetchSmallBlob(source, manifest), manifest.mediaType, `${input.path}@${manifest.digest}`);
   if (parsed.kind === 'index') throw new OcipkgError('EINPUT', `${input.path} holds an index; publish takes one target per archive`);
   const { config, artifactType } = parsed.manifest;
-  const recorded = config.mediaType === OCIPKG_CONFIG ? parseConfig(await fetchSmallBlob(source, config)).package?.target : undefined;
+  const recorded = (await fetchPackageConfig(source, config))?.package?.target;
   if (recorded !== undefined && recorded !== input.triple) {
     throw new OcipkgError('EINPUT', `${input.path} is packed for ${recorded}, not ${input.triple}`);
   }
@@ -145,7 +145,7 @@ async function existingEntries(dst: ContentStore, tag: string, where: string): P
   const parsed = parseManifest(await fetchSmallBlob(dst, root), root.mediaType, where);
   if (parsed.kind === 'index') return { entries: parsed.index.manifests, ...(parsed.index.annotations && { annotations: parsed.index.annotations }) };
   const config = parsed.manifest.config;
-  const recorded = config.mediaType === OCIPKG_CONFIG ? parseConfig(await fetchSmallBlob(dst, config)).package?.target : undefined;
+  const recorded = (await fetchPackageConfig(dst, config))?.package?.target;
   if (recorded === undefined) {
     throw new OcipkgError('EINPUT', `${where} is a single manifest that records no target; publish without --append to replace it`);
   }

@@ -1,7 +1,10 @@
 import { OcipkgError } from './errors.js';
+import { coldPath } from './cold.js';
+import { readLinkDescription, type LinkDescription } from './link/description.js';
 import { pinnedReference, readLockfile } from './project/lockfile.js';
 import { findProject, locateDeclared, resolveAlias } from './project/manifest.js';
-import { canonicalReference, parseReference } from './reference.js';
+import { canonicalReference, parseReference, repositoryOf } from './reference.js';
+import { walkRequirements, type Walked } from './requirements.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef } from './store/refs.js';
@@ -24,36 +27,97 @@ export interface ResolveOptions {
   project?: boolean;
 }
 
+/** A resolved package and what it links. */
+export interface ResolvedPackage {
+  pkg: InstalledPackage;
+  description: LinkDescription;
+}
+
 /**
- * An image's package for one target, from the store when it is there, else fetched into it.
+ * An image's package for one target, from the store when it is there, else fetched into it, with
+ * everything it requires (resolved with the same options).
  *
  * The warm path (tag already recorded in the refs index, package complete) reads two small files and
- * imports nothing heavy: undici and tar load only on the cold path, through the dynamic import below.
- * That keeps `ocipkg-link`, run once per build step, close to a bare `node` start.
+ * imports nothing heavy: undici and tar load only on the cold path, through cold.ts. That keeps
+ * `ocipkg-link`, run once per build step, close to a bare `node` start.
  */
 export async function resolvePackage(image: string, options: ResolveOptions = {}): Promise<InstalledPackage> {
-  const target = selectTriple(options.target);
+  return resolveOne(image, options, []);
+}
+
+/**
+ * Every package `images` need, requirements included, in link order (requirements after what
+ * needs them): the requirement walk, with `options` used for every package in it.
+ */
+export async function resolveWithRequirements(images: string[], options: ResolveOptions = {}): Promise<Walked<ResolvedPackage>[]> {
+  return walkResolved(images, options, []);
+}
+
+/** The walk in which every visit resolves its image with the caller's options; identity is the manifest. */
+function walkResolved(images: string[], options: ResolveOptions, chain: readonly string[]): Promise<Walked<ResolvedPackage>[]> {
+  return walkRequirements(
+    images,
+    async (image, path) => {
+      const pkg = await resolveOne(image, options, path);
+      const description = await linkDescriptionOf(pkg);
+      return { value: { pkg, description }, requires: description.requires, identity: pkg.manifestDigest };
+    },
+    { chain },
+  );
+}
+
+/** `resolvePackage` inside a requirement walk: `chain` is the requirements that led here. */
+async function resolveOne(image: string, options: ResolveOptions, chain: readonly string[]): Promise<InstalledPackage> {
+  const triple = selectTriple(options.target);
   // The nearest project, looked up once: its aliases name images, its lockfile pins them.
   const project = (options.project ?? true) ? findProject() : undefined;
   const named = parseReference(project ? resolveAlias(image, project) : image);
   // With a lockfile, the pinned manifest and never the tag: a moved tag still gives the locked bytes.
   const entry = project && named.digest === undefined ? readLockfile(project.dir)?.packages[canonicalReference(named)] : undefined;
-  const pinned = entry && pinnedReference(named, entry, target, project!.dir);
+  const pinned = entry && pinnedReference(named, entry, triple, project!.dir);
   const ref = project ? locateDeclared(pinned ?? named, project) : (pinned ?? named);
   const root = options.storeRoot ?? storeRoot();
   const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';
 
   if (!options.force) {
     const record = pinned ? undefined : readRef(root, ref);
-    const manifestDigest = pinned ? pinned.digest : (record?.manifests[target] ?? record?.manifests['']);
+    const manifestDigest = pinned ? pinned.digest : (record?.manifests[triple] ?? record?.manifests['']);
     const installed = manifestDigest === undefined ? undefined : readInstalledPackage(root, manifestDigest);
     if (installed) return installed;
   }
   if (offline) {
     const fix = pinned ? `ocipkg install\` in ${project!.dir}` : `ocipkg get ${canonicalReference(ref)}\``;
-    throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} (${target}) is not in the store and ocipkg is offline; run \`${fix} with network first`);
+    throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} (${triple}) is not in the store and ocipkg is offline; run \`${fix} with network first`);
   }
   await options.beforeFetch?.();
-  const { fetchPackage } = await import('./fetch.js');
-  return fetchPackage(ref, target, root, options.progress);
+  const { fetchPackage } = await coldPath();
+  return fetchPackage(ref, triple, root, {
+    ...(options.progress && { progress: options.progress }),
+    requirementNames: requirementNamesWithin(options, chain.at(-1) === canonicalReference(named) ? chain : [...chain, canonicalReference(named)]),
+  });
+}
+
+/**
+ * How the cold path learns the package names of what a package requires (its generated .pc and
+ * CMake files name them): the same walk, with the same options, continuing the chain so that a
+ * cycle through packages not yet in the store is caught too.
+ */
+export function requirementNamesWithin(options: ResolveOptions, chain: readonly string[]): (requires: string[]) => Promise<string[]> {
+  return async (requires) => {
+    const walked = await walkResolved(requires, options, chain);
+    // One package per repository, by the walk's rule: the name of each required image is its repository's.
+    const names = new Map(walked.map((entry) => [repositoryOf(parseReference(entry.image)), entry.value.description.name]));
+    return requires.map((image) => names.get(repositoryOf(parseReference(image)))!);
+  };
+}
+
+/**
+ * An installed package's link description: the stored one, or for a package installed before
+ * descriptions were stored, worked out now without writing (the directory is read-only).
+ */
+export async function linkDescriptionOf(pkg: InstalledPackage): Promise<LinkDescription> {
+  const stored = readLinkDescription(pkg.dir);
+  if (stored) return stored;
+  const { describePackage } = await coldPath();
+  return describePackage(pkg.dir, pkg);
 }

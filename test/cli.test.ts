@@ -193,9 +193,11 @@ describe('concurrency and kills', () => {
     const image = `${registry.host}/acme/lz4:1`;
     for (const delay of [5, 40, 80, 120, 160, 200, 260, 320]) {
       const child = spawn(process.execPath, [OCIPKG, 'get', '-f', image], { env: { ...process.env, OCIPKG_DATA_DIR: store }, stdio: 'ignore' });
+      // Listening from the start: a get that finishes before its kill must not leave this waiting.
+      const closed = new Promise((r) => child.once('close', r));
       await new Promise((r) => setTimeout(r, delay));
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('close', r));
+      await closed;
       // Whatever the kill left, an offline lookup either finds a complete package or nothing.
       const offline = await ocipkg(['image-directory', '--offline', image], { OCIPKG_DATA_DIR: store });
       if (offline.code === 0) expect(readdirSync(join(offline.stdout.trim(), 'lib'))).toEqual(['liblz4.a']);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCI_MANIFEST, OCIPKG_ARTIFACT, OCIPKG_CONFIG, OCIPKG_LAYER } from '../src/oci/mediatypes.js';
 import type { ImageIndex, ImageManifest } from '../src/oci/types.js';
 import { compose } from '../src/package/compose.js';
-import { parseConfig } from '../src/artifact/config.js';
+import { parsePackageConfig } from '../src/artifact/config.js';
 import { pack } from '../src/package/pack.js';
 import { minimalElf } from './helpers/elf.js';
 
@@ -90,7 +90,7 @@ describe('pack', () => {
     const raw = JSON.parse((await archive.blob(m.config.digest)).toString('utf8'));
     // Exactly what the Rust ocipkg deserialises: layer digest -> list of paths.
     expect(raw.layers).toEqual({ [m.layers[0]!.digest]: ['include/lz4.h', 'include/lz4frame.h', 'include/lz4hc.h', 'lib/liblz4.a'] });
-    const config = parseConfig(await archive.blob(m.config.digest));
+    const config = parsePackageConfig(m.config, await archive.blob(m.config.digest))!;
     expect(config.package).toMatchObject({
       name: 'lz4',
       version: '1.9.4',

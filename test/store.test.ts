@@ -60,7 +60,7 @@ async function ls(path: string): Promise<string[]> {
 describe('installPackage', () => {
   it('installs a package read-only with its blobs in the store and nothing left in tmp/', async () => {
     const img = await published([libEntries(), [{ path: 'lib/liblz4.a', body: readFileSync(join(LIBS, 'liblz4.a')) }]]);
-    const pkg = await install(img, { target: 'x86_64-unknown-linux-gnu' });
+    const pkg = await install(img, { triple: 'x86_64-unknown-linux-gnu' });
 
     expect(pkg.dir).toBe(storePaths.package(store, img.manifestDesc.digest));
     expect(sha256(readFileSync(join(pkg.root, 'lib/libzstd.a')))).toBe(sha256(readFileSync(join(LIBS, 'libzstd.a'))));
@@ -261,7 +261,7 @@ describe('refs index', () => {
 describe('store index.json', () => {
   it('lists installed manifests by reference so skopeo can read the store', async () => {
     const img = await published();
-    await install(img, { target: 'x86_64-unknown-linux-gnu' });
+    await install(img, { triple: 'x86_64-unknown-linux-gnu' });
     writeRef(store, {
       reference: '127.0.0.1:5000/acme/zstd:1.0',
       digest: img.manifestDesc.digest,

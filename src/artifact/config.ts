@@ -1,5 +1,9 @@
 import { OcipkgError } from '../errors.js';
+import type { ContentSource } from '../oci/content.js';
 import { isDigest } from '../oci/digest.js';
+import { fetchSmallBlob } from '../oci/manifest.js';
+import { OCIPKG_CONFIG } from '../oci/mediatypes.js';
+import type { Descriptor } from '../oci/types.js';
 
 /**
  * The config blob of an ocipkg artifact (`application/vnd.ocipkg.v1.config+json`).
@@ -7,6 +11,9 @@ import { isDigest } from '../oci/digest.js';
  * `layers` is exactly what the Rust ocipkg writes and reads: layer digest -> relative paths of the
  * files in that layer. ocipkg for Node adds `package` beside it; readers that do not know it (the
  * Rust ocipkg) ignore it, and artifacts without it (written by the Rust ocipkg) are still read.
+ *
+ * This module is the one reader of the format: every config that reaches ocipkg is parsed and
+ * checked by `parsePackageConfig` (or `fetchPackageConfig`, which reads it first), nowhere else.
  */
 export interface PackageConfig {
   layers: Record<string, string[]>;
@@ -79,8 +86,20 @@ function parseMetadata(value: unknown): PackageMetadata {
   };
 }
 
-/** Parses and checks a config blob; an artifact without `package` (the Rust ocipkg's) is fine. */
-export function parseConfig(bytes: Uint8Array): PackageConfig {
+/**
+ * Parses and checks the config blob `desc` describes. A config of another media type (a plain OCI
+ * image's) carries no ocipkg data: undefined. One without `package` (the Rust ocipkg's) is fine.
+ */
+export function parsePackageConfig(desc: Descriptor, bytes: Uint8Array): PackageConfig | undefined {
+  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(bytes) : undefined;
+}
+
+/** Reads (size- and digest-checked) and parses a manifest's config; only ocipkg configs are fetched at all. */
+export async function fetchPackageConfig(source: ContentSource, desc: Descriptor): Promise<PackageConfig | undefined> {
+  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(await fetchSmallBlob(source, desc)) : undefined;
+}
+
+function parseConfigJson(bytes: Uint8Array): PackageConfig {
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(bytes).toString('utf8'));

@@ -23,10 +23,17 @@ export function indexTriples(index: ImageIndex): Record<string, string> {
   return targets;
 }
 
+/**
+ * The error for an image without a build for `triple`, listing those it has: `what` names the
+ * image (and where it was looked up), `listed` what the list is (published, locked, recorded).
+ */
+export function noBuildError(what: string, triple: string, available: string[], listed = 'available'): OcipkgError {
+  return new OcipkgError('ENOTARGET', `${what} has no build for ${triple} (${listed}: ${available.length ? available.join(', ') : 'none'})`);
+}
+
 /** The index entry for exactly `triple`, or an ENOTARGET error listing what was published. */
 export function selectFromIndex(index: ImageIndex, triple: string, image: string): Descriptor {
   const chosen = index.manifests.find((desc) => entryTriple(desc) === triple);
   if (chosen) return chosen;
-  const available = Object.keys(indexTriples(index));
-  throw new OcipkgError('ENOTARGET', `${image} has no build for ${triple} (available: ${available.length ? available.join(', ') : 'none'})`);
+  throw noBuildError(image, triple, Object.keys(indexTriples(index)));
 }

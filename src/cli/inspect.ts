@@ -2,8 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { openArchive } from '../layout/archive.js';
 import type { ContentSource } from '../oci/content.js';
 import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
-import { OCIPKG_CONFIG } from '../oci/mediatypes.js';
-import { parseConfig } from '../artifact/config.js';
+import { fetchPackageConfig } from '../artifact/config.js';
 import { canonicalReference, parseReference, tagOrDigest } from '../reference.js';
 import { openContent } from '../open.js';
 import { archiveImage } from './archive-name.js';
@@ -14,7 +13,7 @@ async function describe(source: ContentSource, reference: string, name: string):
   const parsed = parseManifest(await fetchSmallBlob(source, desc), desc.mediaType, name);
   if (parsed.kind === 'index') return { reference: name, descriptor: desc, index: parsed.index };
   const { config } = parsed.manifest;
-  const ocipkgConfig = config.mediaType === OCIPKG_CONFIG ? parseConfig(await fetchSmallBlob(source, config)) : undefined;
+  const ocipkgConfig = await fetchPackageConfig(source, config);
   return { reference: name, descriptor: desc, manifest: parsed.manifest, ...(ocipkgConfig && { config: ocipkgConfig }) };
 }
 

@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { OcipkgError } from '../errors.js';
-import { packagePath, packageVariable, linkDescriptionOf, type LinkDescription } from '../link/description.js';
+import { packagePath, packageVariable } from '../link/description.js';
 import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type LinkFlags } from '../link/flags.js';
 import { declaredPackage, resolveAlias } from '../project/manifest.js';
-import { canonicalReference, parseReference, repositoryOf } from '../reference.js';
-import { resolvePackage } from '../resolve.js';
-import type { InstalledPackage } from '../store/package.js';
+import { coldPath } from '../cold.js';
+import { resolveWithRequirements, type ResolvedPackage } from '../resolve.js';
 import { selectTriple } from '../triple.js';
 import { debugEnabled, parseOptions, printLine, progress, runMain, usageError } from './common.js';
 
@@ -95,56 +94,24 @@ const LINE_OUTPUTS = [
 ] as const;
 const ALONE_OUTPUTS = ['json', 'modversion', 'variable', 'exists'] as const;
 
-interface ResolvedPackage {
+/** A package to link: named on the command line (`requested`) or pulled in by another's `requires`. */
+interface LinkedPackage extends ResolvedPackage {
   image: string;
-  pkg: InstalledPackage;
-  description: LinkDescription;
-  /** Named on the command line, not pulled in by another package's `requires`. */
   requested: boolean;
 }
 
 /** Forward slashes everywhere: the output feeds Make, gyp and CMake, which all take them. */
 const slashes = (path: string) => path.split(sep).join('/');
 
-/**
- * Tunes the process before the cold path runs. Imported dynamically, never bundled: extraction in
- * dist/ reports to dist/tuning.js, and a copy of that module inside the bundle would tune nothing.
- */
+/** Tunes the process before the cold path loads (the bundle reaches dist/ only through cold.ts). */
 async function tuneTransfers(): Promise<void> {
-  (await import('../tuning.js')).tuneForTransfers();
+  (await coldPath()).tuneForTransfers();
 }
 
-/**
- * The images (or declared aliases) and, after each, the images it requires; a package needed twice
- * is linked at its last position, after everything that needs it. One version per repository:
- * two references to one repository that resolve to different builds are an error.
- */
-async function resolveAll(images: string[], options: { target: string; offline: boolean }): Promise<ResolvedPackage[]> {
-  const sequence: ResolvedPackage[] = [];
-  const visiting = new Set<string>();
-  const versions = new Map<string, { image: string; digest: string }>();
-  const visit = async (image: string, requested: boolean) => {
-    const ref = parseReference(resolveAlias(image));
-    const canonical = canonicalReference(ref);
-    if (visiting.has(canonical)) throw new OcipkgError('EMANIFEST', `${canonical} requires itself (through its requires)`);
-    visiting.add(canonical);
-    const pkg = await resolvePackage(canonical, { target: options.target, offline: options.offline, progress, beforeFetch: tuneTransfers });
-    const seen = versions.get(repositoryOf(ref));
-    if (seen && seen.digest !== pkg.manifestDigest) {
-      throw new OcipkgError('ECONFLICT', `conflicting versions of ${repositoryOf(ref)}: ${seen.image} and ${canonical} are different builds; require one version`);
-    }
-    versions.set(repositoryOf(ref), { image: canonical, digest: pkg.manifestDigest });
-    const description = await linkDescriptionOf(pkg);
-    sequence.push({ image: canonical, pkg, description, requested });
-    for (const required of description.requires) await visit(required, false);
-    visiting.delete(canonical);
-  };
-  for (const image of images) await visit(image, true);
-  return sequence.filter((entry, i) => {
-    const later = sequence.slice(i + 1).find((other) => other.pkg.manifestDigest === entry.pkg.manifestDigest);
-    if (later && entry.requested) later.requested = true;
-    return later === undefined;
-  });
+/** The images (or declared aliases) and what they require, in link order. */
+async function resolveAll(images: string[], options: { target: string; offline: boolean }): Promise<LinkedPackage[]> {
+  const walked = await resolveWithRequirements(images.map((image) => resolveAlias(image)), { ...options, progress, beforeFetch: tuneTransfers });
+  return walked.map(({ image, requested, value }) => ({ image, requested, ...value }));
 }
 
 /** Whether package.json asks for shared builds: every image named is an alias declared with `"linkage": "shared"`. */
@@ -153,7 +120,7 @@ function declaredShared(images: string[]): boolean {
 }
 
 /** pkg-config variables of a package: the usual three and pcfiledir, then any from a shipped `.pc`. */
-function variables(entry: ResolvedPackage): Record<string, string> {
+function variables(entry: LinkedPackage): Record<string, string> {
   const { dir, root } = entry.pkg;
   const desc = entry.description;
   const firstLib = desc.libraries[0];
@@ -170,7 +137,7 @@ function variables(entry: ResolvedPackage): Record<string, string> {
 /** Outputs that only make sense for a package with something to link. */
 const LINK_OUTPUTS = new Set<string>(['libs', 'libs-only-l', 'lib-files']);
 
-function lineOutput(output: (typeof LINE_OUTPUTS)[number], flags: LinkFlags, packages: ResolvedPackage[]): string[] {
+function lineOutput(output: (typeof LINE_OUTPUTS)[number], flags: LinkFlags, packages: LinkedPackage[]): string[] {
   switch (output) {
     case 'cflags':
       return flags.cflags;
@@ -199,7 +166,7 @@ function lineOutput(output: (typeof LINE_OUTPUTS)[number], flags: LinkFlags, pac
   }
 }
 
-function jsonOutput(flags: LinkFlags, packages: ResolvedPackage[]): string {
+function jsonOutput(flags: LinkFlags, packages: LinkedPackage[]): string {
   return JSON.stringify({
     packages: packages.map(({ image, pkg, description }) => ({
       image,

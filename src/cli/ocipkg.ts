@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { OcipkgError } from '../errors.js';
 import { canonicalReference, formatReference, parseReference } from '../reference.js';
-import { resolvePackage } from '../resolve.js';
+import { requirementNamesWithin, resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../triple.js';
@@ -122,7 +122,7 @@ const COMMANDS: Record<string, Command> = {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' } }, 'load');
       const [archive] = positionals(pos, 1, 1, 'load');
       assertArchive(archive!);
-      const target = selectTriple(values.target);
+      const triple = selectTriple(values.target);
       tuneForTransfers();
       const [{ openArchive }, { installImage }, { archiveImage, requireName }] = await Promise.all([
         import('../layout/archive.js'), import('../fetch.js'), import('./archive-name.js'),
@@ -132,10 +132,12 @@ const COMMANDS: Record<string, Command> = {
         const { sourceRef, name } = await archiveImage(opened.layout, archive!);
         const ref = parseReference(requireName(name, archive!));
         if (!values.force) {
-          const existing = await resolvePackage(canonicalReference(ref), { target, offline: true }).catch(() => undefined);
+          const existing = await resolvePackage(canonicalReference(ref), { target: triple, offline: true }).catch(() => undefined);
           if (existing) throw new OcipkgError('EINPUT', `${canonicalReference(ref)} is already in the store (use -f to replace it)`);
         }
-        const pkg = await installImage(opened.layout, sourceRef, ref, target, storeRoot(), progress);
+        // What the archive requires comes from registries, as `get` would fetch it.
+        const requirementNames = requirementNamesWithin({ target: triple, progress, beforeFetch: tuneForTransfers }, [canonicalReference(ref)]);
+        const pkg = await installImage({ source: opened.layout, tagOrDigest: sourceRef, recordAs: ref, triple, storeRoot: storeRoot(), progress, requirementNames });
         out(pkg.root);
       } finally {
         await opened.close();

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { errno } from '../errors.js';
 import type { LibraryKind } from '../artifact/config.js';
-import type { InstalledPackage } from '../store/package.js';
 
 /**
  * A package's link description: what a consumer compiles and links against, worked out once when
@@ -60,18 +59,6 @@ export function readLinkDescription(dir: string): LinkDescription | undefined {
     if (errno(err) === 'ENOENT') return undefined;
     throw err;
   }
-}
-
-/**
- * An installed package's description: the stored one, or for a package installed before
- * descriptions were stored, worked out now without writing (the directory is read-only). The
- * generator is imported only then, so the warm path never loads it.
- */
-export async function linkDescriptionOf(pkg: InstalledPackage): Promise<LinkDescription> {
-  const stored = readLinkDescription(pkg.dir);
-  if (stored) return stored;
-  const { describePackage } = await import('./generate.js');
-  return describePackage(pkg.dir, pkg);
 }
 
 /** A description path made absolute for a package in `dir`. */

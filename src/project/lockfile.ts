@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
 import { canonicalReference, type ImageReference } from '../reference.js';
+import { noBuildError } from '../artifact/triples.js';
 import { writeFileAtomicSync } from '../fs/atomic.js';
 
 /**
@@ -99,16 +100,13 @@ export function writeLockfile(projectDir: string, lock: Lockfile): void {
 }
 
 /**
- * The reference, by manifest digest, that a lock entry pins for `ref` and `target` (or the
+ * The reference, by manifest digest, that a lock entry pins for `ref` and `triple` (or the
  * target-less manifest of a single-manifest image). A locked image whose index listed no build for
  * the target is an error naming those it did list; `projectDir` says which lockfile.
  */
-export function pinnedReference(ref: ImageReference, entry: LockEntry, target: string, projectDir: string): ImageReference {
-  const manifest = entry.manifests[target] ?? entry.manifests[''];
-  if (manifest === undefined) {
-    const locked = Object.keys(entry.manifests).join(', ') || 'none';
-    throw new OcipkgError('ENOTARGET', `${canonicalReference(ref)} as locked in ${projectDir} has no build for ${target} (locked: ${locked})`);
-  }
+export function pinnedReference(ref: ImageReference, entry: LockEntry, triple: string, projectDir: string): ImageReference {
+  const manifest = entry.manifests[triple] ?? entry.manifests[''];
+  if (manifest === undefined) throw noBuildError(`${canonicalReference(ref)} as locked in ${projectDir}`, triple, Object.keys(entry.manifests), 'locked');
   const { tag: _tag, ...untagged } = ref;
   return { ...untagged, digest: manifest };
 }

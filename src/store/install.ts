@@ -9,9 +9,9 @@ import type { ContentSource } from '../oci/content.js';
 import { digestHex } from '../oci/digest.js';
 import { verifyBytes, VerifyingStream } from '../oci/verify.js';
 import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
-import { LAYER_TYPES, OCIPKG_CONFIG } from '../oci/mediatypes.js';
+import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
-import { parseConfig, type PackageConfig } from '../artifact/config.js';
+import { parsePackageConfig, type PackageConfig } from '../artifact/config.js';
 import { createExtractor } from '../fs/extract.js';
 import { makeReadOnlyTree, removeTree } from '../fs/tree.js';
 import { publishFile } from '../fs/atomic.js';
@@ -20,9 +20,9 @@ import { PACKAGE_INFO_FILE, PACKAGE_ROOT_DIR, storePaths } from './paths.js';
 import { readInstalledPackage, type InstalledPackage, type PackageInfo } from './package.js';
 import { storeLayout } from './layout.js';
 
-export interface InstallOptions {
-  /** The target triple this manifest was selected for; recorded in package.json. */
-  target?: string;
+export interface InstallPackageOptions {
+  /** The target triple this manifest was selected for; recorded in package.json (as `target`). */
+  triple?: string;
   /**
    * Adds files to the package before it becomes visible (generated .pc and CMake files). Gets the
    * staging directory to write into and the package as it will be once in place (final paths).
@@ -104,7 +104,7 @@ class Staging {
       if (isOcipkgError(err, 'ENOTFOUND')) return fetchSmallBlob(this.source, desc);
       throw err;
     });
-    return { bytes, config: desc.mediaType === OCIPKG_CONFIG ? parseConfig(bytes) : { layers: {} } };
+    return { bytes, config: parsePackageConfig(desc, bytes) ?? { layers: {} } };
   }
 
   /**
@@ -186,7 +186,7 @@ export async function installPackage(
   source: ContentSource,
   manifestDesc: Descriptor,
   manifestBytes: Uint8Array,
-  options: InstallOptions = {},
+  options: InstallPackageOptions = {},
 ): Promise<InstalledPackage> {
   const installed = readInstalledPackage(storeRoot, manifestDesc.digest);
   if (installed) return installed;
@@ -207,8 +207,8 @@ export async function installPackage(
       { desc: manifest.config, bytes: configBytes },
     ]);
 
-    const target = options.target ?? config.package?.target;
-    const info: PackageInfo = { manifestDigest: manifestDesc.digest, manifest, config, ...(target !== undefined && { target }) };
+    const triple = options.triple ?? config.package?.target;
+    const info: PackageInfo = { manifestDigest: manifestDesc.digest, manifest, config, ...(triple !== undefined && { target: triple }) };
     const dir = storePaths.package(storeRoot, manifestDesc.digest);
     const pkg: InstalledPackage = { ...info, dir, root: join(dir, PACKAGE_ROOT_DIR) };
     await options.prepare?.(staging.dir, pkg);

@@ -1,0 +1,84 @@
+import { OcipkgError } from './errors.js';
+import { canonicalReference, parseReference, repositoryOf } from './reference.js';
+
+/**
+ * The one walk over the requirement graph (a package's metadata lists the images it `requires`),
+ * behind `ocipkg-link`, `ocipkg install` and the cold path that installs a package's requirements
+ * before writing its generated files. It owns the three rules all of them follow:
+ *
+ * - a package that requires itself, directly or not, is an error naming the chain;
+ * - one version per repository: two references to one repository whose identities differ (what
+ *   the caller says makes them the same: a manifest digest, a locked reference) are an error;
+ * - link order: every package comes after all that need it, so a package needed twice is linked
+ *   at its last position (static archives must follow the archives that use them).
+ *
+ * Each image is visited once per walk, however often it is required. Import-light: ocipkg-link's
+ * warm path runs it.
+ */
+
+export interface Visited<T> {
+  value: T;
+  /** The images the package requires, as its metadata writes them. */
+  requires: string[];
+  /** Two packages of one repository may both be needed only when these are equal. */
+  identity: string;
+}
+
+/**
+ * Visits one image (a canonical reference). `chain` is the path of requirements that led to it,
+ * itself included: a visit that starts a nested walk (the cold path does) passes it on.
+ */
+export type Visit<T> = (image: string, chain: readonly string[]) => Promise<Visited<T>>;
+
+export interface Walked<T> {
+  /** Canonical reference. */
+  image: string;
+  value: T;
+  /** Named among the roots, not only pulled in by another package's requires. */
+  requested: boolean;
+}
+
+export interface WalkOptions {
+  /** The requirements that led to the roots, when this walk runs inside another's visit. */
+  chain?: readonly string[];
+}
+
+const canonical = (image: string) => canonicalReference(parseReference(image));
+
+export async function walkRequirements<T>(roots: string[], visit: Visit<T>, options: WalkOptions = {}): Promise<Walked<T>[]> {
+  const visited = new Map<string, Visited<T>>();
+  const versions = new Map<string, { image: string; identity: string }>();
+  const order: (Walked<T> & { repository: string })[] = [];
+
+  const walk = async (image: string, chain: readonly string[], requested: boolean): Promise<void> => {
+    if (chain.includes(image)) {
+      throw new OcipkgError('EMANIFEST', `${image} requires itself (through its requires: ${[...chain.slice(chain.indexOf(image)), image].join(' -> ')})`);
+    }
+    const path = [...chain, image];
+    const repository = repositoryOf(parseReference(image));
+    let node = visited.get(image);
+    if (node === undefined) {
+      const found = await visit(image, path);
+      node = { ...found, requires: found.requires.map(canonical) };
+      const seen = versions.get(repository);
+      if (seen && seen.identity !== node.identity) {
+        throw new OcipkgError('ECONFLICT', `conflicting versions of ${repository}: ${seen.image} and ${image} are both needed; declare or require one version`);
+      }
+      versions.set(repository, { image, identity: node.identity });
+      visited.set(image, node);
+    }
+    order.push({ image, repository, value: node.value, requested });
+    for (const required of node.requires) await walk(required, path, false);
+  };
+
+  for (const root of roots) await walk(canonical(root), options.chain ?? [], true);
+  // Each package (one per repository, by now) at its last position; one named by the caller stays
+  // requested wherever it lands.
+  return order
+    .filter((entry, i) => {
+      const later = order.slice(i + 1).find((other) => other.repository === entry.repository);
+      if (later && entry.requested) later.requested = true;
+      return later === undefined;
+    })
+    .map(({ image, value, requested }) => ({ image, value, requested }));
+}
