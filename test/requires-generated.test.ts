@@ -3,7 +3,9 @@ import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promis
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { splitFlags } from '../src/link/pkgconfig.js';
+import { parseReference } from '../src/reference.js';
 import { resolvePackage } from '../src/resolve.js';
+import { readRef } from '../src/store/refs.js';
 import { ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
 import { codeOf } from './helpers/errors.js';
 import { debianPrefix } from './helpers/prefix.js';
@@ -146,6 +148,41 @@ set_property(TARGET sqlite3::sqlite3 APPEND PROPERTY INTERFACE_LINK_LIBRARIES m 
       expect(await codeOf(resolvePackage(a, { target: HOST, storeRoot: cycleStore, project: false }))).toBe('EMANIFEST');
     } finally {
       await rm(cycleStore, { recursive: true, force: true });
+    }
+  });
+
+  it('resolves requirements with the options of the package that requires them', async () => {
+    const base = `${registry.host}/acme/options-base:1`;
+    const top = `${registry.host}/acme/options-top:1`;
+    await publish(base, await debianPrefix(join(work, 'options-base'), 'z', ['zlib.h']));
+    await publish(top, await debianPrefix(join(work, 'options-top'), 'sqlite3', ['sqlite3.h'], { 'ocipkg.json': JSON.stringify({ requires: [base] }) }));
+    const own = await tempDir('requires-options');
+    // A project whose lockfile pins the requirement to a manifest that exists nowhere: with
+    // `project: false` (as under `ocipkg install`) nothing may read it.
+    const project = await tempDir('requires-options-project');
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'p', ocipkg: { packages: { base } } }));
+    const bogus = `sha256:${'0'.repeat(64)}`;
+    await writeFile(join(project, 'ocipkg-lock.json'), JSON.stringify({ lockfileVersion: 1, packages: { [base]: { digest: bogus, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: { [HOST]: bogus }, requires: [] } } }));
+    const previous = process.env.OCIPKG_PROJECT_DIR;
+    process.env.OCIPKG_PROJECT_DIR = project;
+    try {
+      const pkg = await resolvePackage(top, { target: HOST, storeRoot: own, project: false });
+      const baseRecord = readRef(own, parseReference(base));
+      expect(baseRecord?.manifests[HOST]).toMatch(/^sha256:/);
+      expect(baseRecord?.manifests[HOST]).not.toBe(bogus);
+
+      // `force` reaches the requirement: after its tag moved, a forced resolve of the package that
+      // requires it fetches the requirement again too.
+      await publish(base, await debianPrefix(join(work, 'options-base-2'), 'z', ['zlib.h', 'zconf.h']));
+      const again = await resolvePackage(top, { target: HOST, storeRoot: own, project: false, force: true });
+      expect(again.manifestDigest).toBe(pkg.manifestDigest);
+      const moved = readRef(own, parseReference(base));
+      expect(moved?.digest).not.toBe(baseRecord?.digest);
+    } finally {
+      if (previous === undefined) delete process.env.OCIPKG_PROJECT_DIR;
+      else process.env.OCIPKG_PROJECT_DIR = previous;
+      await rm(own, { recursive: true, force: true });
+      await rm(project, { recursive: true, force: true });
     }
   });
 });
