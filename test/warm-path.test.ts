@@ -1,0 +1,61 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ocipkg, ocipkgLink, REPO, tempDir } from './helpers/cli.js';
+
+/**
+ * The warm path (package already in the store) loads neither the HTTP nor the tar stack, nor
+ * anything of the cold path: `ocipkg-link` runs once per build step. Every module the ES loader
+ * resolves is recorded by a preloaded hook; the cold run shows the hook sees the cold path.
+ */
+let work: string;
+let layout: string;
+
+async function importsOf(args: string[], store: string): Promise<string[]> {
+  const log = join(work, `imports-${Math.random().toString(36).slice(2)}.log`);
+  await writeFile(log, '');
+  const result = await ocipkgLink(args, {
+    OCIPKG_DATA_DIR: store,
+    OCIPKG_TEST_IMPORT_LOG: log,
+    NODE_OPTIONS: `--import=${pathToFileURL(join(REPO, 'test', 'fixtures', 'record-imports.mjs')).href}`,
+  });
+  expect(result.code, result.stderr).toBe(0);
+  return (await readFile(log, 'utf8')).split('\n').filter((line) => line !== '' && !line.includes('record-imports.mjs'));
+}
+
+const heavy = (urls: string[]) => urls.filter((url) => /node_modules\/(undici|tar)\/|\/dist\/(cold-path|fetch|registry\/|fs\/extract)|^require:(undici|tar)$/.test(url));
+
+beforeAll(async () => {
+  work = await tempDir('warm-path');
+  const prefix = join(work, 'prefix');
+  await mkdir(join(prefix, 'include'), { recursive: true });
+  await mkdir(join(prefix, 'lib'));
+  await writeFile(join(prefix, 'include', 'warm.h'), 'int warm(void);\n');
+  await writeFile(join(prefix, 'lib', 'libwarm.a'), '!<arch>\n');
+  await writeFile(join(work, 'package.json'), '{ "name": "warm", "private": true }\n');
+  const archive = join(work, 'warm.tar');
+  expect((await ocipkg(['pack', prefix, archive, '-t', 'localhost/acme/warm:1'])).code).toBe(0);
+  layout = join(work, 'layout');
+  expect((await ocipkg(['push', archive, `oci:${layout}:1`])).code).toBe(0);
+});
+
+describe('the warm path', () => {
+  it('loads nothing of the cold path once the package is in the store', async () => {
+    const store = join(work, 'store');
+    const image = `oci:${layout}:1`;
+    const cold = await importsOf(['--cflags', '--libs', image], store);
+    // The hook sees the cold path when it runs: fetching from the layout loads it and tar.
+    expect(heavy(cold).some((url) => url.includes('/dist/cold-path.js'))).toBe(true);
+    expect(heavy(cold).some((url) => url.includes('node_modules/tar/'))).toBe(true);
+
+    const warm = await importsOf(['--cflags', '--libs', image], store);
+    // The hook sees the warm path too: the bin, which compiles the bundle, and what they require.
+    expect(warm.some((url) => url.endsWith('/bin/ocipkg-link.cjs'))).toBe(true);
+    expect(warm).toContain('require:node:vm');
+    expect(heavy(warm)).toEqual([]);
+    // Builtins only: the bundle carries the rest of the warm path itself.
+    expect(warm.filter((url) => url.startsWith('require:') && !url.startsWith('require:node:'))).toEqual([]);
+    await rm(store, { recursive: true, force: true });
+  });
+});
