@@ -106,7 +106,7 @@ describe('ocipkg prune', () => {
     const [deadStaging, deadTemp] = deadProcessNames('install-', '.1.json.tmp-');
     const dead = await staging(store, deadStaging!);
     const alive = await staging(store, uniqueName('install-'));
-    const refDir = join(store, 'refs', encodeURIComponent(registry.host), 'acme', 'moving');
+    const refDir = join(store, 'refs', encodeURIComponent(registry.host), encodeURIComponent('acme/moving'));
     await writeFile(join(refDir, deadTemp!), '{');
 
     const dry = await ocipkg(['prune', '--dry-run', '--json'], env(store));

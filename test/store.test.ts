@@ -220,7 +220,7 @@ describe('refs index', () => {
     expect(readRef(store, ref)).toBeUndefined();
     writeRef(store, record('127.0.0.1:5000/acme/zstd:1.0', d(1), { 'x86_64-unknown-linux-gnu': d(2) }));
     expect(readRef(store, ref)).toMatchObject({ reference: '127.0.0.1:5000/acme/zstd:1.0', digest: d(1), manifests: { 'x86_64-unknown-linux-gnu': d(2) } });
-    expect(existsSync(join(store, 'refs', '127.0.0.1%3A5000', 'acme', 'zstd', '1.0.json'))).toBe(true);
+    expect(existsSync(join(store, 'refs', '127.0.0.1%3A5000', 'acme%2Fzstd', '1.0.json'))).toBe(true);
     expect(readRef(store, parseReference('127.0.0.1:5000/acme/zstd:2.0'))).toBeUndefined();
     expect(readRef(store, parseReference('127.0.0.1:5001/acme/zstd:1.0'))).toBeUndefined();
   });
@@ -249,10 +249,19 @@ describe('refs index', () => {
     expect(listRefs(store)).toHaveLength(1);
   });
 
+  it('keeps every repository the grammar allows apart: no name is another one\'s record or directory', () => {
+    // `x.json/y` once made `x.json` a directory that listing took for a record (EISDIR forever after);
+    // `acme/zstd` tag `c.json` and repository `acme/zstd/c.json` once shared a path.
+    const names = ['ghcr.io/x.json/y:1', 'ghcr.io/x.json:1', 'ghcr.io/acme/zstd:c.json', 'ghcr.io/acme/zstd/c.json:1', 'ghcr.io/acme/zstd/c.json/1.json:1', 'ghcr.io/acme/zstd:1'];
+    names.forEach((name, i) => writeRef(store, record(name, d(i + 1), { '': d(i + 1) })));
+    for (const [i, name] of names.entries()) expect(readRef(store, parseReference(name))?.digest, name).toBe(d(i + 1));
+    expect(listRefs(store).map((r) => r.reference).sort()).toEqual([...names].sort());
+  });
+
   it('treats an unreadable record as absent', async () => {
     const ref = parseReference('ghcr.io/acme/zstd:1.0');
     writeRef(store, record('ghcr.io/acme/zstd:1.0', d(1), {}));
-    await writeFile(join(store, 'refs', 'ghcr.io', 'acme', 'zstd', '1.0.json'), '{ broken');
+    await writeFile(join(store, 'refs', 'ghcr.io', 'acme%2Fzstd', '1.0.json'), '{ broken');
     expect(readRef(store, ref)).toBeUndefined();
     expect(listRefs(store)).toEqual([]);
   });

@@ -19,12 +19,15 @@ function layoutKey(path: string): string {
  * each target triple, so that a warm lookup needs no network. It is a cache of the registry's
  * answers: a missing or unreadable record only means "ask again".
  *
- * Layout under `refs/`:
- *   <encoded registry>/<repository>/<tag>.json         e.g. 127.0.0.1%3A5000/acme/zstd/1.0.json
- *   <encoded registry>/<repository>/@sha256-<hex>.json  a reference by digest (of an index, say)
- *   oci/<sha256 of the absolute path>/<tag>.json        an `oci:` layout directory
- * Tags start with a word character and repository components with a letter or digit, so the `@`
- * names cannot collide with either. Synchronous and import-light: this is on the warm path.
+ * Layout under `refs/`, always two directory levels and a file, whatever the reference:
+ *   <encoded registry>/<encoded repository>/<tag>.json          e.g. 127.0.0.1%3A5000/acme%2Fzstd/1.0.json
+ *   <encoded registry>/<encoded repository>/@sha256-<hex>.json  a reference by digest (of an index, say)
+ *   oci/<sha256 of the absolute path>/<tag>.json                an `oci:` layout directory
+ * Encoding the whole repository into one name (its `/` included) keeps every repository the grammar
+ * allows apart from every other and from the record files: a repository `x.json/y` is a directory
+ * `x.json%2Fy`, never a record, and never a parent of another repository's records. Tags start with
+ * a word character, so the `@` names cannot collide with them; `oci` is no registry name (a registry
+ * has a dot or a port, or is `localhost`). Synchronous and import-light: this is on the warm path.
  */
 export interface RefRecord {
   /** Canonical reference: `registry/repository:tag`, `registry/repository@digest` or `oci:/abs/path:tag`. */
@@ -48,7 +51,7 @@ function recordPath(root: string, ref: ImageReference): string {
   const dir =
     ref.kind === 'oci'
       ? join('oci', layoutKey(resolve(ref.path)))
-      : join(encodeURIComponent(ref.registry), ...ref.repository.split('/'));
+      : join(encodeURIComponent(ref.registry), encodeURIComponent(ref.repository));
   return join(storePaths.refs(root), dir, `${name}.json`);
 }
 
@@ -97,16 +100,29 @@ export function removeRef(root: string, ref: ImageReference): void {
   rmSync(recordPath(root, normalized(ref)), { force: true });
 }
 
-/** Every record in the index, in no particular order; unreadable ones are skipped. */
-export function listRefs(root: string): RefRecord[] {
-  let names: string[];
+/** The entries of a directory of the index; a missing one (or a stray file in its place) has none. */
+function entries(dir: string) {
   try {
-    names = readdirSync(storePaths.refs(root), { recursive: true, encoding: 'utf8' });
+    return readdirSync(dir, { withFileTypes: true });
   } catch (err) {
-    if (errno(err) === 'ENOENT') return [];
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return [];
     throw err;
   }
-  return names
-    .filter((name) => name.endsWith('.json'))
-    .flatMap((name) => readRecord(join(storePaths.refs(root), name)) ?? []);
+}
+
+/** Every record in the index, in no particular order; unreadable ones are skipped. */
+export function listRefs(root: string): RefRecord[] {
+  const records: RefRecord[] = [];
+  for (const registry of entries(storePaths.refs(root))) {
+    if (!registry.isDirectory()) continue;
+    for (const repository of entries(join(storePaths.refs(root), registry.name))) {
+      if (!repository.isDirectory()) continue;
+      const dir = join(storePaths.refs(root), registry.name, repository.name);
+      for (const file of entries(dir)) {
+        const record = file.isFile() && file.name.endsWith('.json') ? readRecord(join(dir, file.name)) : undefined;
+        if (record) records.push(record);
+      }
+    }
+  }
+  return records;
 }
