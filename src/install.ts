@@ -71,7 +71,8 @@ async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, 
 export async function installProject(options: InstallProjectOptions = {}): Promise<InstallResult> {
   const start = options.start ?? projectStart();
   const project = findProject(start);
-  if (!project) throw new OcipkgError('EINPUT', `no package.json with an "ocipkg" section in ${start} or above`);
+  if (!project) throw new OcipkgError('EINPUT', `no package.json in ${start} or above`);
+  if (!project.hasSection) throw new OcipkgError('EINPUT', `${project.dir}/package.json has no "ocipkg" section (declare packages in "ocipkg.packages")`);
   const existing = readLockfile(project.dir);
   if (options.frozen && !existing) throw frozenMismatch(project, 'there is no lockfile');
   const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';

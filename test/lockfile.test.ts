@@ -59,9 +59,7 @@ describe('declared packages (package.json "ocipkg")', () => {
       name: 'addon',
       ocipkg: { packages: { zstd: 'registry.test/acme/zstd:1.5.6', sqlite3: { image: 'registry.test/acme/sqlite3:3.46', linkage: 'shared' } } },
     }));
-    // A nested package.json without the section (a build dir, a vendored module) is passed over.
     await mkdir(join(root, 'build', 'Release'), { recursive: true });
-    await writeFile(join(root, 'build', 'package.json'), JSON.stringify({ name: 'not-a-project' }));
     return root;
   }
 
@@ -71,7 +69,20 @@ describe('declared packages (package.json "ocipkg")', () => {
     expect(found?.dir).toBe(root);
     expect(found?.packages.sqlite3).toEqual({ alias: 'sqlite3', image: 'registry.test/acme/sqlite3:3.46', linkage: 'shared' });
     expect(found?.packages.zstd).toEqual({ alias: 'zstd', image: 'registry.test/acme/zstd:1.5.6' });
-    expect(findProject(await tempDir('no-project'))).toBeUndefined();
+    expect(findProject(await tempDir('no-project'))?.packages ?? {}).toEqual({});
+  });
+
+  it('takes the nearest package.json as the project even without an ocipkg section: nothing above it is adopted', async () => {
+    // A parent directory with a project and a lockfile of its own, as an attacker (or a stray
+    // checkout) could leave above a project that declares nothing.
+    const root = await project();
+    await writeFile(join(root, 'ocipkg-lock.json'), '{}');
+    const below = join(root, 'vendor', 'addon');
+    await mkdir(join(below, 'build'), { recursive: true });
+    await writeFile(join(below, 'package.json'), JSON.stringify({ name: 'addon-without-section' }));
+    const found = findProject(join(below, 'build'));
+    expect(found).toEqual({ dir: below, hasSection: false, packages: {} });
+    expect(resolveAlias('zstd', found)).toBe('zstd');
   });
 
   it('starts from OCIPKG_PROJECT_DIR when set (as ocipkgConfig.cmake sets it)', async () => {

@@ -9,11 +9,12 @@ import { parseReference, repositoryOf, type ImageReference } from '../reference.
  *   "ocipkg": { "packages": { "zstd": "ghcr.io/acme/zstd:1.5.6",
  *                             "sqlite3": { "image": "ghcr.io/acme/sqlite3:3.46", "linkage": "shared" } } }
  *
- * The project is the nearest `package.json` with an `ocipkg` section, looked for from
- * `OCIPKG_PROJECT_DIR` when set, else from the working directory, upwards. node-gyp runs `<!@(...)`
- * in the directory of binding.gyp and cmake-js configures in `build/` below it, so both find the
- * addon's package.json; a `package.json` without the section (a workspace root, ocipkg's own) is
- * passed over. Synchronous and import-light: every `ocipkg-link` call on the warm path reads this.
+ * The project is the nearest `package.json`, looked for from `OCIPKG_PROJECT_DIR` when set, else
+ * from the working directory, upwards. node-gyp runs `<!@(...)` in the directory of binding.gyp and
+ * cmake-js configures in `build/` below it, so both find the addon's package.json. The nearest one
+ * is the project whether or not it has an `ocipkg` section: one without declares nothing, and what
+ * lies above it (a lockfile planted in a parent directory, another project's aliases) is never
+ * adopted. Synchronous and import-light: every `ocipkg-link` call on the warm path reads this.
  */
 
 export type Linkage = 'static' | 'shared';
@@ -29,6 +30,8 @@ export interface DeclaredPackage {
 export interface Project {
   /** The directory holding the package.json (and the lockfile). */
   dir: string;
+  /** Whether its package.json has an `ocipkg` section at all. */
+  hasSection: boolean;
   packages: Record<string, DeclaredPackage>;
 }
 
@@ -65,7 +68,7 @@ export function projectStart(): string {
   return resolve(process.env[PROJECT_DIR_ENV] || process.cwd());
 }
 
-/** The nearest project at or above `start`, or undefined when no package.json up to the root declares one. */
+/** The nearest project at or above `start`, or undefined when there is no package.json up to the root. */
 export function findProject(start: string = projectStart()): Project | undefined {
   for (let dir = start; ; dir = dirname(dir)) {
     const file = join(dir, 'package.json');
@@ -79,9 +82,8 @@ export function findProject(start: string = projectStart()): Project | undefined
         if (errno(err) !== 'EACCES') throw err;
         manifest = {};
       }
-      if (manifest !== null && typeof manifest === 'object' && manifest.ocipkg !== undefined) {
-        return { dir, packages: parsePackages(manifest.ocipkg, file) };
-      }
+      const section = manifest !== null && typeof manifest === 'object' ? manifest.ocipkg : undefined;
+      return { dir, hasSection: section !== undefined, packages: section === undefined ? {} : parsePackages(section, file) };
     }
     if (dirname(dir) === dir) return undefined;
   }
