@@ -10,6 +10,7 @@ import { tarStream } from '../fs/tar-write.js';
 import { OCIPKG_LAYER } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import type { LibraryInfo } from '../artifact/config.js';
+import { sourceDate } from './source-date.js';
 
 /**
  * Reproducible layers: the same tree always gives the same bytes, hence the same digest.
@@ -165,14 +166,6 @@ export function placeBySoname(entries: LayerEntry[], libraries: LibraryInfo[]): 
     return { ...lib, file: sonamePath };
   });
   return { entries: [...index.values()].sort(byPath), libraries: placed };
-}
-
-/** SOURCE_DATE_EPOCH as a Date, or the epoch when unset. */
-export function sourceDate(): Date {
-  const raw = process.env.SOURCE_DATE_EPOCH;
-  if (raw === undefined || raw === '') return new Date(0);
-  if (!/^\d+$/.test(raw)) throw new OcipkgError('EUSAGE', `SOURCE_DATE_EPOCH="${raw}" is not a whole number of seconds`);
-  return new Date(Number(raw) * 1000);
 }
 
 /** Overwrites the gzip header's OS byte (offset 9), which zlib sets from the build platform. */
