@@ -1,3 +1,4 @@
+import { PassThrough, type Readable } from 'node:stream';
 import { OcipkgError } from './errors.js';
 import type { ContentSource, ContentSink } from './oci/content.js';
 import { VerifyingStream } from './oci/verify.js';
@@ -14,6 +15,8 @@ export interface CopyOptions {
   filter?: (desc: Descriptor) => boolean;
 }
 
+type Side = 'source' | 'destination';
+
 /** Runs `work` over `items` with at most `limit` in flight; the first failure wins. */
 async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -23,25 +26,63 @@ async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Prom
   await Promise.all(lanes);
 }
 
-function where(err: unknown, side: 'source' | 'destination', location: string, desc: Descriptor): never {
-  if (err instanceof OcipkgError) throw err;
-  throw new OcipkgError('EREGISTRY', `copying ${desc.digest} (${desc.mediaType}) failed at the ${side} ${location}: ${(err as Error).message}`, { cause: err });
+/**
+ * `err` as the failure of `what` at one side of the copy. An OcipkgError keeps its code. Anything
+ * else comes from local content (a layout, an archive, the store): the registry client gives every
+ * network failure a code of its own.
+ */
+function failedAt(err: unknown, side: Side, content: { location: string }, what: string): OcipkgError {
+  const code = err instanceof OcipkgError ? err.code : 'EIO';
+  const why = err instanceof Error ? err.message : String(err);
+  return new OcipkgError(code, `${what} failed at the ${side} ${content.location}: ${why}`, { cause: err });
 }
 
+async function at<T>(side: Side, content: { location: string }, what: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw failedAt(err, side, content, what);
+  }
+}
+
+const copying = (desc: Descriptor) => `copying ${desc.digest} (${desc.mediaType})`;
+
 async function copyBlob(src: ContentSource, dst: ContentSink, desc: Descriptor, options: CopyOptions): Promise<void> {
-  if (await dst.exists(desc)) {
+  const what = copying(desc);
+  if (await at('destination', dst, what, () => dst.exists(desc))) {
     options.onCopied?.(desc, true);
     return;
   }
+  // The destination sees a failure of the source only as its stream failing, and fails with it.
+  // Recorded here, where it is known to be the source's, it is reported as the source's.
+  let sourceFailure: OcipkgError | undefined;
+  const fromSource = (err: unknown) => (sourceFailure ??= failedAt(err, 'source', src, what));
   // Opened by the destination, again for each try of an upload it retries.
-  const open = async () => {
-    const body = await src.fetch(desc).catch((err: unknown) => where(err, 'source', src.location, desc));
-    const verified = body.pipe(new VerifyingStream(desc, src.location));
-    body.on('error', (err) => verified.destroy(err));
-    verified.on('close', () => body.destroy());
-    return verified;
+  const open = async (): Promise<Readable> => {
+    sourceFailure = undefined;
+    const body = await src.fetch(desc).catch((err: unknown) => {
+      throw fromSource(err);
+    });
+    const verified = new VerifyingStream(desc, src.location);
+    // The destination reads `out`. Ending it early (its own failure, a retry) destroys it with no
+    // error reaching the two streams before it, so their error handlers hear only the source's.
+    const out = new PassThrough();
+    body.on('error', (err) => out.destroy(fromSource(err)));
+    verified.on('error', (err) => out.destroy(fromSource(err)));
+    // A registry can answer (refusing the digest) before verification fails at the stream's end,
+    // and stop listening: the failure is in sourceFailure, and a sink verifies what it keeps.
+    out.on('error', () => {});
+    out.on('close', () => {
+      verified.destroy();
+      body.destroy();
+    });
+    return body.pipe(verified).pipe(out);
   };
-  await dst.push(desc, open).catch((err: unknown) => where(err, 'destination', dst.location, desc));
+  try {
+    await dst.push(desc, open);
+  } catch (err) {
+    throw sourceFailure ?? failedAt(err, 'destination', dst, what);
+  }
   options.onCopied?.(desc, false);
 }
 
@@ -54,8 +95,9 @@ async function copyNode(src: ContentSource, dst: ContentSink, desc: Descriptor, 
     await copyBlob(src, dst, desc, options);
     return;
   }
-  const bytes = await fetchSmallBlob(src, desc);
-  const parsed = parseManifest(bytes, desc.mediaType, `${src.location}@${desc.digest}`);
+  const what = copying(desc);
+  const bytes = await at('source', src, what, () => fetchSmallBlob(src, desc));
+  const parsed = await at('source', src, what, async () => parseManifest(bytes, desc.mediaType, `${src.location}@${desc.digest}`));
   const limit = options.concurrency ?? 4;
   if (parsed.kind === 'index') {
     const children = parsed.index.manifests.filter((m) => options.filter?.(m) ?? true);
@@ -63,21 +105,23 @@ async function copyNode(src: ContentSource, dst: ContentSink, desc: Descriptor, 
   } else {
     await eachLimited([parsed.manifest.config, ...parsed.manifest.layers], limit, (blob) => copyBlob(src, dst, blob, options));
   }
-  if (await dst.exists(desc)) {
+  if (await at('destination', dst, what, () => dst.exists(desc))) {
     options.onCopied?.(desc, true);
     return;
   }
-  await dst.push(desc, bytes).catch((err: unknown) => where(err, 'destination', dst.location, desc));
+  await at('destination', dst, what, () => dst.push(desc, bytes));
   options.onCopied?.(desc, false);
 }
 
 /**
  * Copies what `srcRef` names in `src` to `dst`, tagging it `dstRef` there when given; blobs the
  * destination already has are skipped. The one function behind push, pull-to-layout and publish.
+ * Every failure names its side (source or destination), where that is, and the digest (or the
+ * reference, before one is known).
  */
 export async function copy(src: ContentSource, srcRef: string, dst: ContentSink, dstRef?: string, options: CopyOptions = {}): Promise<Descriptor> {
-  const root = await src.resolve(srcRef);
+  const root = await at('source', src, `resolving ${srcRef}`, () => src.resolve(srcRef));
   await copyNode(src, dst, root, options);
-  if (dstRef !== undefined) await dst.tag(root, dstRef);
+  if (dstRef !== undefined) await at('destination', dst, `tagging ${root.digest} as ${dstRef}`, () => dst.tag(root, dstRef));
   return root;
 }

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ENOTARGET' // the image has no build for the requested target
   | 'ENOLIBS' // a package that provides no libraries
   | 'EINPUT' // a local input (directory, archive, file) is missing or unusable
+  | 'EIO' // reading or writing local content failed (ENOSPC, EACCES, a file where a layout's directory belongs)
   | 'ELOCKFILE' // ocipkg-lock.json is unreadable, or does not match package.json under a frozen lockfile
   | 'ECONFLICT' // two versions of one repository are needed at once
   | 'ECREDENTIALS'; // a credential helper or credentials file failed

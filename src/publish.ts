@@ -8,11 +8,11 @@ import type { LayoutDirectory } from './layout/directory.js';
 import type { ContentStore, ContentSink } from './oci/content.js';
 import { descriptorFor } from './oci/verify.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
-import { ANNOTATION_CREATED, ANNOTATION_TARGET, ANNOTATION_VERSION, OCI_INDEX } from './oci/mediatypes.js';
+import { ANNOTATION_TARGET, ANNOTATION_VERSION, OCI_INDEX } from './oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from './oci/types.js';
 import { fetchPackageConfig } from './artifact/config.js';
 import { pack, type PackOptions } from './package/pack.js';
-import { sourceDate } from './package/layer.js';
+import { createdAnnotation } from './package/source-date.js';
 import { canonicalReference, formatReference, parseReference, type ImageReference } from './reference.js';
 import { entryTriple, indexTriples } from './artifact/triples.js';
 import { openContent } from './open.js';
@@ -212,8 +212,7 @@ export async function publish(image: string, inputs: PublishInput[], options: Pu
     const triple = entryTriple(entry);
     return triple === undefined || !replaced.has(triple);
   });
-  const annotations: Record<string, string> = { ...existing.annotations };
-  if (process.env.SOURCE_DATE_EPOCH) annotations[ANNOTATION_CREATED] = sourceDate().toISOString().replace(/\.000Z$/, 'Z');
+  const annotations: Record<string, string> = { ...existing.annotations, ...createdAnnotation() };
   if (options.pack?.version !== undefined) annotations[ANNOTATION_VERSION] = options.pack.version;
   const index: ImageIndex = {
     schemaVersion: 2,

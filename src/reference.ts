@@ -1,4 +1,5 @@
 import { OcipkgError } from './errors.js';
+import { isDigest } from './oci/digest.js';
 
 /**
  * Image references, following the distribution project's grammar:
@@ -69,7 +70,7 @@ function splitTagDigest(input: string, rest: string): { name: string; tag?: stri
     digest = name.slice(at + 1);
     name = name.slice(0, at);
     if (!DIGEST.test(digest)) throw bad(input, `"${digest}" is not a digest`);
-    if (digest.startsWith('sha256:') && !/^sha256:[a-f0-9]{64}$/.test(digest)) {
+    if (digest.startsWith('sha256:') && !isDigest(digest)) {
       throw bad(input, `"${digest}" is not a sha256 digest (64 lowercase hex digits)`);
     }
   }
@@ -126,7 +127,7 @@ function parseLayoutReference(input: string): LayoutReference {
   if (at >= 0 && /^sha256:/.test(rest.slice(at + 1))) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw bad(input, `"${digest}" is not a sha256 digest`);
+    if (!isDigest(digest)) throw bad(input, `"${digest}" is not a sha256 digest`);
   }
   let tag: string | undefined;
   const colon = rest.lastIndexOf(':');

@@ -4,8 +4,8 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Header } from 'tar';
 import { OcipkgError } from '../errors.js';
+import { tarStream, type TarEntry } from '../fs/tar-write.js';
 import { digestHex } from '../oci/digest.js';
 import { verifyBytes, VerifyingStream } from '../oci/verify.js';
 import { ANNOTATION_REF_NAME, OCI_INDEX } from '../oci/mediatypes.js';
@@ -13,8 +13,9 @@ import { OCI_LAYOUT_FILE, type Descriptor, type ImageIndex } from '../oci/types.
 
 /**
  * Writes an oci-archive: a tar of an OCI image layout holding one image. Entries are `oci-layout`,
- * `index.json`, `blobs/`, `blobs/sha256/` and the blobs sorted by digest, all with mtime 0, uid/gid
- * 0 and mode 0644 / 0755, so the same content gives the same archive bytes.
+ * `index.json`, `blobs/`, `blobs/sha256/` and the blobs sorted by digest, written by
+ * fs/tar-write.ts with mtime 0 (whatever SOURCE_DATE_EPOCH says: the archive's bytes depend only on
+ * its blobs), so the same content gives the same archive bytes.
  *
  * Compatibility with the Rust ocipkg (termoshtt/ocipkg, image/write.rs and image/layout.rs): it
  * writes exactly one manifest in index.json, annotated `org.opencontainers.image.ref.name` with the
@@ -33,17 +34,22 @@ export interface ArchiveBlob {
   file?: string;
 }
 
-const BLOCK = 512;
 const EPOCH = new Date(0);
 
-function entryHeader(path: string, size: number, directory = false): Buffer {
-  const h = new Header({ path, mode: directory ? 0o755 : 0o644, uid: 0, gid: 0, size, mtime: EPOCH, type: directory ? 'Directory' : 'File' });
-  h.encode();
-  return h.block!;
+function inMemory(path: string, data: Uint8Array): TarEntry {
+  return { type: 'file', path, size: data.byteLength, content: async function* () { yield Buffer.from(data); } };
 }
 
-function padding(size: number): Buffer {
-  return Buffer.alloc(size % BLOCK ? BLOCK - (size % BLOCK) : 0);
+/** A blob's bytes, verified against its descriptor as they go into the archive. */
+async function* blobContent({ descriptor, data, file }: ArchiveBlob): AsyncGenerator<Buffer> {
+  if (data) {
+    verifyBytes(descriptor, data);
+    yield Buffer.from(data);
+  } else if (file) {
+    yield* createReadStream(file).pipe(new VerifyingStream(descriptor, file));
+  } else {
+    throw new OcipkgError('EINPUT', `blob ${descriptor.digest} has neither data nor file`);
+  }
 }
 
 /**
@@ -60,32 +66,20 @@ export async function writeOciArchive(output: string, manifest: { descriptor: De
   for (const blob of [...blobs, manifest]) unique.set(blob.descriptor.digest, blob);
   const sorted = [...unique.values()].sort((a, b) => (a.descriptor.digest < b.descriptor.digest ? -1 : 1));
 
-  async function* content(): AsyncGenerator<Buffer> {
-    const small = (path: string, data: Uint8Array) => [entryHeader(path, data.byteLength), Buffer.from(data), padding(data.byteLength)];
-    yield* small('oci-layout', Buffer.from(JSON.stringify(OCI_LAYOUT_FILE)));
-    yield* small('index.json', Buffer.from(JSON.stringify(index)));
-    yield entryHeader('blobs/', 0, true);
-    yield entryHeader('blobs/sha256/', 0, true);
+  function* entries(): Generator<TarEntry> {
+    yield inMemory('oci-layout', Buffer.from(JSON.stringify(OCI_LAYOUT_FILE)));
+    yield inMemory('index.json', Buffer.from(JSON.stringify(index)));
+    yield { type: 'directory', path: 'blobs' };
+    yield { type: 'directory', path: 'blobs/sha256' };
     for (const blob of sorted) {
-      const { descriptor } = blob;
-      yield entryHeader(`blobs/sha256/${digestHex(descriptor.digest)}`, descriptor.size);
-      if (blob.data) {
-        verifyBytes(descriptor, blob.data);
-        yield Buffer.from(blob.data);
-      } else if (blob.file) {
-        const verified = createReadStream(blob.file).pipe(new VerifyingStream(descriptor, blob.file));
-        for await (const chunk of verified) yield chunk as Buffer;
-      } else {
-        throw new OcipkgError('EINPUT', `blob ${descriptor.digest} has neither data nor file`);
-      }
-      yield padding(descriptor.size);
+      const path = `blobs/sha256/${digestHex(blob.descriptor.digest)}`;
+      yield { type: 'file', path, size: blob.descriptor.size, content: () => blobContent(blob) };
     }
-    yield Buffer.alloc(2 * BLOCK);
   }
 
   const temp = join(dirname(output), `.${basename(output)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await pipeline(Readable.from(content()), createWriteStream(temp, { flags: 'wx' }));
+    await pipeline(Readable.from(tarStream(entries(), EPOCH)), createWriteStream(temp, { flags: 'wx' }));
     await rename(temp, output);
   } catch (err) {
     await rm(temp, { force: true });

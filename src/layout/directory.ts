@@ -6,8 +6,8 @@ import { errno, OcipkgError } from '../errors.js';
 import type { BlobOpener, ContentStore } from '../oci/content.js';
 import { digestHex, isDigest } from '../oci/digest.js';
 import { verifyBytes, VerifyingStream } from '../oci/verify.js';
-import { readAll } from '../oci/manifest.js';
-import { ANNOTATION_REF_NAME, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
+import { readManifestBytes } from '../oci/manifest.js';
+import { ANNOTATION_REF_NAME, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import { OCI_LAYOUT_FILE, type Descriptor, type ImageIndex } from '../oci/types.js';
 import { createFileOnce, publishFile, writeFileAtomic } from '../fs/atomic.js';
 import { uniqueName } from '../fs/names.js';
@@ -132,7 +132,7 @@ export class LayoutDirectory implements ContentStore {
   private async resolveDigest(digest: string, manifests: Descriptor[]): Promise<Descriptor> {
     const listed = manifests.find((d) => d.digest === digest);
     if (listed) return listed;
-    const bytes = await readAll(await this.fetch({ mediaType: OCI_MANIFEST, digest, size: 0 }), MAX_MANIFEST_BYTES, `${digest} in ${this.location}`);
+    const bytes = await readManifestBytes(await this.fetch({ mediaType: OCI_MANIFEST, digest, size: 0 }), `${digest} in ${this.location}`);
     let mediaType: unknown;
     try {
       mediaType = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;

@@ -25,12 +25,26 @@ export async function readAll(stream: Readable, limit: number, what: string): Pr
   return Buffer.concat(chunks);
 }
 
+/**
+ * Manifests, indexes and configs are read whole into memory, so past MAX_MANIFEST_BYTES they are
+ * refused (ETOOLARGE): here when a descriptor already says so, before anything is fetched...
+ */
+export function checkManifestSize(desc: Descriptor, what: string): void {
+  if (desc.size > MAX_MANIFEST_BYTES) {
+    throw new OcipkgError('ETOOLARGE', `${what} is ${desc.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
+  }
+}
+
+/** ... and here as soon as the bytes do. */
+export function readManifestBytes(stream: Readable, what: string): Promise<Buffer> {
+  return readAll(stream, MAX_MANIFEST_BYTES, what);
+}
+
 /** Fetches a manifest, index or config from a target and checks it against its descriptor. */
 export async function fetchSmallBlob(source: ContentSource, desc: Descriptor): Promise<Buffer> {
-  if (desc.size > MAX_MANIFEST_BYTES) {
-    throw new OcipkgError('ETOOLARGE', `${desc.digest} in ${source.location} is ${desc.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
-  }
-  const bytes = await readAll(await source.fetch(desc), MAX_MANIFEST_BYTES, `${desc.digest} in ${source.location}`);
+  const what = `${desc.digest} in ${source.location}`;
+  checkManifestSize(desc, what);
+  const bytes = await readManifestBytes(await source.fetch(desc), what);
   verifyBytes(desc, bytes, source.location);
   return bytes;
 }

@@ -1,23 +1,22 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createGzip } from 'node:zlib';
-import { Header, Pax } from 'tar';
 import { OcipkgError } from '../errors.js';
+import { tarStream } from '../fs/tar-write.js';
 import { OCIPKG_LAYER } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import type { LibraryInfo } from '../artifact/config.js';
+import { sourceDate } from './source-date.js';
 
 /**
  * Reproducible layers: the same tree always gives the same bytes, hence the same digest.
- * Entries are sorted by path; every header has mtime SOURCE_DATE_EPOCH (else 0), uid/gid 0, no
- * user or group names, no atime/ctime; modes are 0755 for directories and executables, 0644 for
- * other files; a PAX header appears only for a path or link target too long for ustar, and holds
- * nothing else. The gzip header has mtime 0 and OS byte 255 ("unknown", as Go's gzip writes) so
- * that the host does not leak into the digest.
+ * Entries are sorted by path and written by fs/tar-write.ts (fixed owners and modes) with mtime
+ * SOURCE_DATE_EPOCH, else 0. The gzip header has mtime 0 and OS byte 255 ("unknown", as Go's gzip
+ * writes) so that the host does not leak into the digest.
  */
 
 export type LayerEntry =
@@ -167,52 +166,6 @@ export function placeBySoname(entries: LayerEntry[], libraries: LibraryInfo[]): 
     return { ...lib, file: sonamePath };
   });
   return { entries: [...index.values()].sort(byPath), libraries: placed };
-}
-
-/** SOURCE_DATE_EPOCH as a Date, or the epoch when unset. */
-export function sourceDate(): Date {
-  const raw = process.env.SOURCE_DATE_EPOCH;
-  if (raw === undefined || raw === '') return new Date(0);
-  if (!/^\d+$/.test(raw)) throw new OcipkgError('EUSAGE', `SOURCE_DATE_EPOCH="${raw}" is not a whole number of seconds`);
-  return new Date(Number(raw) * 1000);
-}
-
-const BLOCK = 512;
-
-function header(entry: LayerEntry, mtime: Date): Buffer {
-  const path = entry.type === 'directory' ? `${entry.path}/` : entry.path;
-  const fields = {
-    path,
-    mode: entry.type === 'directory' || (entry.type === 'file' && entry.executable) ? 0o755 : entry.type === 'symlink' ? 0o777 : 0o644,
-    uid: 0,
-    gid: 0,
-    size: entry.type === 'file' ? entry.size : 0,
-    mtime,
-    type: entry.type === 'directory' ? ('Directory' as const) : entry.type === 'symlink' ? ('SymbolicLink' as const) : ('File' as const),
-    ...(entry.type === 'symlink' && { linkpath: entry.target }),
-  };
-  const h = new Header(fields);
-  const needPax = h.encode();
-  if (!needPax) return h.block!;
-  // Only what ustar cannot hold goes into the PAX record, so the record is as stable as the entry.
-  const pax = new Pax({ path, mtime, ...(entry.type === 'symlink' && { linkpath: entry.target }) });
-  return Buffer.concat([pax.encode(), h.block!]);
-}
-
-async function* tarStream(entries: LayerEntry[], mtime: Date): AsyncGenerator<Buffer> {
-  for (const entry of entries) {
-    yield header(entry, mtime);
-    if (entry.type !== 'file') continue;
-    let seen = 0;
-    for await (const chunk of createReadStream(entry.source)) {
-      seen += (chunk as Buffer).length;
-      if (seen > entry.size) break;
-      yield chunk as Buffer;
-    }
-    if (seen !== entry.size) throw new OcipkgError('EINPUT', `${entry.source} changed size while being packed`);
-    if (entry.size % BLOCK) yield Buffer.alloc(BLOCK - (entry.size % BLOCK));
-  }
-  yield Buffer.alloc(2 * BLOCK);
 }
 
 /** Overwrites the gzip header's OS byte (offset 9), which zlib sets from the build platform. */

@@ -4,7 +4,6 @@ import { errno, OcipkgError, isOcipkgError } from '../errors.js';
 import { writeOciArchive } from '../layout/archive-write.js';
 import { descriptorFor } from '../oci/verify.js';
 import {
-  ANNOTATION_CREATED,
   ANNOTATION_DESCRIPTION,
   ANNOTATION_LICENSES,
   ANNOTATION_SOURCE,
@@ -18,7 +17,8 @@ import { canonicalReference, parseReference, type RegistryReference } from '../r
 import { assertTriple, tripleToPlatform } from '../triple.js';
 import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary/index.js';
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
-import { directoryEntries, placeBySoname, sourceDate, writeLayer, type LayerEntry } from './layer.js';
+import { directoryEntries, placeBySoname, writeLayer, type LayerEntry } from './layer.js';
+import { createdAnnotation } from './source-date.js';
 import type { LibraryInfo, PackageConfig, PackageMetadata } from '../artifact/config.js';
 
 /** A packed directory's own declarations (`{"requires": [IMAGE...]}`), beside include/ and lib/. */
@@ -133,8 +133,7 @@ async function warnNonPic(input: ArtifactInput, warn: (message: string) => void)
 }
 
 function annotations(options: PackOptions): Record<string, string> | undefined {
-  const out: Record<string, string> = {};
-  if (process.env.SOURCE_DATE_EPOCH) out[ANNOTATION_CREATED] = sourceDate().toISOString().replace(/\.000Z$/, 'Z');
+  const out: Record<string, string> = { ...createdAnnotation() };
   if (options.version !== undefined) out[ANNOTATION_VERSION] = options.version;
   if (options.source !== undefined) out[ANNOTATION_SOURCE] = options.source;
   if (options.licenses !== undefined) out[ANNOTATION_LICENSES] = options.licenses;

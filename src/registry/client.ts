@@ -3,7 +3,7 @@ import { OcipkgError } from '../errors.js';
 import type { BlobOpener, ContentStore } from '../oci/content.js';
 import { assertDigest, isDigest } from '../oci/digest.js';
 import { sha256, verifyBytes } from '../oci/verify.js';
-import { readAll } from '../oci/manifest.js';
+import { checkManifestSize, readManifestBytes } from '../oci/manifest.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { repositoryScope, sessionFor } from './auth.js';
@@ -12,8 +12,6 @@ import { resumingBody } from './resume.js';
 
 /** Every manifest type ocipkg reads, so the registry need not convert (or refuse) what it stores. */
 const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
-/** One page of the tag list is a JSON array of short strings; a generous cap still bounds memory. */
-const MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024;
 
 type Access = 'pull' | 'pull,push';
 
@@ -59,12 +57,6 @@ function manifestType(res: HttpResponse, bytes: Buffer, where: string): string {
   if (MANIFEST_TYPES.includes(header)) return header;
   if (UNSPECIFIC_TYPES.has(header)) return sniffManifestType(bytes, where);
   throw new OcipkgError('EMANIFEST', `${where} was served as "${header}", which is not a manifest or index type`);
-}
-
-/** The `rel="next"` target of a Link header, as the distribution spec paginates tag lists. */
-function nextLink(header: string | string[] | undefined): string | undefined {
-  const value = Array.isArray(header) ? header.join(', ') : header;
-  return value ? /<([^>]*)>\s*;[^,]*\brel="?next"?/.exec(value)?.[1] : undefined;
 }
 
 /** `err`, the last of `attempts` tries that each failed for a moment. */
@@ -135,9 +127,7 @@ export class RegistryRepository implements ContentStore {
     const cached = this.manifests.get(desc.digest);
     if (cached) return cached;
     const what = this.what('manifest', desc.digest);
-    if (desc.size > MAX_MANIFEST_BYTES) {
-      throw new OcipkgError('ETOOLARGE', `${what} is ${desc.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
-    }
+    checkManifestSize(desc, what);
     const { bytes } = await this.getManifest(desc.digest, `${desc.mediaType}, ${MANIFEST_ACCEPT}`, what);
     verifyBytes(desc, bytes, this.location);
     this.manifests.set(desc.digest, bytes);
@@ -275,10 +265,8 @@ export class RegistryRepository implements ContentStore {
 
   private async pushManifest(desc: Descriptor, content: Readable | Uint8Array): Promise<void> {
     const what = this.what('manifest', desc.digest);
-    if (desc.size > MAX_MANIFEST_BYTES) {
-      throw new OcipkgError('ETOOLARGE', `${what} is ${desc.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
-    }
-    const bytes = content instanceof Readable ? await readAll(content, MAX_MANIFEST_BYTES, what) : Buffer.from(content);
+    checkManifestSize(desc, what);
+    const bytes = content instanceof Readable ? await readManifestBytes(content, what) : Buffer.from(content);
     verifyBytes(desc, bytes, this.location);
     await this.putManifest(desc, bytes, desc.digest);
     this.manifests.set(desc.digest, bytes);
@@ -298,29 +286,5 @@ export class RegistryRepository implements ContentStore {
       throw new OcipkgError('EMANIFEST', `cannot tag ${desc.digest} in ${this.location}: ${desc.mediaType} is not a manifest or index`);
     }
     await this.putManifest(desc, await this.fetchManifestBytes(desc), reference);
-  }
-
-  /** All tags of the repository, following the registry's `Link` pagination. */
-  async listTags(pageSize?: number): Promise<string[]> {
-    const what = `tag list of ${this.location}`;
-    let url: URL | undefined = new URL(`/v2/${this.repository}/tags/list`, await registryOrigin(this.registry));
-    if (pageSize !== undefined) url.searchParams.set('n', String(pageSize));
-    const tags: string[] = [];
-    while (url) {
-      const res = await this.request('GET', url, 'pull');
-      await this.expect(res, (s) => s === 200, what);
-      const next = nextLink(res.headers.link);
-      let page: { tags?: unknown };
-      try {
-        page = JSON.parse((await readBody(res, MAX_TAG_PAGE_BYTES, what)).toString('utf8')) as typeof page;
-      } catch (err) {
-        if (err instanceof OcipkgError) throw err;
-        throw new OcipkgError('EREGISTRY', `${this.registry} sent an unreadable ${what}`, { cause: err });
-      }
-      // A repository without tags may say `"tags": null`.
-      if (Array.isArray(page.tags)) tags.push(...page.tags.filter((t): t is string => typeof t === 'string'));
-      url = next === undefined ? undefined : new URL(next, url);
-    }
-    return tags;
   }
 }

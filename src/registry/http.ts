@@ -6,9 +6,6 @@ import { OcipkgError, errno, type ErrorCode } from '../errors.js';
 import { readAll } from '../oci/manifest.js';
 import { isLoopbackRegistry, registryApiHost } from '../reference.js';
 
-/** Response bodies are read with the capped reader manifests use; re-exported for callers of this module. */
-export { readAll };
-
 /**
  * The HTTP transport under the registry client: the process's undici dispatchers (proxy, CA,
  * timeouts), which scheme each registry speaks, bounded retries, and the mapping of network
@@ -105,7 +102,12 @@ export function dispatcherFor(url: URL): Dispatcher {
   return proxied;
 }
 
-/** Closes the process's connections, so a short-lived CLI exits without waiting for keep-alive. */
+/**
+ * Drops the process's dispatchers and closes their connections; the next request makes new ones,
+ * reading OCIPKG_CA_FILE, OCIPKG_TIMEOUT and the proxy variables again. No CLI needs it (undici
+ * does not hold a process open for idle keep-alive sockets): the tests do, after changing those
+ * variables and before stopping a registry the dispatchers still have connections to.
+ */
 export async function closeDispatchers(): Promise<void> {
   const open = [proxied, direct].filter((d): d is Dispatcher => d !== undefined);
   proxied = direct = undefined;
