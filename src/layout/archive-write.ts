@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OcipkgError } from '../errors.js';
+import { siblingTempName } from '../fs/names.js';
 import { tarStream, type TarEntry } from '../fs/tar-write.js';
 import { digestHex } from '../oci/digest.js';
 import { verifyBytes, VerifyingStream } from '../oci/verify.js';
@@ -77,7 +77,7 @@ export async function writeOciArchive(output: string, manifest: { descriptor: De
     }
   }
 
-  const temp = join(dirname(output), `.${basename(output)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = join(dirname(output), siblingTempName(basename(output)));
   try {
     await pipeline(Readable.from(tarStream(entries(), EPOCH)), createWriteStream(temp, { flags: 'wx' }));
     await rename(temp, output);

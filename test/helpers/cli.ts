@@ -27,6 +27,8 @@ export function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}, in
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+    // A child that exits without reading its input closes the pipe: EPIPE here is no failure of the run.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }
