@@ -146,6 +146,29 @@ describe('findCredentials', () => {
     expect(await codeOf(findCredentials('gone.example.com'))).toBe('ECREDENTIALS');
   });
 
+  it('refuses helper names that are paths, running nothing relative to the working directory', async () => {
+    // `docker-credential-x/evil` would be run as a path from wherever ocipkg runs: a checkout's files.
+    const cwd = await mkdtemp(join(tmpdir(), 'ocipkg-helper-cwd-'));
+    const marker = join(cwd, 'ran');
+    await mkdir(join(cwd, 'docker-credential-x'));
+    await writeFile(join(cwd, 'docker-credential-x', 'evil'), `#!/bin/sh\ntouch ${marker}\necho '{"Username":"u","Secret":"s"}'\n`);
+    await chmod(join(cwd, 'docker-credential-x', 'evil'), 0o755);
+    const previous = process.cwd();
+    process.chdir(cwd);
+    try {
+      for (const name of ['x/evil', './docker-credential-x/evil', 'x\\evil', 'x evil']) {
+        await writeJson(join(dir, 'docker', 'config.json'), { credHelpers: { 'evil.example.com': name } });
+        expect(await codeOf(findCredentials('evil.example.com')), name).toBe('ECREDENTIALS');
+        await writeJson(join(dir, 'docker', 'config.json'), { credsStore: name });
+        expect(await codeOf(findCredentials('evil.example.com')), name).toBe('ECREDENTIALS');
+      }
+      await expect(stat(marker)).rejects.toThrow();
+    } finally {
+      process.chdir(previous);
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
   it("reads podman's auth file and REGISTRY_AUTH_FILE, ignoring namespace-scoped keys", async () => {
     await writeJson(join(dir, 'run', 'containers', 'auth.json'), {
       auths: { 'quay.io': { auth: b64('podman:pw') }, 'ghcr.io/acme': { auth: b64('scoped:pw') } },

@@ -113,8 +113,14 @@ function withToken(creds: Credentials, identityToken: string | undefined): Crede
   return identityToken ? { ...creds, identityToken } : creds;
 }
 
+/** Docker's rule for helper names: with a `/` the program would be a path, run relative to wherever ocipkg runs. */
+const HELPER_NAME = /^[A-Za-z0-9._-]+$/;
+
 /** Runs `docker-credential-NAME get` with the server on stdin, as docker does. */
-async function fromHelper(name: string, registry: string): Promise<Credentials | undefined> {
+async function fromHelper(name: string, registry: string, path: string): Promise<Credentials | undefined> {
+  if (!HELPER_NAME.test(name)) {
+    throw new OcipkgError('ECREDENTIALS', `${path}: credential helper name ${JSON.stringify(name)} for ${registry} is not a plain name (letters, digits, . _ -)`);
+  }
   const program = `docker-credential-${name}`;
   const server = registry === DOCKER_HUB ? DOCKER_HUB_KEY : registry;
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
@@ -158,11 +164,11 @@ async function fromFile(path: string, registry: string): Promise<Credentials | u
   const file = await readAuthFile(path);
   if (!file) return undefined;
   const helper = lookup(file.credHelpers, registry);
-  if (helper) return fromHelper(helper, registry);
+  if (helper) return fromHelper(helper, registry, path);
   const entry = lookup(file.auths, registry);
   const found = entry && fromEntry(entry, registry, path);
   if (found) return found;
-  if (file.credsStore) return fromHelper(file.credsStore, registry);
+  if (file.credsStore) return fromHelper(file.credsStore, registry, path);
   return undefined;
 }
 
