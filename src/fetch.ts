@@ -60,6 +60,11 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   const image = canonicalReference(install.recordAs);
   progress?.(`resolving ${image}`);
   const rootDesc = await source.resolve(install.tagOrDigest);
+  // A name that pins a digest is recorded only for those bytes: an archive may claim any name, but a
+  // digest it claims must be its own (a tag it claims is trusted, as `docker load` trusts it).
+  if (install.recordAs.digest !== undefined && install.recordAs.digest !== rootDesc.digest) {
+    throw new OcipkgError('EINTEGRITY', `${image} names digest ${install.recordAs.digest}, but ${source.location} holds ${rootDesc.digest} under ${install.tagOrDigest}`);
+  }
   const rootBytes = await fetchSmallBlob(source, rootDesc);
   const parsed = parseManifest(rootBytes, rootDesc.mediaType, image);
 

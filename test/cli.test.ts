@@ -165,6 +165,34 @@ describe('archives without a registry', () => {
     expect((await ocipkg(['load', '-f', archive], { OCIPKG_DATA_DIR: store })).code).toBe(0);
   });
 
+  it('load records a name that pins a digest only when the archive holds those bytes, and says what it recorded', async () => {
+    // The same archive, its index.json claiming to be another image's digest.
+    const claimed = `${registry.host}/acme/lz4@sha256:${'0'.repeat(64)}`;
+    const lying = join(work, 'lying.tar');
+    execFileSync('python3', ['-c', `
+import io, json, sys, tarfile
+src, dst, name = sys.argv[1:]
+with tarfile.open(src) as inp, tarfile.open(dst, 'w') as out:
+    for member in inp.getmembers():
+        data = inp.extractfile(member).read() if member.isfile() else None
+        if member.name == 'index.json':
+            index = json.loads(data)
+            index['manifests'][0]['annotations']['org.opencontainers.image.ref.name'] = name
+            data = json.dumps(index).encode()
+            member.size = len(data)
+        out.addfile(member, io.BytesIO(data) if data is not None else None)
+`, archive, lying, claimed]);
+    const store = await tempDir('store');
+    const refused = await ocipkg(['load', lying], { OCIPKG_DATA_DIR: store });
+    expectOneLineError(refused, /names digest sha256:0{64}, but .* holds sha256:/);
+    expect(storeContents(store).packages).toEqual([]);
+    expect((await ocipkg(['list', '--json'], { OCIPKG_DATA_DIR: store })).stdout.trim()).toBe('[]');
+
+    const loaded = await ocipkg(['load', archive], { OCIPKG_DATA_DIR: store });
+    expect(loaded.code, loaded.stderr).toBe(0);
+    expect(loaded.stderr).toMatch(new RegExp(`^ocipkg: loaded ${registry.host}/acme/lz4:1 \\(sha256:[0-9a-f]{64}\\)\n$`));
+  });
+
   it('compose packs loose files at the package root', async () => {
     const out = join(work, 'composed.tar');
     const composed = await ocipkg(['compose', '/usr/lib/x86_64-linux-gnu/liblz4.a', '/usr/include/lz4.h', '-o', out, '-t', 'example.com/acme/lz4:composed']);

@@ -138,6 +138,8 @@ const COMMANDS: Record<string, Command> = {
         // What the archive requires comes from registries, as `get` would fetch it.
         const requirementNames = requirementNamesWithin({ target: triple, progress, beforeFetch: tuneForTransfers }, [canonicalReference(ref)]);
         const pkg = await installImage({ source: opened.layout, tagOrDigest: sourceRef, recordAs: ref, triple, storeRoot: storeRoot(), progress, requirementNames });
+        // The name now in the store, as `docker load` says which image it loaded.
+        process.stderr.write(`ocipkg: loaded ${canonicalReference(ref)} (${pkg.manifestDigest})\n`);
         out(pkg.root);
       } finally {
         await opened.close();
