@@ -6,7 +6,7 @@ import type { ContentSource } from './oci/content.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import type { Descriptor } from './oci/types.js';
 import { openContent } from './open.js';
-import { canonicalReference, tagOrDigest, type ImageReference } from './reference.js';
+import { canonicalReference, isLoopbackRegistry, parseReference, tagOrDigest, type ImageReference } from './reference.js';
 import { installPackage } from './store/install.js';
 import { writeStoreIndex } from './store/index-json.js';
 import type { InstalledPackage } from './store/package.js';
@@ -42,6 +42,22 @@ export async function imageTriples(ref: ImageReference): Promise<{ root: Descrip
   const parsed = parseManifest(await fetchSmallBlob(source, root), root.mediaType, canonicalReference(ref));
   if (parsed.kind === 'index') return { root, manifests: indexTriples(parsed.index) };
   return { root, manifests: { [(await fetchPackageConfig(source, parsed.manifest.config))?.package?.target ?? '']: root.digest } };
+}
+
+/**
+ * A package from a registry on the network may not send its consumers to this machine's own
+ * services: a loopback registry may be required only by a package that itself came from loopback
+ * (or from a local layout or archive, which is this machine already).
+ */
+function checkRequirementOrigins(from: ImageReference, requires: string[]): void {
+  if (from.kind !== 'registry' || isLoopbackRegistry(from.registry)) return;
+  const local = requires.find((required) => {
+    const ref = parseReference(required);
+    return ref.kind === 'registry' && isLoopbackRegistry(ref.registry);
+  });
+  if (local !== undefined) {
+    throw new OcipkgError('EMANIFEST', `${canonicalReference(from)}: "package.requires" names ${local}, a loopback registry, but the package comes from ${from.registry}`);
+  }
 }
 
 export interface ImageInstall extends FetchOptions {
@@ -93,6 +109,7 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   }
 
   const requires = metadata?.requires ?? [];
+  checkRequirementOrigins(install.recordAs, requires);
   if (requires.length > 0 && !install.requirementNames) {
     throw new OcipkgError('EMANIFEST', `${image} requires ${requires.join(', ')}; install it with resolvePackage, which installs requirements`);
   }

@@ -169,3 +169,39 @@ describe('proxies from the environment', () => {
     expect(proxy.tunnels).toEqual([]);
   });
 });
+
+describe('requirements', () => {
+  it('a package from a registry on the network may not require this machine\'s loopback registry', async () => {
+    const local = `${plain.host}/acme/lz4:1`;
+    const prefix = await debianPrefix(join(work, 'needs-local'), 'lz4', ['lz4.h'], { 'ocipkg.json': JSON.stringify({ requires: [local] }) });
+    const packed = join(work, 'needs-local.tar');
+    expect((await ocipkg(['pack', prefix, packed, '-t', 'example.invalid/acme/needs-local:1'], env())).code).toBe(0);
+    const remote = `${TLS_NAME}:${tlsPort}/acme/needs-local:1`;
+    const viaProxy = { HTTPS_PROXY: proxy.url, OCIPKG_CA_FILE: ca.caCert };
+    const pushed = await ocipkg(['push', packed, remote], env(viaProxy));
+    expect(pushed.code, pushed.stderr).toBe(0);
+
+    const store = await tempDir('store');
+    const refused = await ocipkg(['get', remote], env({ OCIPKG_DATA_DIR: store, ...viaProxy }));
+    expectOneLine(refused);
+    expect(refused.stderr).toMatch(/requires" names .*127\.0\.0\.1.* a loopback registry, but the package comes from registry\.ocipkg\.test/);
+    expect(existsSync(join(store, 'packages'))).toBe(false);
+
+    // From loopback itself, the same package may name loopback: it is this machine already.
+    expect((await ocipkg(['push', packed, `${plain.host}/acme/needs-local:1`], env())).code).toBe(0);
+    expectInstalled(await get(`${plain.host}/acme/needs-local:1`, {}));
+  });
+
+  it('a package may require registry images only, never an oci: path on the consumer\'s machine', async () => {
+    for (const [i, required] of ['oci:/etc/ssl:1', 'oci:../secrets'].entries()) {
+      const prefix = await debianPrefix(join(work, `needs-oci-${i}`), 'lz4', ['lz4.h'], { 'ocipkg.json': JSON.stringify({ requires: [required] }) });
+      const packed = join(work, `needs-oci-${i}.tar`);
+      expect((await ocipkg(['pack', prefix, packed, '-t', 'example.invalid/acme/needs-oci:1'], env())).code).toBe(0);
+      expect((await ocipkg(['push', packed, `${plain.host}/acme/needs-oci:${i}`], env())).code).toBe(0);
+      const refused = await get(`${plain.host}/acme/needs-oci:${i}`, {});
+      expectOneLine(refused);
+      expect(refused.stderr).toContain(`"package.requires" holds ${JSON.stringify(required).slice(0, -1)}`);
+      expect(refused.stderr).toContain("which is not a registry image reference");
+    }
+  });
+});

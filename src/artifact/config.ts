@@ -4,6 +4,7 @@ import { isDigest } from '../oci/digest.js';
 import { fetchSmallBlob } from '../oci/manifest.js';
 import { OCIPKG_CONFIG } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
+import { parseReference } from '../reference.js';
 
 /**
  * The config blob of an ocipkg artifact (`application/vnd.ocipkg.v1.config+json`).
@@ -51,6 +52,14 @@ export interface PackageMetadata {
   requires: string[];
 }
 
+function isRegistryReference(value: string): boolean {
+  try {
+    return parseReference(value).kind === 'registry';
+  } catch {
+    return false;
+  }
+}
+
 function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((v) => typeof v === 'string');
 }
@@ -72,6 +81,10 @@ function parseMetadata(value: unknown): PackageMetadata {
   }
   for (const key of ['includeDirs', 'defines', 'linkFlags', 'requires'] as const) {
     if (m[key] !== undefined && !isStringArray(m[key])) throw badConfig(`"package.${key}" is not a list of strings`);
+  }
+  for (const required of (m.requires as string[] | undefined) ?? []) {
+    // A package names registries only: an `oci:` path would read whatever the consumer's machine has there.
+    if (!isRegistryReference(required)) throw badConfig(`"package.requires" holds ${JSON.stringify(required)}, which is not a registry image reference`);
   }
   return {
     schema: 1,
