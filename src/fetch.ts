@@ -41,7 +41,7 @@ export async function imageTriples(ref: ImageReference): Promise<{ root: Descrip
   const root = await source.resolve(tagOrDigest(ref));
   const parsed = parseManifest(await fetchSmallBlob(source, root), root.mediaType, canonicalReference(ref));
   if (parsed.kind === 'index') return { root, manifests: indexTriples(parsed.index) };
-  return { root, manifests: { [(await fetchPackageConfig(source, parsed.manifest.config))?.package?.target ?? '']: root.digest } };
+  return { root, manifests: { [(await fetchPackageConfig(source, parsed.manifest.config, canonicalReference(ref)))?.package?.target ?? '']: root.digest } };
 }
 
 /**
@@ -96,13 +96,13 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
       throw new OcipkgError('EMANIFEST', `${image}: the entry for ${triple} is itself an index; nested indexes are not supported`);
     }
     // Configs are small: reading one first saves downloading layers built for another machine.
-    metadata = (await fetchPackageConfig(source, inner.manifest.config))?.package;
+    metadata = (await fetchPackageConfig(source, inner.manifest.config, image))?.package;
     // Only the triple installed: the refs index (and `ocipkg list`) says what the store holds;
     // another triple of the same tag is recorded beside it when it is fetched.
     manifests = { [triple]: manifestDesc.digest };
   } else {
     // A single manifest: usable when it records no triple or the one asked for.
-    metadata = (await fetchPackageConfig(source, parsed.manifest.config))?.package;
+    metadata = (await fetchPackageConfig(source, parsed.manifest.config, image))?.package;
     const recorded = metadata?.target;
     if (recorded !== undefined && recorded !== triple) throw noBuildError(image, triple, [recorded]);
     manifests = { [recorded ?? '']: rootDesc.digest };

@@ -122,7 +122,7 @@ async function builtFor(source: LayoutDirectory, input: PublishInput): Promise<{
   const parsed = parseManifest(await fetchSmallBlob(source, manifest), manifest.mediaType, `${input.path}@${manifest.digest}`);
   if (parsed.kind === 'index') throw new OcipkgError('EINPUT', `${input.path} holds an index; publish takes one target per archive`);
   const { config, artifactType } = parsed.manifest;
-  const recorded = (await fetchPackageConfig(source, config))?.package?.target;
+  const recorded = (await fetchPackageConfig(source, config, input.path))?.package?.target;
   if (recorded !== undefined && recorded !== input.triple) {
     throw new OcipkgError('EINPUT', `${input.path} is packed for ${recorded}, not ${input.triple}`);
   }
@@ -145,7 +145,7 @@ async function existingEntries(dst: ContentStore, tag: string, where: string): P
   const parsed = parseManifest(await fetchSmallBlob(dst, root), root.mediaType, where);
   if (parsed.kind === 'index') return { entries: parsed.index.manifests, ...(parsed.index.annotations && { annotations: parsed.index.annotations }) };
   const config = parsed.manifest.config;
-  const recorded = (await fetchPackageConfig(dst, config))?.package?.target;
+  const recorded = (await fetchPackageConfig(dst, config, where))?.package?.target;
   if (recorded === undefined) {
     throw new OcipkgError('EINPUT', `${where} is a single manifest that records no target; publish without --append to replace it`);
   }

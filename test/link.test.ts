@@ -205,6 +205,8 @@ describe('ocipkg-link', () => {
       ],
       { name: 'zlib', includeDirs: ['include'], libraries: [{ name: 'z', kind: 'static', file: 'lib/libz.a' }] },
     );
+    // Requirements name registries only, never oci: paths.
+    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${zlib}:1.2.13`, `docker://${registry.host}/acme/zlib:1.2.13`]);
     const sqlite = join(work, 'sqlite-layout');
     await writePackage(
       sqlite,
@@ -213,7 +215,7 @@ describe('ocipkg-link', () => {
         { path: 'include/sqlite3.h', body: await readFile('/usr/include/sqlite3.h') },
         { path: 'lib/libsqlite3.a', body: await readFile(`${DEBIAN_LIB}/libsqlite3.a`) },
       ],
-      { name: 'sqlite3', includeDirs: ['include'], libraries: [{ name: 'sqlite3', kind: 'static', file: 'lib/libsqlite3.a' }], linkFlags: ['-lm'], requires: [`oci:${zlib}:1.2.13`] },
+      { name: 'sqlite3', includeDirs: ['include'], libraries: [{ name: 'sqlite3', kind: 'static', file: 'lib/libsqlite3.a' }], linkFlags: ['-lm'], requires: [`${registry.host}/acme/zlib:1.2.13`] },
     );
     const result = await ocipkgLink(['--json', `oci:${sqlite}:3.40.1`], env);
     expect(result.stderr).toBe('');

@@ -90,7 +90,7 @@ describe('pack', () => {
     const raw = JSON.parse((await archive.blob(m.config.digest)).toString('utf8'));
     // Exactly what the Rust ocipkg deserialises: layer digest -> list of paths.
     expect(raw.layers).toEqual({ [m.layers[0]!.digest]: ['include/lz4.h', 'include/lz4frame.h', 'include/lz4hc.h', 'lib/liblz4.a'] });
-    const config = parsePackageConfig(m.config, await archive.blob(m.config.digest))!;
+    const config = parsePackageConfig(m.config, await archive.blob(m.config.digest), 'test')!;
     expect(config.package).toMatchObject({
       name: 'lz4',
       version: '1.9.4',

@@ -5,6 +5,7 @@ import { fetchSmallBlob } from '../oci/manifest.js';
 import { OCIPKG_CONFIG } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { parseReference } from '../reference.js';
+import { PackageDataChecker } from './package-data.js';
 
 /**
  * The config blob of an ocipkg artifact (`application/vnd.ocipkg.v1.config+json`).
@@ -64,70 +65,85 @@ function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((v) => typeof v === 'string');
 }
 
-function badConfig(why: string): OcipkgError {
-  return new OcipkgError('EMANIFEST', `invalid ocipkg config: ${why}`);
+function badConfig(what: string, why: string): OcipkgError {
+  return new OcipkgError('EMANIFEST', `${what}: invalid ocipkg config: ${why}`);
 }
 
-function parseMetadata(value: unknown): PackageMetadata {
-  if (typeof value !== 'object' || value === null) throw badConfig('"package" is not an object');
+/** The metadata's shape, then every value in it through the package-data checks. */
+function parseMetadata(value: unknown, what: string): PackageMetadata {
+  if (typeof value !== 'object' || value === null) throw badConfig(what, '"package" is not an object');
   const m = value as Record<string, unknown>;
-  if (typeof m.name !== 'string') throw badConfig('"package.name" is missing');
+  if (typeof m.name !== 'string') throw badConfig(what, '"package.name" is missing');
   const libraries = m.libraries ?? [];
-  if (!Array.isArray(libraries)) throw badConfig('"package.libraries" is not an array');
+  if (!Array.isArray(libraries)) throw badConfig(what, '"package.libraries" is not an array');
   for (const lib of libraries as Record<string, unknown>[]) {
-    if (typeof lib?.name !== 'string' || typeof lib.file !== 'string' || (lib.kind !== 'static' && lib.kind !== 'shared')) {
-      throw badConfig('each of "package.libraries" needs name, file and kind (static or shared)');
+    if (typeof lib?.name !== 'string' || typeof lib.file !== 'string' || (lib.kind !== 'static' && lib.kind !== 'shared') || (lib.soname !== undefined && typeof lib.soname !== 'string')) {
+      throw badConfig(what, 'each of "package.libraries" needs name, file and kind (static or shared), and a string soname if any');
     }
   }
   for (const key of ['includeDirs', 'defines', 'linkFlags', 'requires'] as const) {
-    if (m[key] !== undefined && !isStringArray(m[key])) throw badConfig(`"package.${key}" is not a list of strings`);
+    if (m[key] !== undefined && !isStringArray(m[key])) throw badConfig(what, `"package.${key}" is not a list of strings`);
   }
-  for (const required of (m.requires as string[] | undefined) ?? []) {
-    // A package names registries only: an `oci:` path would read whatever the consumer's machine has there.
-    if (!isRegistryReference(required)) throw badConfig(`"package.requires" holds ${JSON.stringify(required)}, which is not a registry image reference`);
+  for (const key of ['version', 'target'] as const) {
+    if (m[key] !== undefined && typeof m[key] !== 'string') throw badConfig(what, `"package.${key}" is not a string`);
   }
-  return {
+
+  const check = new PackageDataChecker(what);
+  const metadata: PackageMetadata = {
     schema: 1,
-    name: m.name,
-    ...(typeof m.version === 'string' && { version: m.version }),
-    ...(typeof m.target === 'string' && { target: m.target }),
-    libraries: libraries as LibraryInfo[],
-    includeDirs: (m.includeDirs as string[] | undefined) ?? [],
-    defines: (m.defines as string[] | undefined) ?? [],
-    linkFlags: (m.linkFlags as string[] | undefined) ?? [],
+    name: check.name('package.name', m.name),
+    ...(m.version !== undefined && { version: check.version('package.version', m.version as string) }),
+    ...(m.target !== undefined && { target: check.name('package.target', m.target as string) }),
+    libraries: (libraries as LibraryInfo[]).map((lib) => ({
+      name: check.name('package.libraries[].name', lib.name),
+      kind: lib.kind,
+      file: check.relativePath('package.libraries[].file', lib.file),
+      ...(lib.soname !== undefined && { soname: check.name('package.libraries[].soname', lib.soname) }),
+    })),
+    includeDirs: ((m.includeDirs as string[] | undefined) ?? []).map((dir) => check.relativePath('package.includeDirs', dir)),
+    defines: ((m.defines as string[] | undefined) ?? []).map((define) => check.define('package.defines', define)),
+    linkFlags: check.linkFlags('package.linkFlags', (m.linkFlags as string[] | undefined) ?? []),
     requires: (m.requires as string[] | undefined) ?? [],
   };
+  for (const required of metadata.requires) {
+    // A package names registries only: an `oci:` path would read whatever the consumer's machine has there.
+    if (!isRegistryReference(required)) throw badConfig(what, `"package.requires" holds ${JSON.stringify(required)}, which is not a registry image reference`);
+  }
+  return metadata;
 }
 
 /**
  * Parses and checks the config blob `desc` describes. A config of another media type (a plain OCI
  * image's) carries no ocipkg data: undefined. One without `package` (the Rust ocipkg's) is fine.
  */
-export function parsePackageConfig(desc: Descriptor, bytes: Uint8Array): PackageConfig | undefined {
-  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(bytes) : undefined;
+export function parsePackageConfig(desc: Descriptor, bytes: Uint8Array, what: string): PackageConfig | undefined {
+  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(bytes, what) : undefined;
 }
 
-/** Reads (size- and digest-checked) and parses a manifest's config; only ocipkg configs are fetched at all. */
-export async function fetchPackageConfig(source: ContentSource, desc: Descriptor): Promise<PackageConfig | undefined> {
-  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(await fetchSmallBlob(source, desc)) : undefined;
+/**
+ * Reads (size- and digest-checked) and parses a manifest's config; only ocipkg configs are fetched
+ * at all. `what` names the package in messages.
+ */
+export async function fetchPackageConfig(source: ContentSource, desc: Descriptor, what: string): Promise<PackageConfig | undefined> {
+  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(await fetchSmallBlob(source, desc), what) : undefined;
 }
 
-function parseConfigJson(bytes: Uint8Array): PackageConfig {
+function parseConfigJson(bytes: Uint8Array, what: string): PackageConfig {
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch {
-    throw badConfig('not JSON');
+    throw badConfig(what, 'not JSON');
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw badConfig('not a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw badConfig(what, 'not a JSON object');
   const obj = json as Record<string, unknown>;
   const layers = obj.layers ?? {};
-  if (typeof layers !== 'object' || layers === null || Array.isArray(layers)) throw badConfig('"layers" is not an object');
+  if (typeof layers !== 'object' || layers === null || Array.isArray(layers)) throw badConfig(what, '"layers" is not an object');
   for (const [digest, paths] of Object.entries(layers)) {
-    if (!isDigest(digest) || !isStringArray(paths)) throw badConfig('"layers" must map sha256 digests to lists of paths');
+    if (!isDigest(digest) || !isStringArray(paths)) throw badConfig(what, '"layers" must map sha256 digests to lists of paths');
   }
   return {
     layers: layers as Record<string, string[]>,
-    ...(obj.package !== undefined && { package: parseMetadata(obj.package) }),
+    ...(obj.package !== undefined && { package: parseMetadata(obj.package, what) }),
   };
 }

@@ -13,7 +13,7 @@ async function describe(source: ContentSource, reference: string, name: string):
   const parsed = parseManifest(await fetchSmallBlob(source, desc), desc.mediaType, name);
   if (parsed.kind === 'index') return { reference: name, descriptor: desc, index: parsed.index };
   const { config } = parsed.manifest;
-  const ocipkgConfig = await fetchPackageConfig(source, config);
+  const ocipkgConfig = await fetchPackageConfig(source, config, name);
   return { reference: name, descriptor: desc, manifest: parsed.manifest, ...(ocipkgConfig && { config: ocipkgConfig }) };
 }
 

@@ -19,7 +19,7 @@ import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary/
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
 import { directoryEntries, placeBySoname, writeLayer, type LayerEntry } from './layer.js';
 import { createdAnnotation } from './source-date.js';
-import type { LibraryInfo, PackageConfig, PackageMetadata } from '../artifact/config.js';
+import { parsePackageConfig, type LibraryInfo, type PackageConfig, type PackageMetadata } from '../artifact/config.js';
 
 /** A packed directory's own declarations (`{"requires": [IMAGE...]}`), beside include/ and lib/. */
 export const PACKAGE_FILE = 'ocipkg.json';
@@ -171,6 +171,8 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
     const config: PackageConfig = { layers: { [layer.descriptor.digest]: layer.paths }, package: metadata };
     const configBytes = Buffer.from(JSON.stringify(config));
     const configDescriptor = descriptorFor(OCIPKG_CONFIG, configBytes);
+    // What consumers would refuse at install is refused here, before anything is written.
+    parsePackageConfig(configDescriptor, configBytes, `${refName} (packing ${input.origin})`);
     const manifestAnnotations = annotations(options);
     const manifest: ImageManifest = {
       schemaVersion: 2,

@@ -99,12 +99,12 @@ class Staging {
   }
 
   /** The config blob, preferring the store's copy; a config type other than ocipkg's has no metadata. */
-  async readConfig(desc: Descriptor): Promise<{ bytes: Buffer; config: PackageConfig }> {
+  async readConfig(desc: Descriptor, where: string): Promise<{ bytes: Buffer; config: PackageConfig }> {
     const bytes = await fetchSmallBlob(this.store, desc).catch((err: unknown) => {
       if (isOcipkgError(err, 'ENOTFOUND')) return fetchSmallBlob(this.source, desc);
       throw err;
     });
-    return { bytes, config: parsePackageConfig(desc, bytes) ?? { layers: {} } };
+    return { bytes, config: parsePackageConfig(desc, bytes, where) ?? { layers: {} } };
   }
 
   /**
@@ -200,7 +200,7 @@ export async function installPackage(
   const staging = new Staging(storeRoot, store, source);
   try {
     await staging.create();
-    const { bytes: configBytes, config } = await staging.readConfig(manifest.config);
+    const { bytes: configBytes, config } = await staging.readConfig(manifest.config, where);
     for (const layer of manifest.layers) await staging.extractLayer(layer);
     await staging.publishBlobs([
       { desc: manifestDesc, bytes: manifestBytes },
