@@ -1,0 +1,107 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copy } from '../src/copy.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
+import { RegistryRepository } from '../src/registry/client.js';
+import { ocipkgLink, tempDir } from './helpers/cli.js';
+import { buildImage, writeImage, type TarEntry } from './helpers/layers.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+
+/**
+ * Package data is data: metadata a build would read more into is refused when the package is
+ * installed, with one line naming the package, the field and the value, and nothing installed.
+ * Every hostile value below once reached a build (a Makefile, a CMake file, a shell, the linker);
+ * each would touch MARKER if anything ran it.
+ */
+let registry: TestRegistry;
+let work: string;
+let marker: string;
+let published = 0;
+
+const files: TarEntry[] = [
+  { path: 'include/demo.h', body: 'int demo(void);\n' },
+  { path: 'lib/libdemo.a', body: '!<arch>\n' },
+  { path: 'bin/collect2', body: '#!/bin/sh\ntouch MARKER\n', mode: 0o755 },
+];
+const good = { name: 'demo', version: '1.0', includeDirs: ['include'], libraries: [{ name: 'demo', kind: 'static', file: 'lib/libdemo.a' }], linkFlags: ['-lm'], defines: ['DEMO=1'] };
+
+async function publish(metadata: Record<string, unknown>): Promise<string> {
+  const tag = `v${published++}`;
+  const layout = new LayoutDirectory(join(work, `layout-${tag}`));
+  await writeImage(layout, buildImage([files.map((f) => ({ ...f, body: typeof f.body === 'string' ? f.body.replace('MARKER', marker) : f.body }))], { metadata: { ...good, ...metadata } }), tag);
+  await copy(layout, tag, new RegistryRepository(registry.host, 'hostile/data'), tag);
+  return `${registry.host}/hostile/data:${tag}`;
+}
+
+/** Resolving the image fails in one line naming `field` and the value; nothing lands in the store, nothing ran. */
+async function expectRefused(metadata: Record<string, unknown>, field: string, value: string): Promise<void> {
+  const image = await publish(metadata);
+  const store = await tempDir('store');
+  const result = await ocipkgLink(['--cflags', '--libs', image], { OCIPKG_DATA_DIR: store });
+  expect(result.code, result.stderr).toBe(1);
+  expect(result.stdout).toBe('');
+  expect(result.stderr.trim().split('\n'), result.stderr).toHaveLength(1);
+  expect(result.stderr).toContain(image);
+  expect(result.stderr).toContain(field);
+  expect(result.stderr).toContain(JSON.stringify(value));
+  expect(existsSync(join(store, 'packages')) ? readdirSync(join(store, 'packages', 'sha256')) : []).toEqual([]);
+  expect(existsSync(marker)).toBe(false);
+  await rm(store, { recursive: true, force: true });
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await tempDir('package-data');
+  marker = join(work, 'ran');
+});
+
+afterAll(async () => {
+  await registry?.stop();
+});
+
+describe('package metadata a build would run', () => {
+  it('accepts the well-behaved package the hostile ones are variants of', async () => {
+    const store = await tempDir('store');
+    const result = await ocipkgLink(['--cflags', '--libs', await publish({})], { OCIPKG_DATA_DIR: store });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/-DDEMO=1 .*libdemo\.a -lm/);
+  });
+
+  it('refuses link flags with shell, Make or CMake syntax in them (9 variants)', async () => {
+    for (const flag of [`-lm;touch ${marker};true`, `$(shell touch ${marker})`, `\`touch ${marker}\``, `-lm\ntouch ${marker}`, `-lm|sh`, `-lm&&touch`, '-lm>out', '-l$<1:m>', '-l"m"']) {
+      await expectRefused({ linkFlags: [flag] }, 'package.linkFlags', flag);
+    }
+  });
+
+  it('refuses flags that make the toolchain run or load a file (10 variants)', async () => {
+    for (const flag of ['-B@dir@/root/bin/', '-Broot/bin', '-specs=root/evil.specs', '-fplugin=root/evil.so', '-wrapper,root/bin/collect2', '--sysroot=/', '-Wl,-plugin,root/evil.so', '@root/flags.rsp', '-Wl,-rpath,/tmp', '-Wl,--dynamic-linker,/tmp/ld']) {
+      await expectRefused({ linkFlags: [flag] }, 'package.linkFlags', flag);
+    }
+  });
+
+  it('refuses definitions that are not NAME or NAME=plain value (6 variants)', async () => {
+    for (const define of [`V=$(shell touch ${marker})`, 'A;B', 'X="y"', 'X=$<1:y>', 'F(x)=x', 'X=a b']) {
+      await expectRefused({ defines: [define] }, 'package.defines', define);
+    }
+  });
+
+  it('refuses versions and names that are not plain words (7 variants)', async () => {
+    for (const version of [`1.0\nexecute_process(COMMAND touch ${marker})`, '1.0 # x', '1.0;2', '$(shell id)']) {
+      await expectRefused({ version }, 'package.version', version);
+    }
+    for (const name of ['demo) execute_process(COMMAND touch x', 'a;b', '../demo']) {
+      await expectRefused({ name }, 'package.name', name);
+    }
+  });
+
+  it('refuses paths that leave the package or hold syntax (8 variants)', async () => {
+    for (const dir of ['../../..', '/etc', `include/$(shell touch ${marker})`, 'include\nx']) {
+      await expectRefused({ includeDirs: [dir] }, 'package.includeDirs', dir);
+    }
+    for (const file of ['../../../etc/passwd', '/etc/passwd', 'lib/lib$(x).a', 'lib/../../x.a']) {
+      await expectRefused({ libraries: [{ name: 'demo', kind: 'static', file }] }, 'package.libraries[].file', file);
+    }
+  });
+});
