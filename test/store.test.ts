@@ -176,6 +176,61 @@ describe('installPackage', () => {
     await expectNothingInstalled(img);
   });
 
+  it('refuses links that escape only once the layers are together (EUNSAFE), in either order', async () => {
+    // Each layer alone is fine: `e` dangles inside, `s -> .` stays inside. Together `e` climbs out
+    // of the package through s/s/s/../../.. (the kernel follows `s` before applying `..`).
+    const climbing: TarEntry = { path: 'lib/libsecret.so', type: 'SymbolicLink', linkpath: 's/s/s/s/../../../..' };
+    const loop: TarEntry = { path: 'lib/s', type: 'SymbolicLink', linkpath: '.' };
+    for (const layers of [[[...libEntries(), climbing], [loop]], [[...libEntries(), loop], [climbing]]]) {
+      const img = await published(layers);
+      const err = await install(img).catch((e: Error) => e);
+      expect((err as { code?: string }).code, String(err)).toBe('EUNSAFE');
+      expect(String(err)).toMatch(/lib\/libsecret\.so" is a symlink that, with the other layers, leads outside the package|lib\/libsecret\.so" is a symlink that leads outside/);
+      await expectNothingInstalled(img);
+    }
+  });
+
+  it('caps layers, entries, bytes and expansion; the environment raises each cap', async () => {
+    const many = await published(Array.from({ length: 65 }, (_, i) => [{ path: `f${i}`, body: 'x' }]));
+    expect(await codeOf(install(many))).toBe('ETOOLARGE');
+    process.env.OCIPKG_MAX_LAYERS = '100';
+    try {
+      expect((await install(many)).manifestDigest).toBe(many.manifestDesc.digest);
+    } finally {
+      delete process.env.OCIPKG_MAX_LAYERS;
+    }
+    const entries = await published([Array.from({ length: 30 }, (_, i) => ({ path: `e${i}`, body: '' }))]);
+    process.env.OCIPKG_MAX_ENTRIES = '20';
+    try {
+      expect(await codeOf(install(entries))).toBe('ETOOLARGE');
+      expect(readInstalledPackage(store, entries.manifestDesc.digest)).toBeUndefined();
+    } finally {
+      delete process.env.OCIPKG_MAX_ENTRIES;
+    }
+    const big = await published([[{ path: 'zeros', body: Buffer.alloc(1 << 20) }]]);
+    process.env.OCIPKG_MAX_PACKAGE_BYTES = String(1 << 19);
+    try {
+      expect(await codeOf(install(big))).toBe('ETOOLARGE');
+    } finally {
+      delete process.env.OCIPKG_MAX_PACKAGE_BYTES;
+    }
+    process.env.OCIPKG_MAX_LAYERS = 'lots';
+    try {
+      expect(await codeOf(install(big))).toBe('EUSAGE');
+    } finally {
+      delete process.env.OCIPKG_MAX_LAYERS;
+    }
+  });
+
+  it('refuses a gzip bomb by its expansion ratio before it fills the disk', async () => {
+    // 200 MiB of zeros gzip to ~200 KiB, a ratio of ~1000: refused once 64 MiB are out.
+    const bomb = await published([[{ path: 'bomb', body: Buffer.alloc(200 << 20) }]]);
+    const err = await install(bomb).catch((e: Error) => e);
+    expect((err as { code?: string }).code, String(err)).toBe('ETOOLARGE');
+    expect(String(err)).toContain('OCIPKG_MAX_EXPANSION');
+    await expectNothingInstalled(bomb);
+  });
+
   it('refuses an index, an unknown layer type and a manifest without layers (EMANIFEST)', async () => {
     const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }));
     expect(await codeOf(installPackage(store, source, descriptorFor(OCI_INDEX, index), index))).toBe('EMANIFEST');

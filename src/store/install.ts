@@ -12,12 +12,13 @@ import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { parsePackageConfig, type PackageConfig } from '../artifact/config.js';
-import { createExtractor } from '../fs/extract.js';
+import { createExtractor, escapingLink, ExtractBudget } from '../fs/extract.js';
 import { makeReadOnlyTree, removeTree } from '../fs/tree.js';
 import { publishFile } from '../fs/atomic.js';
 import { uniqueName } from '../fs/names.js';
 import { PACKAGE_INFO_FILE, PACKAGE_ROOT_DIR, storePaths } from './paths.js';
 import { readInstalledPackage, type InstalledPackage, type PackageInfo } from './package.js';
+import { packageLimits, type PackageLimits } from './limits.js';
 import { storeLayout } from './layout.js';
 
 export interface InstallPackageOptions {
@@ -64,11 +65,14 @@ function badManifest(where: string, why: string): OcipkgError {
 }
 
 /** Parses and checks what install needs of a manifest; an index must be resolved to one first. */
-function checkManifest(desc: Descriptor, bytes: Uint8Array, where: string): ImageManifest {
+function checkManifest(desc: Descriptor, bytes: Uint8Array, where: string, limits: PackageLimits): ImageManifest {
   const parsed = parseManifest(bytes, desc.mediaType, where);
   if (parsed.kind === 'index') throw badManifest(where, 'is an index; select the manifest for one target first');
   const { manifest } = parsed;
   if (manifest.layers.length === 0) throw badManifest(where, 'manifest has no layers');
+  if (manifest.layers.length > limits.layers.max) {
+    throw new OcipkgError('ETOOLARGE', `${where}: the manifest has ${manifest.layers.length} layers, more than ${limits.layers.max} (set ${limits.layers.env} to raise the limit)`);
+  }
   for (const layer of manifest.layers) {
     if (!LAYER_TYPES[layer.mediaType]) throw badManifest(where, `layer ${layer.digest} has unsupported media type "${layer.mediaType}"`);
   }
@@ -87,6 +91,8 @@ class Staging {
     storeRoot: string,
     private readonly store: LayoutDirectory,
     private readonly source: ContentSource,
+    /** Shared by every layer: the limits apply to the package as a whole. */
+    private readonly budget: ExtractBudget,
   ) {
     this.dir = join(storePaths.tmp(storeRoot), uniqueName('install-'));
     this.rootDir = join(this.dir, PACKAGE_ROOT_DIR);
@@ -131,6 +137,7 @@ class Staging {
       gzip: LAYER_TYPES[layer.mediaType]!.gzip,
       label: `layer ${layer.digest} from ${from}`,
       invalidCode: 'EMANIFEST',
+      budget: this.budget,
     });
     try {
       await pipeline([input, new VerifyingStream(layer, from), ...(tee ? [tee] : []), extractor]);
@@ -193,15 +200,18 @@ export async function installPackage(
 
   const where = `${source.location}@${manifestDesc.digest}`;
   verifyBytes(manifestDesc, manifestBytes, source.location);
-  const manifest = checkManifest(manifestDesc, manifestBytes, where);
+  const limits = packageLimits();
+  const manifest = checkManifest(manifestDesc, manifestBytes, where, limits);
 
   const store = storeLayout(storeRoot);
   await store.ensureLayout();
-  const staging = new Staging(storeRoot, store, source);
+  const staging = new Staging(storeRoot, store, source, new ExtractBudget(limits));
   try {
     await staging.create();
     const { bytes: configBytes, config } = await staging.readConfig(manifest.config, where);
     for (const layer of manifest.layers) await staging.extractLayer(layer);
+    const escaping = await escapingLink(staging.rootDir);
+    if (escaping !== undefined) throw new OcipkgError('EUNSAFE', `${where}: "${escaping}" is a symlink that, with the other layers, leads outside the package`);
     await staging.publishBlobs([
       { desc: manifestDesc, bytes: manifestBytes },
       { desc: manifest.config, bytes: configBytes },

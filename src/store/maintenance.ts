@@ -9,7 +9,7 @@ import { VerifyingStream } from '../oci/verify.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { parseReference } from '../reference.js';
-import { createExtractor } from '../fs/extract.js';
+import { createExtractor, escapingLink } from '../fs/extract.js';
 import { pathExists } from '../fs/atomic.js';
 import { removeTree } from '../fs/tree.js';
 import { isSiblingTemp, ownerOf, uniqueName } from '../fs/names.js';
@@ -355,6 +355,9 @@ export async function verifyStore(root: string, options: { fix?: boolean } = {})
         reason = missing.length > 0
           ? `cannot be checked: blob ${missing[0]} is missing or corrupt`
           : await compareWithLayers(root, digest, pkg.manifest.layers);
+        // Installed before links were checked across layers, or changed since: either way, refused now.
+        const escaping = reason === undefined ? await escapingLink(pkg.root) : undefined;
+        if (escaping !== undefined) reason = `${escaping} is a symlink that leads outside the package`;
       }
     } catch (err) {
       // A package.json that is not JSON, a layer that no longer extracts: either way, corrupt.
