@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,11 @@ import {
   publish,
   run,
 } from '../scripts/examples.mjs';
+import { copy } from '../src/copy.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
+import { RegistryRepository } from '../src/registry/client.js';
 import { ocipkgLink, tempDir } from './helpers/cli.js';
+import { buildImage, writeImage } from './helpers/layers.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
 /**
@@ -24,6 +28,7 @@ import { startRegistry, type TestRegistry } from './helpers/registry.js';
 let registry: TestRegistry;
 let work: string;
 let image: string;
+let greetPrefix: string;
 const installed: Record<string, string> = {};
 
 beforeAll(async () => {
@@ -31,6 +36,7 @@ beforeAll(async () => {
   work = await tempDir('examples');
   image = `${registry.host}/examples/greet:1.2.0`;
   const [prefix, tarball] = await Promise.all([buildGreetLibrary(work), packOcipkg(work)]);
+  greetPrefix = prefix;
   await publish(prefix, image, join(work, 'greet.tar'));
   for (const name of ['cmake-js-addon', 'node-gyp-addon']) installed[name] = await installExample(name, work, tarball);
 }, 240_000);
@@ -91,6 +97,56 @@ describe('a tag that does not exist', () => {
     );
     expect(failure?.exitCode).not.toBe(0);
     expect(`${failure?.stdout}${failure?.stderr}`).toContain(direct.stderr.trim());
+  });
+});
+
+describe('hostile packages', () => {
+  /**
+   * libgreet as published, but with one hostile value in its metadata, each of which once ran a
+   * command (or made the linker run a file the package ships) during these very builds.
+   */
+  const attacks: [string, Record<string, unknown>][] = [
+    ['a link flag with $(shell ...)', { linkFlags: ['-lm', '$(shell touch MARKER)'] }],
+    ['a link flag with ; and a command', { linkFlags: ['-lm;touch MARKER;true'] }],
+    ['a definition with $(shell ...)', { defines: ['GREET=$(shell touch MARKER)'] }],
+    ['a version with a newline and execute_process', { version: '1.2.0\nexecute_process(COMMAND touch MARKER)' }],
+    ['-B into the package, where a collect2 waits', { linkFlags: ['-B@dir@/root/bin/'] }],
+  ];
+
+  async function hostileImage(tag: string, metadata: Record<string, unknown>, marker: string): Promise<string> {
+    const file = (path: string) => readFileSync(join(greetPrefix, path));
+    const layout = new LayoutDirectory(await scratch(`hostile-${tag}`));
+    const script = `#!/bin/sh\ntouch ${marker}\nexit 1\n`;
+    const img = buildImage([[
+      { path: 'include/greet.h', body: file('include/greet.h') },
+      { path: 'lib/libgreet.a', body: file('lib/libgreet.a') },
+      { path: 'bin/collect2', body: script, mode: 0o755 },
+      { path: 'bin/ld', body: script, mode: 0o755 },
+    ]], { metadata: {
+      name: 'greet', version: '1.2.0', includeDirs: ['include'], libraries: [{ name: 'greet', kind: 'static', file: 'lib/libgreet.a' }],
+      ...JSON.parse(JSON.stringify(metadata).replaceAll('MARKER', marker)),
+    } });
+    await writeImage(layout, img, tag);
+    await copy(layout, tag, new RegistryRepository(registry.host, 'examples/hostile'), tag);
+    return `${registry.host}/examples/hostile:${tag}`;
+  }
+
+  it.each(['cmake-js-addon', 'node-gyp-addon'])('fail the %s build in ocipkg-link\'s one line, and nothing runs', async (name) => {
+    for (const [i, [what, metadata]] of attacks.entries()) {
+      const marker = join(work, `ran-${name}-${i}`);
+      const hostile = await hostileImage(`${name}-${i}`, metadata, marker);
+      const store = await scratch('store');
+      const direct = await ocipkgLink(['--libs', hostile], { OCIPKG_DATA_DIR: store });
+      expect(direct.code, what).toBe(1);
+      expect(direct.stderr.trim().split('\n'), what).toHaveLength(1);
+      const failure = await buildExample(installed[name]!, { image: hostile, linkage: 'static', env: { OCIPKG_DATA_DIR: store } }).then(
+        () => undefined,
+        (err: { exitCode: number; stdout: string; stderr: string }) => err,
+      );
+      expect(failure?.exitCode, what).not.toBe(0);
+      expect(`${failure?.stdout}${failure?.stderr}`, what).toContain(direct.stderr.trim());
+      expect(existsSync(marker), what).toBe(false);
+    }
   });
 });
 
