@@ -96,6 +96,12 @@ describe('package metadata a build would run', () => {
     }
   });
 
+  it('refuses requirements that are not registry references (3 variants)', async () => {
+    for (const required of ['oci:/etc/ssl:1', 'oci:../secrets:latest', 'not a reference']) {
+      await expectRefused({ requires: [required] }, 'package.requires', required);
+    }
+  });
+
   it('refuses paths that leave the package or hold syntax (8 variants)', async () => {
     for (const dir of ['../../..', '/etc', `include/$(shell touch ${marker})`, 'include\nx']) {
       await expectRefused({ includeDirs: [dir] }, 'package.includeDirs', dir);

@@ -192,16 +192,13 @@ describe('requirements', () => {
     expectInstalled(await get(`${plain.host}/acme/needs-local:1`, {}));
   });
 
-  it('a package may require registry images only, never an oci: path on the consumer\'s machine', async () => {
+  it('a package may require registry images only: pack refuses an oci: path on the consumer\'s machine', async () => {
     for (const [i, required] of ['oci:/etc/ssl:1', 'oci:../secrets'].entries()) {
       const prefix = await debianPrefix(join(work, `needs-oci-${i}`), 'lz4', ['lz4.h'], { 'ocipkg.json': JSON.stringify({ requires: [required] }) });
-      const packed = join(work, `needs-oci-${i}.tar`);
-      expect((await ocipkg(['pack', prefix, packed, '-t', 'example.invalid/acme/needs-oci:1'], env())).code).toBe(0);
-      expect((await ocipkg(['push', packed, `${plain.host}/acme/needs-oci:${i}`], env())).code).toBe(0);
-      const refused = await get(`${plain.host}/acme/needs-oci:${i}`, {});
-      expectOneLine(refused);
-      expect(refused.stderr).toContain(`"package.requires" holds ${JSON.stringify(required).slice(0, -1)}`);
-      expect(refused.stderr).toContain("which is not a registry image reference");
+      const packed = await ocipkg(['pack', prefix, join(work, `needs-oci-${i}.tar`), '-t', 'example.invalid/acme/needs-oci:1'], env());
+      expectOneLine(packed);
+      expect(packed.stderr).toContain('which is not a registry image reference');
+      expect(existsSync(join(work, `needs-oci-${i}.tar`))).toBe(false);
     }
   });
 });
