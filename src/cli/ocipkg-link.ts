@@ -218,6 +218,7 @@ function jsonOutput(flags: LinkFlags, packages: ResolvedPackage[]): string {
     libs: flags.libs,
     runtimeFiles: flags.runtimeFiles,
     prefix: packages.map((p) => slashes(p.pkg.dir)),
+    libraries: flags.libraries,
   });
 }
 
