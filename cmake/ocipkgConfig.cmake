@@ -10,16 +10,20 @@
 # output is the whole interface), so a build never touches the network. Re-run CMake to pick up a
 # tag that has moved: the resolved manifest digest is kept on the target (OCIPKG_MANIFEST_DIGEST).
 #
+# Targets: ocipkg::<name> is the package (the <name> given to ocipkg_add_package), an INTERFACE
+# target; each library it links, the objects of ocipkg-link --json's libraries[], is the IMPORTED
+# library ocipkg::<name>::<lib>, <lib> being the link name. The generated <package>Config.cmake of
+# every package in the store names its targets the same way, with <package>::<package> for the
+# package: find_package(zstd CONFIG) gives zstd::zstd and zstd::zstd::zstd.
+#
+# Needs CMake 3.19 (string(JSON), cmake_language(DEFER)): ocipkgConfigVersion.cmake tells an older
+# CMake that this package does not suit it, so find_package never loads this file there.
+#
 # Cache variables that override the defaults:
 #   OCIPKG_NODE    the Node.js executable (default: $ENV{npm_node_execpath}, $ENV{NODE}, then PATH)
 #   OCIPKG_LINK    the whole ocipkg-link command, as a list (default: OCIPKG_NODE ../bin/ocipkg-link.cjs)
 #   OCIPKG_TARGET  target triple for every package without TARGET (default: derived when
 #                  cross-compiling, else ocipkg-link's own choice: $ENV{OCIPKG_TARGET} or the host)
-
-if(CMAKE_VERSION VERSION_LESS 3.19)
-  # string(JSON) and cmake_language(DEFER) arrived in 3.19.
-  message(FATAL_ERROR "ocipkg needs CMake 3.19 or newer (this is ${CMAKE_VERSION})")
-endif()
 
 include_guard(GLOBAL)
 
@@ -122,21 +126,23 @@ function(_ocipkg_json_strings out json)
   set(${out} "${items}" PARENT_SCOPE)
 endfunction()
 
-# The link name of a library file: greet for libgreet.a, libgreet.so.1, libgreet.dylib, greet.lib.
-function(_ocipkg_link_name out file)
-  get_filename_component(base "${file}" NAME)
-  string(REGEX REPLACE "^lib" "" base "${base}")
-  string(REGEX REPLACE "(\\.[0-9]+)*\\.(a|so|dylib|lib|dll)(\\.[0-9]+)*$" "" base "${base}")
-  set(${out} "${base}" PARENT_SCOPE)
+# The string at <path>... in <json>, or "" where it is absent or null.
+function(_ocipkg_json_string out json)
+  string(JSON type ERROR_VARIABLE missing TYPE "${json}" ${ARGN})
+  set(value "")
+  if(NOT missing AND type STREQUAL "STRING")
+    string(JSON value GET "${json}" ${ARGN})
+  endif()
+  set(${out} "${value}" PARENT_SCOPE)
 endfunction()
 
 #[[
 ocipkg_add_package(<name> IMAGE <reference> [TARGET <triple>] [STATIC|SHARED])
 
 Fetches <reference> (and the packages it requires) into the ocipkg store and defines the INTERFACE
-IMPORTED target ocipkg::<name>: include directories, definitions and compile options, then one
-IMPORTED STATIC or SHARED library per library file, in link order, then system libraries. STATIC
-(the default) and SHARED choose between the two builds when a package ships both.
+IMPORTED target ocipkg::<name>: include directories, definitions and compile options, then the
+IMPORTED STATIC or SHARED library ocipkg::<name>::<lib> of each library, in link order, then system
+libraries. STATIC (the default) and SHARED choose between the two builds when a package ships both.
 ]]
 function(ocipkg_add_package name)
   cmake_parse_arguments(PARSE_ARGV 1 arg "STATIC;SHARED" "IMAGE;TARGET" "")
@@ -213,63 +219,57 @@ function(ocipkg_add_package name)
     message(FATAL_ERROR " ${error}")
   endif()
 
-  string(JSON packages_type ERROR_VARIABLE json_error TYPE "${json}" packages)
-  if(json_error OR NOT packages_type STREQUAL "ARRAY")
-    message(FATAL_ERROR "ocipkg_add_package(${name}): ocipkg-link printed no link description: ${json_error}")
-  endif()
-  foreach(key includeDirs defines cflags libFiles libs runtimeFiles prefix)
+  foreach(key packages libraries)
+    string(JSON ${key}_type ERROR_VARIABLE json_error TYPE "${json}" ${key})
+    if(json_error OR NOT ${key}_type STREQUAL "ARRAY")
+      message(FATAL_ERROR "ocipkg_add_package(${name}): ocipkg-link printed no link description: ${json_error}")
+    endif()
+  endforeach()
+  foreach(key includeDirs defines cflags libs runtimeFiles prefix)
     _ocipkg_json_strings(${key} "${json}" ${key})
   endforeach()
-  string(JSON package GET "${json}" packages 0)
   foreach(key target manifestDigest version root)
     # Absent and null (a package without a version) both leave the property empty.
-    string(JSON type ERROR_VARIABLE missing TYPE "${package}" ${key})
-    set(${key}_value "")
-    if(NOT missing AND type STREQUAL "STRING")
-      string(JSON ${key}_value GET "${package}" ${key})
-    endif()
+    _ocipkg_json_string(${key}_value "${json}" packages 0 ${key})
   endforeach()
 
-  # Libraries: archives as IMPORTED STATIC, shared objects as IMPORTED SHARED. The location is the
-  # file to link; on ELF the SONAME is the name of the runtime file (ocipkg-link names runtime files
-  # as the loader looks for them). A Mach-O install name cannot be told from a file name: unset.
+  # Libraries, the builds ocipkg-link chose: the location is the file to link; on ELF the SONAME is
+  # the name of the runtime file (ocipkg-link names runtime files as the loader looks for them). A
+  # Mach-O install name cannot be told from a file name: unset.
   set(link_libraries "")
-  set(link_names "")
-  set(index 0)
-  foreach(file IN LISTS libFiles)
-    _ocipkg_link_name(lib_name "${file}")
-    list(APPEND link_names "${lib_name}")
-    set(lib_target "ocipkg::${name}::${lib_name}")
-    if(TARGET "${lib_target}")
-      set(lib_target "ocipkg::${name}::${lib_name}.${index}")
-    endif()
-    math(EXPR index "${index} + 1")
-    get_filename_component(lib_dir "${file}" DIRECTORY)
-    set(runtime "")
-    foreach(candidate IN LISTS runtimeFiles)
-      _ocipkg_link_name(candidate_name "${candidate}")
-      get_filename_component(candidate_dir "${candidate}" DIRECTORY)
-      if(candidate_name STREQUAL lib_name AND (candidate_dir STREQUAL lib_dir OR candidate MATCHES "\\.dll$"))
-        set(runtime "${candidate}")
-        break()
+  set(lib_names "")
+  set(lib_files "")
+  string(JSON n_libraries LENGTH "${json}" libraries)
+  if(n_libraries GREATER 0)
+    math(EXPR last "${n_libraries} - 1")
+    foreach(index RANGE ${last})
+      foreach(key name kind file runtime importLibrary)
+        _ocipkg_json_string(lib_${key} "${json}" libraries ${index} ${key})
+      endforeach()
+      list(APPEND lib_names "${lib_name}")
+      list(APPEND lib_files "${lib_file}")
+      set(lib_target "ocipkg::${name}::${lib_name}")
+      if(TARGET "${lib_target}")
+        # Two packages of the closure ship a library of the same name.
+        set(lib_target "ocipkg::${name}::${lib_name}.${index}")
       endif()
+      if(lib_importLibrary)
+        add_library("${lib_target}" SHARED IMPORTED GLOBAL)
+        set_target_properties("${lib_target}" PROPERTIES IMPORTED_IMPLIB "${lib_importLibrary}" IMPORTED_LOCATION "${lib_runtime}")
+      elseif(lib_kind STREQUAL "static")
+        add_library("${lib_target}" STATIC IMPORTED GLOBAL)
+        set_target_properties("${lib_target}" PROPERTIES IMPORTED_LOCATION "${lib_file}")
+      else()
+        add_library("${lib_target}" SHARED IMPORTED GLOBAL)
+        set_target_properties("${lib_target}" PROPERTIES IMPORTED_LOCATION "${lib_file}")
+        if(NOT APPLE)
+          get_filename_component(soname "${lib_runtime}" NAME)
+          set_target_properties("${lib_target}" PROPERTIES IMPORTED_SONAME "${soname}")
+        endif()
+      endif()
+      list(APPEND link_libraries "${lib_target}")
     endforeach()
-    if(file MATCHES "\\.(a|lib)$" AND NOT runtime)
-      add_library("${lib_target}" STATIC IMPORTED GLOBAL)
-      set_target_properties("${lib_target}" PROPERTIES IMPORTED_LOCATION "${file}")
-    elseif(file MATCHES "\\.lib$")
-      add_library("${lib_target}" SHARED IMPORTED GLOBAL)
-      set_target_properties("${lib_target}" PROPERTIES IMPORTED_IMPLIB "${file}" IMPORTED_LOCATION "${runtime}")
-    else()
-      add_library("${lib_target}" SHARED IMPORTED GLOBAL)
-      set_target_properties("${lib_target}" PROPERTIES IMPORTED_LOCATION "${file}")
-      if(runtime AND NOT APPLE)
-        get_filename_component(soname "${runtime}" NAME)
-        set_target_properties("${lib_target}" PROPERTIES IMPORTED_SONAME "${soname}")
-      endif()
-    endif()
-    list(APPEND link_libraries "${lib_target}")
-  endforeach()
+  endif()
 
   # What is left of the link flags: system libraries and options. -L and the package's own -l are
   # covered by the imported libraries above, rpaths by ocipkg_bundle_runtime.
@@ -281,12 +281,11 @@ function(ocipkg_add_package name)
       set(framework "")
     elseif(flag STREQUAL "-framework")
       set(framework TRUE)
-    elseif(flag MATCHES "^-L" OR flag MATCHES "^-Wl,-rpath" OR flag IN_LIST libFiles)
+    elseif(flag MATCHES "^-L" OR flag MATCHES "^-Wl,-rpath" OR flag IN_LIST lib_files)
       continue()
     elseif(flag MATCHES "^-l:?(.+)$")
       set(lib "${CMAKE_MATCH_1}")
-      _ocipkg_link_name(lib_name "${lib}")
-      if(NOT lib_name IN_LIST link_names)
+      if(NOT lib IN_LIST lib_names)
         list(APPEND link_libraries "${lib}")
       endif()
     else()

@@ -1,7 +1,8 @@
 # The version of ocipkg is the npm package's: read from package.json rather than kept in a copy.
 # Compatibility follows semver: the same major version, or the same minor one while the major is 0.
 if(CMAKE_VERSION VERSION_LESS 3.19)
-  # ocipkgConfig.cmake needs string(JSON); say "unsuitable" rather than fail inside it.
+  # ocipkgConfig.cmake needs string(JSON) and cmake_language(DEFER): "unsuitable" keeps find_package
+  # from loading it at all, the only check of the CMake version there is.
   set(PACKAGE_VERSION "unknown")
   set(PACKAGE_VERSION_UNSUITABLE TRUE)
   return()

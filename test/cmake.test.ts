@@ -1,11 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGreetLibrary, publish, REPO, run } from '../scripts/examples.mjs';
 import { ocipkgLink, tempDir } from './helpers/cli.js';
+import { buildImage, writeImage } from './helpers/layers.js';
+import { DEBIAN_LIB } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { LayoutDirectory } from '../src/layout/directory.js';
 
 /**
  * cmake/ocipkgConfig.cmake with plain CMake: found on CMAKE_PREFIX_PATH=<project>/node_modules, it
@@ -32,6 +35,17 @@ ocipkg_add_package(greet IMAGE "\${IMAGE}" \${LINKAGE} \${target_arg})
 foreach(property OCIPKG_TARGET OCIPKG_MANIFEST_DIGEST INTERFACE_INCLUDE_DIRECTORIES INTERFACE_LINK_LIBRARIES)
   get_target_property(value ocipkg::greet \${property})
   message(STATUS "probe \${property}=\${value}")
+endforeach()
+get_target_property(links ocipkg::greet INTERFACE_LINK_LIBRARIES)
+foreach(link IN LISTS links)
+  if(TARGET "\${link}")
+    set(line "\${link}")
+    foreach(property TYPE IMPORTED_LOCATION IMPORTED_SONAME IMPORTED_IMPLIB)
+      get_target_property(value "\${link}" \${property})
+      string(APPEND line "|\${value}")
+    endforeach()
+    message(STATUS "imported \${line}")
+  endif()
 endforeach()
 if(NOT CMAKE_CROSSCOMPILING)
   # libgreet reaches app only through a static library (as $<LINK_ONLY:ocipkg::greet>), and the
@@ -91,6 +105,8 @@ interface Configured {
   build: string;
   store: string;
   probes: Record<string, string>;
+  /** The IMPORTED targets ocipkg::greet links, in order: name, TYPE, IMPORTED_LOCATION, IMPORTED_SONAME, IMPORTED_IMPLIB. */
+  imported: string[][];
 }
 
 /** Configures the consumer project into a fresh build tree with a fresh store. */
@@ -102,11 +118,24 @@ async function configure(definitions: Record<string, string>): Promise<Configure
   const { stdout } = await run('cmake', args, { env: { OCIPKG_DATA_DIR: store } });
   const probes: Record<string, string> = {};
   for (const match of stdout.matchAll(/^-- probe (\w+)=(.*)$/gm)) probes[match[1]!] = match[2]!;
-  return { build, store, probes };
+  const imported = [...stdout.matchAll(/^-- imported (.*)$/gm)].map((match) => match[1]!.split('|'));
+  return { build, store, probes, imported };
+}
+
+interface LinkedLibrary {
+  package: string;
+  name: string;
+  kind: string;
+  file: string;
+  runtime: string | null;
+  importLibrary: string | null;
 }
 
 /** ocipkg-link's own view of an image, to compare the CMake targets with. */
-async function linkJson(args: string[], store: string): Promise<{ packages: { manifestDigest: string }[]; includeDirs: string[] }> {
+async function linkJson(
+  args: string[],
+  store: string,
+): Promise<{ packages: { manifestDigest: string; root: string }[]; includeDirs: string[]; libraries: LinkedLibrary[] }> {
   const result = await ocipkgLink(['--json', ...args], { OCIPKG_DATA_DIR: store });
   expect(result.code, result.stderr).toBe(0);
   return JSON.parse(result.stdout);
@@ -118,12 +147,15 @@ function dynamicSection(file: string): string {
 
 describe('ocipkg_add_package', () => {
   it('is found under <prefix>/ocipkg/cmake and links the static archive by default', async () => {
-    const { build, store, probes } = await configure({ IMAGE: image });
+    const { build, store, probes, imported } = await configure({ IMAGE: image });
     const expected = await linkJson([image], store);
     expect(probes.OCIPKG_MANIFEST_DIGEST).toBe(expected.packages[0]!.manifestDigest);
     expect(probes.OCIPKG_TARGET).toBe('x86_64-unknown-linux-gnu');
     expect(probes.INTERFACE_INCLUDE_DIRECTORIES).toBe(expected.includeDirs.join(';'));
     expect(probes.INTERFACE_LINK_LIBRARIES).toBe('ocipkg::greet::greet');
+    const [library] = expected.libraries;
+    expect(library).toEqual({ package: 'greet', name: 'greet', kind: 'static', file: `${expected.packages[0]!.root}/lib/libgreet.a`, runtime: null, importLibrary: null });
+    expect(imported).toEqual([['ocipkg::greet::greet', 'STATIC_LIBRARY', library!.file, 'value-NOTFOUND', 'value-NOTFOUND']]);
 
     await run('cmake', ['--build', build]);
     const app = join(build, 'app');
@@ -133,7 +165,11 @@ describe('ocipkg_add_package', () => {
   });
 
   it('links SHARED as an IMPORTED shared library that runs from beside the program once the store is gone', async () => {
-    const { build, store } = await configure({ IMAGE: image, LINKAGE: 'SHARED' });
+    const { build, store, imported } = await configure({ IMAGE: image, LINKAGE: 'SHARED' });
+    const [library] = (await linkJson(['--shared', image], store)).libraries;
+    expect(library).toMatchObject({ name: 'greet', kind: 'shared', importLibrary: null });
+    expect(basename(library!.runtime!)).toBe('libgreet.so.1');
+    expect(imported).toEqual([['ocipkg::greet::greet', 'SHARED_LIBRARY', library!.file, 'libgreet.so.1', 'value-NOTFOUND']]);
     await run('cmake', ['--build', build]);
     const app = join(build, 'app');
     const dynamic = dynamicSection(app);
@@ -143,6 +179,27 @@ describe('ocipkg_add_package', () => {
 
     await rm(store, { recursive: true, force: true });
     expect(execFileSync(app, { encoding: 'utf8' })).toBe('5 1.2.0 (shared)\n');
+  });
+
+  it('imports every library of the closure, in libraries[] order, as ocipkg::<name>::<lib>', async () => {
+    // Debian's libz.a requiring libgreet, configured only (the archive is not PIC). Its metadata names
+    // the library zlib, which no file name says: the target name can only come from libraries[].
+    const layout = await scratch('zapp');
+    const entries = [{ path: 'lib/libz.a', body: await readFile(`${DEBIAN_LIB}/libz.a`) }];
+    const metadata = { name: 'zapp', libraries: [{ name: 'zlib', kind: 'static' as const, file: 'lib/libz.a' }], requires: [image] };
+    await writeImage(new LayoutDirectory(layout), buildImage([entries], { metadata }), '1');
+    const zapp = `oci:${layout}:1`;
+    const { store, probes, imported } = await configure({ IMAGE: zapp });
+    const { libraries } = await linkJson([zapp], store);
+    expect(libraries.map((lib) => [lib.package, lib.name, lib.kind])).toEqual([
+      ['zapp', 'zlib', 'static'],
+      ['greet', 'greet', 'static'],
+    ]);
+    expect(probes.INTERFACE_LINK_LIBRARIES).toBe('ocipkg::greet::zlib;ocipkg::greet::greet');
+    expect(imported.map(([name, type, location]) => [name, type, location])).toEqual([
+      ['ocipkg::greet::zlib', 'STATIC_LIBRARY', libraries[0]!.file],
+      ['ocipkg::greet::greet', 'STATIC_LIBRARY', libraries[1]!.file],
+    ]);
   });
 
   it('fails configuration with ocipkg-link\'s own one-line message when the tag does not exist', async () => {

@@ -109,6 +109,19 @@ describe('link flags of a laid-out package', () => {
     expect(execFileSync(shipped, { encoding: 'utf8' })).toMatch(/^zstd 1\.5\.4/);
   });
 
+  it('links a shared MSVC .lib as the import library it is, in libraries[] and in the generated CMake config', async () => {
+    const work = await tempDir('link-implib');
+    const meta: PackageMetadata = { ...lz4Meta, name: 'zstd', libraries: [{ name: 'zstd', kind: 'shared', file: 'lib/zstd.lib' }] };
+    const dir = await laidOut(join(work, 'pkg'), { 'include/zstd.h': '/usr/include/zstd.h', 'lib/zstd.lib': 'not read here\n' }, meta);
+    const flags = flagsOf(dir, { target: 'x86_64-pc-windows-msvc' });
+    const lib = `${dir}/root/lib/zstd.lib`;
+    expect(flags.libraries).toEqual([{ package: 'zstd', name: 'zstd', kind: 'shared', file: lib, runtime: lib, importLibrary: lib }]);
+    expect(flags.libs).toEqual([lib]);
+    const config = await readFile(join(dir, 'lib', 'cmake', 'zstd', 'zstdConfig.cmake'), 'utf8');
+    expect(config).toContain('add_library(zstd::zstd::zstd SHARED IMPORTED)');
+    expect(config).toContain('IMPORTED_IMPLIB "${_ocipkg_package_dir}/root/lib/zstd.lib"');
+  });
+
   it('escapes a path with a space the way pkgconf does, and pkgconf-style splitting gets it back', async () => {
     const work = await tempDir('link-space');
     const dir = await laidOut(join(work, 'with space'), lz4Files, lz4Meta);
@@ -183,7 +196,7 @@ describe('ocipkg-link', () => {
     expect(execFileSync(compile(work, 'main.c', args), { encoding: 'utf8' })).toContain('roundtrip ok');
 
     const json = JSON.parse((await ocipkgLink(['--json', '--offline', image], env)).stdout);
-    expect(Object.keys(json)).toEqual(['packages', 'includeDirs', 'defines', 'cflags', 'libDirs', 'libFiles', 'libs', 'runtimeFiles', 'prefix']);
+    expect(Object.keys(json)).toEqual(['packages', 'includeDirs', 'defines', 'cflags', 'libDirs', 'libFiles', 'libs', 'runtimeFiles', 'prefix', 'libraries']);
     expect(json.packages).toEqual([expect.objectContaining({ image, name: 'lz4', version: '1.9.4', target: TARGET })]);
     expect(json.libFiles).toEqual([`${json.packages[0].root}/lib/liblz4.a`]);
     expect((await ocipkgLink(['--modversion', '--offline', image], env)).stdout).toBe('1.9.4\n');
@@ -222,6 +235,46 @@ describe('ocipkg-link', () => {
     const json = JSON.parse(result.stdout);
     expect(json.packages.map((p: { name: string }) => p.name)).toEqual(['sqlite3', 'zlib']);
     expect(json.libs.map((flag: string) => basename(flag))).toEqual(['libsqlite3.a', '-lm', 'libz.a']);
+    const [sqliteRoot, zlibRoot] = json.packages.map((p: { root: string }) => p.root);
+    expect(json.libraries).toEqual([
+      { package: 'sqlite3', name: 'sqlite3', kind: 'static', file: `${sqliteRoot}/lib/libsqlite3.a`, runtime: null, importLibrary: null },
+      { package: 'zlib', name: 'z', kind: 'static', file: `${zlibRoot}/lib/libz.a`, runtime: null, importLibrary: null },
+    ]);
+  });
+
+  it('lists in --json libraries[] the build --libs links, static or shared, with the runtime file of a shared one', async () => {
+    const layout = join(work, 'lz4-both');
+    const so = await readFile(`${DEBIAN_LIB}/liblz4.so.1.9.4`);
+    await writePackage(
+      layout,
+      '1',
+      [
+        ...(await lz4Entries()),
+        { path: 'lib/liblz4.so.1.9.4', body: so },
+        { path: 'lib/liblz4.so.1', type: 'SymbolicLink', linkpath: 'liblz4.so.1.9.4' },
+        { path: 'lib/liblz4.so', type: 'SymbolicLink', linkpath: 'liblz4.so.1' },
+      ],
+      { name: 'lz4', includeDirs: ['include'], libraries: lz4Meta.libraries },
+    );
+    const image = `oci:${layout}:1`;
+    const linked = async (...args: string[]) => {
+      const result = await ocipkgLink(['--json', ...args, image], env);
+      expect(result.stderr).toBe('');
+      return JSON.parse(result.stdout);
+    };
+
+    const statically = await linked();
+    const root = statically.packages[0].root;
+    expect(statically.libraries).toEqual([{ package: 'lz4', name: 'lz4', kind: 'static', file: `${root}/lib/liblz4.a`, runtime: null, importLibrary: null }]);
+    expect(statically.libs).toEqual([`${root}/lib/liblz4.a`]);
+
+    const shared = await linked('--shared');
+    expect(shared.libraries).toEqual([
+      { package: 'lz4', name: 'lz4', kind: 'shared', file: `${root}/lib/liblz4.so`, runtime: `${root}/lib/liblz4.so.1`, importLibrary: null },
+    ]);
+    expect(shared.libFiles).toEqual([shared.libraries[0].file]);
+    expect(shared.runtimeFiles).toEqual([shared.libraries[0].runtime]);
+    expect(shared.libs).toEqual([`-L${root}/lib`, '-llz4', '-Wl,-rpath,$ORIGIN']);
   });
 
   it('serves CommonJS callers: require("ocipkg") from a .cjs file, as a binding.gyp `node -p` does', async () => {

@@ -151,24 +151,20 @@ describe('.pc files', () => {
   });
 });
 
+/** `<work>/project`: LZ4_PROGRAM and a CMakeLists.txt of `lines` after its project(). */
+async function lz4Project(work: string, lines: string[]): Promise<string> {
+  const project = join(work, 'project');
+  await mkdir(project);
+  await writeFile(join(project, 'main.c'), LZ4_PROGRAM);
+  await writeFile(join(project, 'CMakeLists.txt'), ['cmake_minimum_required(VERSION 3.16)', 'project(consumer C)', ...lines, ''].join('\n'));
+  return project;
+}
+
 describe('generated CMake package config', () => {
   it('lets find_package(lz4 CONFIG) build and run a program linking lz4::lz4', async () => {
     const work = await tempDir('cmake-config');
     const dir = await laidOut(join(work, 'pkg'), lz4.files, lz4.meta);
-    const project = join(work, 'project');
-    await mkdir(project);
-    await writeFile(join(project, 'main.c'), LZ4_PROGRAM);
-    await writeFile(
-      join(project, 'CMakeLists.txt'),
-      [
-        'cmake_minimum_required(VERSION 3.16)',
-        'project(consumer C)',
-        'find_package(lz4 1.9 CONFIG REQUIRED)',
-        'add_executable(prog main.c)',
-        'target_link_libraries(prog PRIVATE lz4::lz4)',
-        '',
-      ].join('\n'),
-    );
+    const project = await lz4Project(work, ['find_package(lz4 1.9 CONFIG REQUIRED)', 'add_executable(prog main.c)', 'target_link_libraries(prog PRIVATE lz4::lz4)']);
     const build = join(work, 'build');
     execFileSync('cmake', ['-S', project, '-B', build, `-DCMAKE_PREFIX_PATH=${dir}`], { stdio: 'pipe' });
     execFileSync('cmake', ['--build', build], { stdio: 'pipe' });
@@ -187,5 +183,48 @@ describe('generated CMake package config', () => {
       }
     })();
     expect(refused).toBe(true);
+  });
+
+  it('names the targets as ocipkg_add_package does, <name>::<name>::<lib> the build chosen, static unless <name>_USE_SHARED', async () => {
+    const work = await tempDir('cmake-config-both');
+    const files = {
+      ...lz4.files,
+      'lib/liblz4.so.1.9.4': `${DEBIAN_LIB}/liblz4.so.1.9.4`,
+      'lib/liblz4.so.1': '->liblz4.so.1.9.4',
+      'lib/liblz4.so': '->liblz4.so.1',
+    };
+    const meta: PackageMetadata = {
+      ...lz4.meta,
+      libraries: [...lz4.meta.libraries, { name: 'lz4', kind: 'shared', file: 'lib/liblz4.so', soname: 'liblz4.so.1' }],
+    };
+    const dir = await laidOut(join(work, 'pkg'), files, meta);
+    const project = await lz4Project(work, [
+      'find_package(lz4 CONFIG REQUIRED)',
+      'get_target_property(links lz4::lz4 INTERFACE_LINK_LIBRARIES)',
+      'foreach(property TYPE IMPORTED_LOCATION IMPORTED_SONAME)',
+      '  get_target_property(value lz4::lz4::lz4 ${property})',
+      '  list(APPEND links "${value}")',
+      'endforeach()',
+      'message(STATUS "probe ${links}")',
+      'add_executable(prog main.c)',
+      'target_link_libraries(prog PRIVATE lz4::lz4)',
+    ]);
+    const build = async (name: string, ...args: string[]) => {
+      const tree = join(work, name);
+      const configured = execFileSync('cmake', ['-S', project, '-B', tree, `-DCMAKE_PREFIX_PATH=${dir}`, ...args], { encoding: 'utf8' });
+      execFileSync('cmake', ['--build', tree], { stdio: 'pipe' });
+      const program = join(tree, 'prog');
+      expect(execFileSync(program, { encoding: 'utf8' })).toContain('roundtrip ok');
+      return { probe: /^-- probe (.*)$/m.exec(configured)![1]!.split(';'), needed: execFileSync('readelf', ['-d', program], { encoding: 'utf8' }) };
+    };
+    const root = `${dir}/root`;
+
+    const statically = await build('build-static');
+    expect(statically.probe).toEqual(['lz4::lz4::lz4', '-lm', 'STATIC_LIBRARY', `${root}/lib/liblz4.a`, 'value-NOTFOUND']);
+    expect(statically.needed).not.toContain('liblz4');
+
+    const shared = await build('build-shared', '-Dlz4_USE_SHARED=ON');
+    expect(shared.probe).toEqual(['lz4::lz4::lz4', '-lm', 'SHARED_LIBRARY', `${root}/lib/liblz4.so`, 'liblz4.so.1']);
+    expect(shared.needed).toContain('Shared library: [liblz4.so.1]');
   });
 });

@@ -185,6 +185,7 @@ function jsonOutput(flags: LinkFlags, packages: LinkedPackage[]): string {
     libs: flags.libs,
     runtimeFiles: flags.runtimeFiles,
     prefix: packages.map((p) => slashes(p.pkg.dir)),
+    libraries: flags.libraries,
   });
 }
 

@@ -1,5 +1,6 @@
-import { DIR_PLACEHOLDER, type LinkDescription, type LinkLibrary } from './description.js';
-import { selectLibraries } from './flags.js';
+import { posix } from 'node:path';
+import { DIR_PLACEHOLDER, packageVariable, type LinkDescription } from './description.js';
+import { linkedLibraries, under, type LinkedLibrary } from './flags.js';
 
 /**
  * A generated `<name>Config.cmake` and `<name>ConfigVersion.cmake` for `find_package(<name> CONFIG)`.
@@ -8,9 +9,11 @@ import { selectLibraries } from './flags.js';
  * them, and every path is computed from CMAKE_CURRENT_LIST_DIR: the package directory is
  * renamed into place after these files are written, and stores can be moved.
  *
- * Targets: one IMPORTED target per library build (`<name>::<lib>_static`, `<name>::<lib>_shared`)
- * and `<name>::<name>`, an INTERFACE target carrying the include dirs, definitions and flags and
- * linking the static builds, or the shared ones when `<name>_USE_SHARED` is set.
+ * Targets, named as cmake/ocipkgConfig.cmake names them with `ocipkg::<name>` for the package:
+ * `<name>::<name>`, an INTERFACE target carrying the include dirs, definitions and flags, and
+ * `<name>::<name>::<lib>`, one IMPORTED target per library it links (`<lib>` is the link name). The
+ * libraries are the ones `ocipkg-link --json` lists in `libraries[]`: the static builds, or the
+ * shared ones when `<name>_USE_SHARED` is set (the module's SHARED).
  *
  * Required packages are found with `find_dependency(<required> CONFIG)` through CMAKE_PREFIX_PATH
  * (which `ocipkg-link --prefix` fills for the whole closure) and their `<required>::<required>`
@@ -25,63 +28,75 @@ function quote(text: string): string {
   return `"${text.replace(/[\\"$]/g, '\\$&')}"`;
 }
 
-/** A path or flag from the description, with the package directory taken from the list dir. */
-function located(value: string, isPath: boolean): string {
-  if (isPath && !value.startsWith('/') && !/^[A-Za-z]:\//.test(value)) return `"\${${DIR_VAR}}/${quote(value).slice(1)}`;
-  const parts = value.split(DIR_PLACEHOLDER).map((part) => quote(part).slice(1, -1));
-  return `"${parts.join(`\${${DIR_VAR}}`)}"`;
-}
-
-function targetName(pkg: string, lib: LinkLibrary): string {
-  return `${pkg}::${lib.name}_${lib.kind}`;
+/**
+ * A value from the description as a quoted argument, `@dir@` the package directory found from the
+ * list dir. Quoting leaves `@dir@` alone, so the variable put in its place is all that expands.
+ */
+function located(value: string): string {
+  return packageVariable(`\${${DIR_VAR}}`, quote(value));
 }
 
 function list(values: string[]): string {
-  return values.join(';');
+  return values.map((value) => located(value).slice(1, -1)).join(';');
+}
+
+/** The IMPORTED target of one library, with the properties cmake/ocipkgConfig.cmake gives it too. */
+function importedLibrary(target: string, lib: LinkedLibrary): string[] {
+  if (lib.importLibrary !== null) {
+    return [
+      `add_library(${target} SHARED IMPORTED)`,
+      `set_target_properties(${target} PROPERTIES IMPORTED_IMPLIB ${located(lib.importLibrary)} IMPORTED_LOCATION ${located(lib.runtime!)})`,
+    ];
+  }
+  const imported = [
+    `add_library(${target} ${lib.kind === 'static' ? 'STATIC' : 'SHARED'} IMPORTED)`,
+    `set_target_properties(${target} PROPERTIES IMPORTED_LOCATION ${located(lib.file)})`,
+  ];
+  // A Mach-O install name cannot be told from a file name: left unset there.
+  if (lib.runtime === null) return imported;
+  return [...imported, 'if(NOT APPLE)', `  set_target_properties(${target} PROPERTIES IMPORTED_SONAME ${quote(posix.basename(lib.runtime))})`, 'endif()'];
 }
 
 export function formatCMakeConfig(desc: LinkDescription, existingIncludeDirs: string[], requiredNames: string[] = []): string {
   const name = desc.name;
+  const packageTarget = `${name}::${name}`;
+  const libraryTarget = (lib: LinkedLibrary) => `${packageTarget}::${lib.name}`;
+  /** `staticLines`, or where the shared selection differs, both behind `<name>_USE_SHARED`. */
+  const bySelection = (staticLines: string[], sharedLines: string[]): string[] => {
+    if (staticLines.join('\n') === sharedLines.join('\n')) return staticLines;
+    const indent = (lines: string[]) => lines.map((line) => `  ${line}`);
+    return [`if(${name}_USE_SHARED)`, ...indent(sharedLines), 'else()', ...indent(staticLines), 'endif()'];
+  };
+  // Both selections hold the same library names in the same order, so the same targets.
+  const staticLibraries = linkedLibraries(DIR_PLACEHOLDER, desc, false);
+  const sharedLibraries = linkedLibraries(DIR_PLACEHOLDER, desc, true);
+  const links = (libraries: LinkedLibrary[]) => [
+    `set_target_properties(${packageTarget} PROPERTIES INTERFACE_LINK_LIBRARIES "${list([
+      ...libraries.map(libraryTarget),
+      ...desc.linkFlags,
+      ...(libraries.some((lib) => lib.kind === 'static') ? desc.staticLinkFlags : []),
+      ...requiredNames.map((required) => `${required}::${required}`),
+    ])}")`,
+  ];
   const lines = [
     `# Generated by ocipkg for ${name}${desc.version ? ` ${desc.version}` : ''}; relocatable.`,
-    `if(TARGET ${name}::${name})`,
+    `if(TARGET ${packageTarget})`,
     '  return()',
     'endif()',
     ...(requiredNames.length > 0 ? ['include(CMakeFindDependencyMacro)', ...requiredNames.map((required) => `find_dependency(${required} CONFIG)`)] : []),
     `get_filename_component(${DIR_VAR} "\${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)`,
     '',
-  ];
-  for (const lib of desc.libraries) {
-    const target = targetName(name, lib);
-    lines.push(
-      `add_library(${target} ${lib.kind === 'static' ? 'STATIC' : 'SHARED'} IMPORTED)`,
-      `set_target_properties(${target} PROPERTIES IMPORTED_LOCATION ${located(lib.file, true)})`,
-    );
-  }
-  const unquoted = (value: string, isPath: boolean) => located(value, isPath).slice(1, -1);
-  const compileOptions = desc.cflags.map((flag) => unquoted(flag, false));
-  const linkFlags = (libs: LinkLibrary[]) => [
-    ...libs.map((lib) => targetName(name, lib)),
-    ...desc.linkFlags.map((flag) => unquoted(flag, false)),
-    ...(libs.some((lib) => lib.kind === 'static') ? desc.staticLinkFlags.map((flag) => unquoted(flag, false)) : []),
-    ...requiredNames.map((required) => `${required}::${required}`),
-  ];
-  const staticLinks = list(linkFlags(selectLibraries(desc.libraries, false)));
-  const sharedLinks = list(linkFlags(selectLibraries(desc.libraries, true)));
-  const setLinks = (links: string) => `set_target_properties(${name}::${name} PROPERTIES INTERFACE_LINK_LIBRARIES "${links}")`;
-  lines.push(
+    ...staticLibraries.flatMap((lib, i) => bySelection(importedLibrary(libraryTarget(lib), lib), importedLibrary(libraryTarget(lib), sharedLibraries[i]!))),
     '',
-    `add_library(${name}::${name} INTERFACE IMPORTED)`,
-    `set_target_properties(${name}::${name} PROPERTIES`,
-    `  INTERFACE_INCLUDE_DIRECTORIES "${list(existingIncludeDirs.map((dir) => unquoted(dir, true)))}"`,
-    `  INTERFACE_COMPILE_DEFINITIONS "${list(desc.defines.map((define) => unquoted(define, false)))}"`,
-    `  INTERFACE_COMPILE_OPTIONS "${list(compileOptions)}")`,
-    ...(staticLinks === sharedLinks
-      ? [setLinks(staticLinks)]
-      : [`if(${name}_USE_SHARED)`, `  ${setLinks(sharedLinks)}`, 'else()', `  ${setLinks(staticLinks)}`, 'endif()']),
+    `add_library(${packageTarget} INTERFACE IMPORTED)`,
+    `set_target_properties(${packageTarget} PROPERTIES`,
+    `  INTERFACE_INCLUDE_DIRECTORIES "${list(existingIncludeDirs.map((dir) => under(DIR_PLACEHOLDER, dir)))}"`,
+    `  INTERFACE_COMPILE_DEFINITIONS "${list(desc.defines)}"`,
+    `  INTERFACE_COMPILE_OPTIONS "${list(desc.cflags)}")`,
+    ...bySelection(links(staticLibraries), links(sharedLibraries)),
     `set(${name}_FOUND TRUE)`,
     `unset(${DIR_VAR})`,
-  );
+  ];
   return `${lines.join('\n')}\n`;
 }
 

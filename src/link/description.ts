@@ -46,6 +46,11 @@ export interface LinkLibrary {
    * named as the dynamic loader looks for it (`root/lib/libzstd.so.1`, the ELF SONAME).
    */
   runtime?: string;
+  /**
+   * A shared library linked through an MSVC import library: that `.lib`, relative to the package
+   * directory, which is then also `file`.
+   */
+  importLibrary?: string;
 }
 
 export const LINK_FILE = 'link.json';
@@ -66,7 +71,10 @@ export function packagePath(dir: string, path: string): string {
   return isAbsolute(path) ? path : join(dir, path);
 }
 
-/** A variable's value for a package in `dir`. */
+/**
+ * A value from the description (a variable, a flag) for the package in `dir`: `@dir@` replaced by
+ * `dir`, which may itself be an expression (`${pcfiledir}/../..`, a CMake variable reference).
+ */
 export function packageVariable(dir: string, value: string): string {
   return value.split(DIR_PLACEHOLDER).join(dir);
 }

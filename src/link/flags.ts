@@ -1,6 +1,8 @@
 import { posix } from 'node:path';
+import type { LibraryKind } from '../artifact/config.js';
+import { linkerFileNames } from '../package/library-name.js';
 import { tripleToPlatform } from '../triple.js';
-import { DIR_PLACEHOLDER, type LinkDescription, type LinkLibrary } from './description.js';
+import { packageVariable, type LinkDescription, type LinkLibrary } from './description.js';
 
 /**
  * Compile and link flags from link descriptions, in pkg-config's shape.
@@ -32,6 +34,24 @@ export interface PackageLinkInput {
   description: LinkDescription;
 }
 
+/**
+ * One library as it is linked: `ocipkg-link --json`'s `libraries[]`, from which the CMake module
+ * and the generated CMake configs make their IMPORTED targets. Paths are under the package's `dir`.
+ */
+export interface LinkedLibrary {
+  /** The name of the package that provides it. */
+  package: string;
+  /** Link name: `zstd` for `libzstd.a`, `libzstd.so.1`, `zstd.lib`. */
+  name: string;
+  kind: LibraryKind;
+  /** The file linked: the archive, the shared library or its MSVC import library. */
+  file: string;
+  /** Shared libraries: the file to ship beside the addon, named as the loader looks for it. */
+  runtime: string | null;
+  /** A shared library linked through an MSVC import library: that `.lib`. */
+  importLibrary: string | null;
+}
+
 export interface LinkFlags {
   includeDirs: string[];
   defines: string[];
@@ -45,15 +65,16 @@ export interface LinkFlags {
   libs: string[];
   /** Shared libraries to copy next to the addon. */
   runtimeFiles: string[];
+  /** The libraries linked, in link order, the same selection as `libs`. */
+  libraries: LinkedLibrary[];
 }
 
-/** The description's path under `dir`: relative ones are joined, absolute ones kept. */
-function under(dir: string, path: string): string {
+/**
+ * The description's path under `dir`: relative ones are joined, absolute ones kept. Unlike
+ * `packagePath`, nothing is normalised: `dir` may be an expression such as `${pcfiledir}/../..`.
+ */
+export function under(dir: string, path: string): string {
   return posix.isAbsolute(path) || /^[A-Za-z]:\//.test(path) ? path : `${dir}/${path}`;
-}
-
-function expandDir(dir: string, flag: string): string {
-  return flag.split(DIR_PLACEHOLDER).join(dir);
 }
 
 function targetOs(target: string | undefined): string {
@@ -62,13 +83,28 @@ function targetOs(target: string | undefined): string {
 }
 
 /** For each library name, in first-seen order, the build to link: the preferred kind if shipped. */
-export function selectLibraries(libraries: LinkLibrary[], shared: boolean): LinkLibrary[] {
+function selectLibraries(libraries: LinkLibrary[], shared: boolean): LinkLibrary[] {
   const preferred = shared ? 'shared' : 'static';
   const names = [...new Set(libraries.map((lib) => lib.name))];
   return names.map((name) => {
     const builds = libraries.filter((lib) => lib.name === name);
     return builds.find((lib) => lib.kind === preferred) ?? builds[0]!;
   });
+}
+
+/**
+ * The libraries of the package in `dir` to link, in link order: of a library built both ways, the
+ * static build, or with `shared` the shared one.
+ */
+export function linkedLibraries(dir: string, desc: LinkDescription, shared: boolean): LinkedLibrary[] {
+  return selectLibraries(desc.libraries, shared).map((lib) => ({
+    package: desc.name,
+    name: lib.name,
+    kind: lib.kind,
+    file: under(dir, lib.file),
+    runtime: lib.kind === 'shared' ? under(dir, lib.runtime ?? lib.file) : null,
+    importLibrary: lib.importLibrary !== undefined ? under(dir, lib.importLibrary) : null,
+  }));
 }
 
 function pushUnique(list: string[], value: string): void {
@@ -86,7 +122,7 @@ function keepLastLibraries(libs: string[], isLibrary: (flag: string) => boolean)
  */
 export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOptions = {}): LinkFlags {
   const os = targetOs(options.target);
-  const out: LinkFlags = { includeDirs: [], defines: [], cflags: [], libDirs: [], libFiles: [], libs: [], runtimeFiles: [] };
+  const out: LinkFlags = { includeDirs: [], defines: [], cflags: [], libDirs: [], libFiles: [], libs: [], runtimeFiles: [], libraries: [] };
   const otherCflags: string[] = [];
   const body: string[] = [];
   let linksShared = false;
@@ -94,28 +130,27 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
   for (const { dir, description: desc } of packages) {
     for (const include of desc.includeDirs) pushUnique(out.includeDirs, under(dir, include));
     for (const define of desc.defines) pushUnique(out.defines, define);
-    for (const flag of desc.cflags) pushUnique(otherCflags, expandDir(dir, flag));
+    for (const flag of desc.cflags) pushUnique(otherCflags, packageVariable(dir, flag));
 
-    const selected = selectLibraries(desc.libraries, options.shared ?? false);
-    for (const lib of selected) {
-      const file = under(dir, lib.file);
+    const selected = linkedLibraries(dir, desc, options.shared ?? false);
+    out.libraries.push(...selected);
+    for (const { name, kind, file, runtime } of selected) {
       out.libFiles.push(file);
-      if (lib.kind === 'static' || os === 'windows') {
+      if (kind === 'static' || os === 'windows') {
         body.push(file);
       } else {
         linksShared = true;
-        const base = posix.basename(file);
-        if (base === `lib${lib.name}.so` || base === `lib${lib.name}.dylib`) {
+        if (linkerFileNames(name).shared.includes(posix.basename(file))) {
           pushUnique(out.libDirs, posix.dirname(file));
-          body.push(`-l${lib.name}`);
+          body.push(`-l${name}`);
         } else {
           body.push(file);
         }
       }
-      if (lib.kind === 'shared') pushUnique(out.runtimeFiles, under(dir, lib.runtime ?? lib.file));
+      if (runtime !== null) pushUnique(out.runtimeFiles, runtime);
     }
-    body.push(...desc.linkFlags.map((flag) => expandDir(dir, flag)));
-    if (selected.some((lib) => lib.kind === 'static')) body.push(...desc.staticLinkFlags.map((flag) => expandDir(dir, flag)));
+    body.push(...desc.linkFlags.map((flag) => packageVariable(dir, flag)));
+    if (selected.some((lib) => lib.kind === 'static')) body.push(...desc.staticLinkFlags.map((flag) => packageVariable(dir, flag)));
   }
 
   out.cflags = [...out.includeDirs.map((d) => `-I${d}`), ...out.defines.map((d) => `-D${d}`), ...otherCflags];

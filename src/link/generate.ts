@@ -5,11 +5,12 @@ import { errno } from '../errors.js';
 import { ANNOTATION_VERSION } from '../oci/mediatypes.js';
 import { inspectFile } from '../package/binary/index.js';
 import { discoverIncludeDirs, discoverLibraries } from '../package/discover.js';
+import { linkerFileNames } from '../package/library-name.js';
 import type { LibraryKind, PackageMetadata } from '../artifact/config.js';
 import { PACKAGE_ROOT_DIR } from '../store/paths.js';
 import type { PackageInfo } from '../store/package.js';
 import { formatCMakeConfig, formatCMakeConfigVersion } from './cmake.js';
-import { DIR_PLACEHOLDER, LINK_FILE, type LinkDescription, type LinkLibrary } from './description.js';
+import { DIR_PLACEHOLDER, LINK_FILE, packageVariable, type LinkDescription, type LinkLibrary } from './description.js';
 import { computeLinkFlags } from './flags.js';
 import { formatPcFile, parsePcFile, type PcFile } from './pkgconfig.js';
 
@@ -57,7 +58,9 @@ async function runtimeFile(dir: string, file: string, soname: string | undefined
 
 async function linkLibrary(dir: string, name: string, kind: LibraryKind, file: string, soname?: string): Promise<LinkLibrary> {
   if (kind === 'static') return { name, kind, file };
-  return { name, kind, file, runtime: await runtimeFile(dir, file, soname) };
+  const runtime = await runtimeFile(dir, file, soname);
+  // Pack and discovery call a .lib shared only when it is made of import objects.
+  return /\.lib$/i.test(file) ? { name, kind, file, runtime, importLibrary: file } : { name, kind, file, runtime };
 }
 
 async function fromMetadata(dir: string, meta: PackageMetadata, fallbackVersion: string | undefined): Promise<LinkDescription> {
@@ -102,21 +105,24 @@ async function findPcFiles(root: string): Promise<string[]> {
   return found;
 }
 
-interface LibraryFile {
+/** One build of a library a `.pc` file names. */
+interface LibraryBuild {
   kind: LibraryKind;
   /** Relative to the package dir. */
   file: string;
 }
 
 /** The builds of `-l<name>` in the package's library dirs, first dir that has any wins. */
-async function findLibrary(dir: string, searchDirs: string[], name: string): Promise<LibraryFile[]> {
+async function findLibrary(dir: string, searchDirs: string[], name: string): Promise<LibraryBuild[]> {
+  const names = linkerFileNames(name);
   for (const libDir of searchDirs) {
     const entries = await listDir(join(dir, libDir));
     const has = (file: string) => entries.includes(file);
-    const builds: LibraryFile[] = [];
-    if (has(`lib${name}.a`)) builds.push({ kind: 'static', file: `${libDir}/lib${name}.a` });
-    else if (has(`${name}.lib`)) builds.push({ kind: 'static', file: `${libDir}/${name}.lib` });
-    const shared = [`lib${name}.so`, `lib${name}.dylib`].find(has) ?? entries.filter((e) => e.startsWith(`lib${name}.so.`)).sort((a, b) => a.length - b.length)[0];
+    const builds: LibraryBuild[] = [];
+    const archive = names.static.find(has);
+    if (archive) builds.push({ kind: 'static', file: `${libDir}/${archive}` });
+    // A package may ship only libfoo.so.1, which -lfoo would not find but its path links.
+    const shared = names.shared.find(has) ?? entries.filter((e) => e.startsWith(`lib${name}.so.`)).sort((a, b) => a.length - b.length)[0];
     if (shared) builds.push({ kind: 'shared', file: `${libDir}/${shared}` });
     if (builds.length > 0) return builds;
   }
@@ -232,7 +238,7 @@ function generatedPc(desc: LinkDescription, target: string | undefined, required
   const inRoot = (path: string) => (path.startsWith(`${base}/${ROOT}/`) ? `\${prefix}/${path.slice(base.length + ROOT.length + 2)}` : path);
   const shipped = Object.entries(desc.variables)
     .filter(([key]) => !['prefix', 'includedir', 'libdir'].includes(key))
-    .map(([key, value]): [string, string] => [key, value.split(DIR_PLACEHOLDER).join(base)]);
+    .map(([key, value]): [string, string] => [key, packageVariable(base, value)]);
   const libFile = desc.libraries[0]?.file;
   return formatPcFile({
     variables: [

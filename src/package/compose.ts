@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
-import { classifyLibraryName, describeLibraries, isHeaderName } from './discover.js';
+import { describeLibraries, isHeaderName } from './discover.js';
+import { classifyLibraryName } from './library-name.js';
 import { fileEntries } from './layer.js';
 import type { LibraryInfo } from '../artifact/config.js';
 import { writeArtifact, type PackOptions, type PackResult } from './pack.js';

@@ -3,7 +3,8 @@ import { readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errno, isOcipkgError, OcipkgError } from '../errors.js';
 import { inspectFile } from './binary/index.js';
-import type { LibraryInfo, LibraryKind } from '../artifact/config.js';
+import { classifyLibraryName } from './library-name.js';
+import type { LibraryInfo } from '../artifact/config.js';
 
 /**
  * Finds the libraries of an install prefix by file name, the way a linker's `-l` would see them:
@@ -21,22 +22,7 @@ export function isHeaderName(fileName: string): boolean {
   return HEADER.test(fileName);
 }
 
-/** The link name and kind a file name stands for, or undefined if it is not a library name. */
-export function classifyLibraryName(fileName: string): { name: string; kind: LibraryKind } | undefined {
-  let m = /^lib(.+)\.a$/.exec(fileName);
-  if (m) return { name: m[1]!, kind: 'static' };
-  m = /^lib(.+?)\.so(\.\d+)*$/.exec(fileName);
-  if (m) return { name: m[1]!, kind: 'shared' };
-  // libzstd.1.5.6.dylib and libzstd.dylib both link as -lzstd.
-  m = /^(?:lib)?(.+?)(\.\d+)*\.dylib$/.exec(fileName);
-  if (m) return { name: m[1]!, kind: 'shared' };
-  // MSVC links by file name: zstd.lib is zstd, libzstd_static.lib stays libzstd_static.
-  m = /^(.+)\.(lib|dll)$/i.exec(fileName);
-  if (m) return { name: m[1]!, kind: m[2]!.toLowerCase() === 'dll' ? 'shared' : 'static' };
-  return undefined;
-}
-
-async function listDir(dir: string): Promise<Dirent[]> {
+async function readDirEntries(dir: string): Promise<Dirent[]> {
   try {
     return await readdir(dir, { withFileTypes: true });
   } catch (err) {
@@ -97,7 +83,7 @@ export async function describeLibraries(files: LibraryFile[]): Promise<LibraryIn
 export async function discoverLibraries(root: string): Promise<LibraryInfo[]> {
   const files: LibraryFile[] = [];
   const scan = async (dir: string, accept: (name: string) => boolean) => {
-    for (const entry of await listDir(join(root, dir))) {
+    for (const entry of await readDirEntries(join(root, dir))) {
       if (!(entry.isFile() || entry.isSymbolicLink()) || !accept(entry.name) || !classifyLibraryName(entry.name)) continue;
       files.push({ path: dir ? `${dir}/${entry.name}` : entry.name, source: join(root, dir, entry.name) });
     }
@@ -109,7 +95,7 @@ export async function discoverLibraries(root: string): Promise<LibraryInfo[]> {
 
 /** `include` when the package has that directory, else `.` when headers sit at the root, else none. */
 export async function discoverIncludeDirs(root: string): Promise<string[]> {
-  const top = await listDir(root);
+  const top = await readDirEntries(root);
   if (top.some((e) => e.name === 'include' && e.isDirectory())) return ['include'];
   return top.some((e) => e.isFile() && isHeaderName(e.name)) ? ['.'] : [];
 }
