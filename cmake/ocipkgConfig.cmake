@@ -112,6 +112,18 @@ function(_ocipkg_cross_triple out)
   set(${out} "${triple}" PARENT_SCOPE)
 endfunction()
 
+# Stops configuration on a value CMake would read more into than a string: `;` splits lists, `$`
+# starts variable references and generator expressions, quotes, backslashes and newlines end the
+# argument it is written into. ocipkg-link refuses such package data at install; this holds the
+# line even for data that slipped past, since a CMake project runs what it configures.
+function(_ocipkg_check_value value what)
+  # ocipkg-link's own rpath for shared libraries, `$ORIGIN`, is the one `$` it prints.
+  string(REPLACE "-Wl,-rpath,$ORIGIN" "" value "${value}")
+  if(value MATCHES "[;$\"\\\n\r<>]")
+    message(FATAL_ERROR "ocipkg: refusing ${what} from ocipkg-link, which holds characters CMake would interpret: ${value}")
+  endif()
+endfunction()
+
 # The strings of the JSON array <key> (under <json>) as a CMake list.
 function(_ocipkg_json_strings out json)
   set(items "")
@@ -120,6 +132,8 @@ function(_ocipkg_json_strings out json)
     math(EXPR last "${n} - 1")
     foreach(i RANGE ${last})
       string(JSON item GET "${json}" ${ARGN} ${i})
+      string(JOIN "." where ${ARGN} ${i})
+      _ocipkg_check_value("${item}" "${where}")
       list(APPEND items "${item}")
     endforeach()
   endif()
@@ -132,6 +146,8 @@ function(_ocipkg_json_string out json)
   set(value "")
   if(NOT missing AND type STREQUAL "STRING")
     string(JSON value GET "${json}" ${ARGN})
+    string(JOIN "." where ${ARGN})
+    _ocipkg_check_value("${value}" "${where}")
   endif()
   set(${out} "${value}" PARENT_SCOPE)
 endfunction()

@@ -115,7 +115,7 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   }
   const requiredNames = requires.length > 0 ? await install.requirementNames!(requires) : [];
   progress?.(`fetching ${image} (${triple})`);
-  const prepare = (dir: string, pkg: InstalledPackage) => preparePackage(dir, pkg, requiredNames);
+  const prepare = (dir: string, pkg: InstalledPackage) => preparePackage(dir, pkg, requiredNames, image);
   const pkg = await installPackage(storeRoot, source, manifestDesc, manifestBytes, { triple, prepare });
   writeRef(storeRoot, { reference: image, digest: rootDesc.digest, mediaType: rootDesc.mediaType, manifests, updated: new Date().toISOString() });
   await writeStoreIndex(storeRoot);

@@ -233,6 +233,42 @@ describe('ocipkg_add_package', () => {
   });
 });
 
+describe('values ocipkg-link hands the module', () => {
+  /**
+   * ocipkg-link refuses hostile package data at install; the module still checks every value it
+   * reads, should anything slip past. A stand-in ocipkg-link (OCIPKG_LINK) prints the real JSON with
+   * one value changed, each a way CMake once ran or split package data.
+   */
+  const tamper: [string, string][] = [
+    ['a definition that splits into options', 'json.defines.push("X;-fplugin=evil.so")'],
+    ['a link flag with a newline', 'json.libs.push("-lm\\ntouch MARKER")'],
+    ['an include directory with a generator expression', 'json.includeDirs.push("$<1:/etc>")'],
+    ['a library file with a quote', 'json.libraries[0].file += "\\"x"'],
+    ['a version with a variable reference', 'json.packages[0].version = "${CMAKE_COMMAND}"'],
+  ];
+  it.each(tamper)('stops configuration on %s', async (_what, change) => {
+    const dir = await scratch('tamper');
+    const marker = join(dir, 'ran');
+    const script = join(dir, 'fake-link.mjs');
+    await writeFile(script, `
+import { spawnSync } from 'node:child_process';
+const real = spawnSync(process.execPath, [${JSON.stringify(join(REPO, 'bin', 'ocipkg-link.cjs'))}, ...process.argv.slice(2)], { encoding: 'utf8' });
+process.stderr.write(real.stderr);
+if (!process.argv.includes('--json')) { process.stdout.write(real.stdout); process.exit(real.status ?? 1); }
+const json = JSON.parse(real.stdout);
+${change.replace('MARKER', marker)};
+process.stdout.write(JSON.stringify(json));
+`);
+    const failure = await configure({ IMAGE: image, OCIPKG_LINK: `${process.execPath};${script}` }).then(
+      () => undefined,
+      (err: { stdout: string; stderr: string }) => err,
+    );
+    expect(failure, 'configuration succeeded').toBeDefined();
+    expect(`${failure!.stdout}${failure!.stderr}`).toMatch(/ocipkg: refusing \S+ from\s+ocipkg-link,\s+which\s+holds\s+characters\s+CMake\s+would\s+interpret/);
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
 describe('ocipkgConfigVersion.cmake', () => {
   it('accepts the package.json version and rejects another major', async () => {
     const project = await scratch('version');

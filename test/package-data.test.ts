@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copy } from '../src/copy.js';
 import { LayoutDirectory } from '../src/layout/directory.js';
 import { RegistryRepository } from '../src/registry/client.js';
+import { OCI_MANIFEST } from '../src/oci/mediatypes.js';
+import { descriptorFor } from '../src/oci/verify.js';
 import { ocipkgLink, tempDir } from './helpers/cli.js';
 import { buildImage, writeImage, type TarEntry } from './helpers/layers.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
@@ -27,17 +29,33 @@ const files: TarEntry[] = [
 ];
 const good = { name: 'demo', version: '1.0', includeDirs: ['include'], libraries: [{ name: 'demo', kind: 'static', file: 'lib/libdemo.a' }], linkFlags: ['-lm'], defines: ['DEMO=1'] };
 
-async function publish(metadata: Record<string, unknown>): Promise<string> {
+/**
+ * Publishes the demo package with `metadata` over the good one; with `pc`, as an artifact without
+ * metadata (the Rust ocipkg's kind) that ships `lib/pkgconfig/demo.pc` instead, and with
+ * `annotations` on its manifest.
+ */
+async function publish(metadata: Record<string, unknown>, options: { pc?: string; annotations?: Record<string, string> } = {}): Promise<string> {
   const tag = `v${published++}`;
   const layout = new LayoutDirectory(join(work, `layout-${tag}`));
-  await writeImage(layout, buildImage([files.map((f) => ({ ...f, body: typeof f.body === 'string' ? f.body.replace('MARKER', marker) : f.body }))], { metadata: { ...good, ...metadata } }), tag);
+  const entries: TarEntry[] = files.map((f) => ({ ...f, body: typeof f.body === 'string' ? f.body.replace('MARKER', marker) : f.body }));
+  if (options.pc !== undefined) entries.push({ path: 'lib/pkgconfig/demo.pc', body: options.pc.replaceAll('MARKER', marker) });
+  let img = buildImage([entries], options.pc !== undefined ? { rust: true } : { metadata: { ...good, ...metadata } });
+  if (options.annotations) {
+    const manifestBytes = Buffer.from(JSON.stringify({ ...JSON.parse(img.manifestBytes.toString()), annotations: options.annotations }));
+    img = { ...img, manifestBytes, manifestDesc: descriptorFor(OCI_MANIFEST, manifestBytes) };
+  }
+  await writeImage(layout, img, tag);
   await copy(layout, tag, new RegistryRepository(registry.host, 'hostile/data'), tag);
   return `${registry.host}/hostile/data:${tag}`;
 }
 
+const pcFile = (fields: Record<string, string>) =>
+  ['prefix=${pcfiledir}/../..', 'includedir=${prefix}/include', 'libdir=${prefix}/lib', '',
+    ...Object.entries({ Name: 'demo', Description: 'demo', Version: '1.0', Cflags: '-I${includedir}', Libs: '-L${libdir} -ldemo', ...fields }).map(([k, v]) => `${k}: ${v}`)].join('\n');
+
 /** Resolving the image fails in one line naming `field` and the value; nothing lands in the store, nothing ran. */
-async function expectRefused(metadata: Record<string, unknown>, field: string, value: string): Promise<void> {
-  const image = await publish(metadata);
+async function expectRefused(metadata: Record<string, unknown>, field: string, value: string, options: Parameters<typeof publish>[1] = {}): Promise<void> {
+  const image = await publish(metadata, options);
   const store = await tempDir('store');
   const result = await ocipkgLink(['--cflags', '--libs', image], { OCIPKG_DATA_DIR: store });
   expect(result.code, result.stderr).toBe(1);
@@ -109,5 +127,24 @@ describe('package metadata a build would run', () => {
     for (const file of ['../../../etc/passwd', '/etc/passwd', 'lib/lib$(x).a', 'lib/../../x.a']) {
       await expectRefused({ libraries: [{ name: 'demo', kind: 'static', file }] }, 'package.libraries[].file', file);
     }
+  });
+
+  it('checks a shipped .pc and the version annotation of artifacts without metadata as strictly (8 variants)', async () => {
+    const store = await tempDir('store');
+    const fine = await ocipkgLink(['--cflags', '--libs', await publish({}, { pc: pcFile({}) })], { OCIPKG_DATA_DIR: store });
+    expect(fine.code, fine.stderr).toBe(0);
+    expect(fine.stdout).toMatch(/-I\S+\/root\/include \S+\/root\/lib\/libdemo\.a/);
+
+    await expectRefused({}, '.pc Libs', '$(shell', { pc: pcFile({ Libs: '-L${libdir} -ldemo $(shell touch MARKER)' }) });
+    await expectRefused({}, '.pc Libs', '-Wl,-plugin,x.so', { pc: pcFile({ Libs: '-L${libdir} -ldemo -Wl,-plugin,x.so' }) });
+    await expectRefused({}, '.pc Libs.private', '-B@dir@/root/bin', { pc: pcFile({ 'Libs.private': '-B${prefix}/bin' }) });
+    await expectRefused({}, '.pc Cflags', '-fplugin=x.so', { pc: pcFile({ Cflags: '-I${includedir} -fplugin=x.so' }) });
+    await expectRefused({}, '.pc include directory', '/etc', { pc: pcFile({ Cflags: '-I/etc' }) });
+    await expectRefused({}, '.pc definition', 'X=`id`', { pc: pcFile({ Cflags: '-DX=`id`' }) });
+    await expectRefused({}, '.pc version', '1.0;x', { pc: pcFile({ Version: '1.0;x' }) });
+    await expectRefused({}, 'org.opencontainers.image.version', '1.0\nexecute_process(COMMAND touch MARKER)'.replace('MARKER', marker), {
+      pc: pcFile({ Version: '' }).replace('Version: \n', ''),
+      annotations: { 'org.opencontainers.image.version': `1.0\nexecute_process(COMMAND touch ${marker})` },
+    });
   });
 });

@@ -32,6 +32,15 @@ const LINKER_OPTIONS = new Set([
 /** Flags that stand alone. */
 const BARE_FLAGS = new Set(['-pthread']);
 
+/**
+ * For the generators (`.pc`, CMake configs): whether a value from a link description can be
+ * written into generated syntax at all. Descriptions are checked at install; a generator still
+ * refuses what would break its syntax, should anything unchecked reach it.
+ */
+export function isSafeValue(value: string): boolean {
+  return SAFE.test(value);
+}
+
 export class PackageDataChecker {
   /** `what` names the package in messages: its image, or where it was read from. */
   constructor(private readonly what: string) {}

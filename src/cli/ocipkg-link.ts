@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { OcipkgError } from '../errors.js';
-import { packagePath, packageVariable } from '../link/description.js';
+import { packagePath, expandDir } from '../link/description.js';
 import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type LinkFlags } from '../link/flags.js';
 import { declaredPackage, resolveAlias } from '../project/manifest.js';
 import { coldPath } from '../cold.js';
@@ -124,7 +124,7 @@ function variables(entry: LinkedPackage): Record<string, string> {
   const { dir, root } = entry.pkg;
   const desc = entry.description;
   const firstLib = desc.libraries[0];
-  const shipped = Object.fromEntries(Object.entries(desc.variables).map(([key, value]) => [key, packageVariable(dir, value)]));
+  const shipped = Object.fromEntries(Object.entries(desc.variables).map(([key, value]) => [key, expandDir(dir, value)]));
   return {
     prefix: root,
     includedir: desc.includeDirs[0] !== undefined ? packagePath(dir, desc.includeDirs[0]) : join(root, 'include'),

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { errno } from '../errors.js';
+import { DIR_PLACEHOLDER } from '../artifact/package-data.js';
 import type { LibraryKind } from '../artifact/config.js';
 
 /**
@@ -54,7 +55,6 @@ export interface LinkLibrary {
 }
 
 export const LINK_FILE = 'link.json';
-export const DIR_PLACEHOLDER = '@dir@';
 
 /** The description stored with an installed package, or undefined if it has none. */
 export function readLinkDescription(dir: string): LinkDescription | undefined {
@@ -75,6 +75,6 @@ export function packagePath(dir: string, path: string): string {
  * A value from the description (a variable, a flag) for the package in `dir`: `@dir@` replaced by
  * `dir`, which may itself be an expression (`${pcfiledir}/../..`, a CMake variable reference).
  */
-export function packageVariable(dir: string, value: string): string {
+export function expandDir(dir: string, value: string): string {
   return value.split(DIR_PLACEHOLDER).join(dir);
 }

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import type { LibraryKind } from '../artifact/config.js';
 import { linkerFileNames } from '../package/library-name.js';
 import { tripleToPlatform } from '../triple.js';
-import { packageVariable, type LinkDescription, type LinkLibrary } from './description.js';
+import { expandDir, type LinkDescription, type LinkLibrary } from './description.js';
 
 /**
  * Compile and link flags from link descriptions, in pkg-config's shape.
@@ -130,7 +130,7 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
   for (const { dir, description: desc } of packages) {
     for (const include of desc.includeDirs) pushUnique(out.includeDirs, under(dir, include));
     for (const define of desc.defines) pushUnique(out.defines, define);
-    for (const flag of desc.cflags) pushUnique(otherCflags, packageVariable(dir, flag));
+    for (const flag of desc.cflags) pushUnique(otherCflags, expandDir(dir, flag));
 
     const selected = linkedLibraries(dir, desc, options.shared ?? false);
     out.libraries.push(...selected);
@@ -149,8 +149,8 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
       }
       if (runtime !== null) pushUnique(out.runtimeFiles, runtime);
     }
-    body.push(...desc.linkFlags.map((flag) => packageVariable(dir, flag)));
-    if (selected.some((lib) => lib.kind === 'static')) body.push(...desc.staticLinkFlags.map((flag) => packageVariable(dir, flag)));
+    body.push(...desc.linkFlags.map((flag) => expandDir(dir, flag)));
+    if (selected.some((lib) => lib.kind === 'static')) body.push(...desc.staticLinkFlags.map((flag) => expandDir(dir, flag)));
   }
 
   out.cflags = [...out.includeDirs.map((d) => `-I${d}`), ...out.defines.map((d) => `-D${d}`), ...otherCflags];

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { errno } from '../errors.js';
+import { errno, OcipkgError } from '../errors.js';
 import { ANNOTATION_VERSION } from '../oci/mediatypes.js';
 import { inspectFile } from '../package/binary/index.js';
 import { discoverIncludeDirs, discoverLibraries } from '../package/discover.js';
@@ -10,7 +10,8 @@ import type { LibraryKind, PackageMetadata } from '../artifact/config.js';
 import { PACKAGE_ROOT_DIR } from '../store/paths.js';
 import type { PackageInfo } from '../store/package.js';
 import { formatCMakeConfig, formatCMakeConfigVersion } from './cmake.js';
-import { DIR_PLACEHOLDER, LINK_FILE, packageVariable, type LinkDescription, type LinkLibrary } from './description.js';
+import { LINK_FILE, expandDir, type LinkDescription, type LinkLibrary } from './description.js';
+import { DIR_PLACEHOLDER, isSafeValue, PackageDataChecker } from '../artifact/package-data.js';
 import { computeLinkFlags } from './flags.js';
 import { formatPcFile, parsePcFile, type PcFile } from './pkgconfig.js';
 
@@ -222,23 +223,79 @@ async function fromDiscovery(dir: string, pkg: PackageInfo, fallbackVersion: str
   };
 }
 
-/** The link description of the package whose files are in `dir` (`dir/root` holds the layers). */
-export async function describePackage(dir: string, pkg: PackageInfo): Promise<LinkDescription> {
+/**
+ * The link description of the package whose files are in `dir` (`dir/root` holds the layers),
+ * checked as package data: the metadata was checked when the config was read, but a shipped `.pc`,
+ * the version annotation and file names found on disk are the package's too. `what` names the
+ * package in messages.
+ */
+export async function describePackage(dir: string, pkg: PackageInfo, what: string = pkg.manifestDigest): Promise<LinkDescription> {
   const version = pkg.manifest.annotations?.[ANNOTATION_VERSION];
-  if (pkg.config.package) return fromMetadata(dir, pkg.config.package, version);
-  const pcFiles = await findPcFiles(join(dir, ROOT));
-  if (pcFiles.length > 0) return fromPcFiles(dir, pcFiles, version);
-  return fromDiscovery(dir, pkg, version);
+  const pcFiles = pkg.config.package ? [] : await findPcFiles(join(dir, ROOT));
+  const desc = pkg.config.package
+    ? await fromMetadata(dir, pkg.config.package, version)
+    : pcFiles.length > 0
+      ? await fromPcFiles(dir, pcFiles, version)
+      : await fromDiscovery(dir, pkg, version);
+  checkDescription(desc, what);
+  await checkFilesInside(dir, desc, what);
+  return desc;
+}
+
+/** Every value of a description through the package-data checks; fields named as the source names them. */
+function checkDescription(desc: LinkDescription, what: string): void {
+  const check = new PackageDataChecker(what);
+  const from = desc.source === 'pkgconfig' ? '.pc ' : '';
+  check.name(`${from}name`, desc.name);
+  if (desc.version !== undefined) check.version(desc.source === 'metadata' ? 'package.version' : `${from}version (or ${ANNOTATION_VERSION})`, desc.version);
+  for (const dir of desc.includeDirs) check.packagePath(`${from}include directory`, dir);
+  for (const define of desc.defines) check.define(`${from}definition`, define);
+  check.compileFlags(`${from}Cflags`, desc.cflags);
+  for (const lib of desc.libraries) {
+    check.name(`${from}library name`, lib.name);
+    for (const file of [lib.file, lib.runtime, lib.importLibrary]) if (file !== undefined) check.packagePath(`${from}library file`, file);
+  }
+  check.linkFlags(`${from}Libs`, desc.linkFlags);
+  check.linkFlags(`${from}Libs.private`, desc.staticLinkFlags);
+  for (const module of desc.pkgconfigRequires) check.name('.pc Requires', module);
+  for (const [key, value] of Object.entries(desc.variables)) {
+    check.name('.pc variable name', key);
+    check.packagePath(`.pc variable ${key}`, value);
+  }
+}
+
+/**
+ * The files a build links or ships must really be the package's: each resolved (symlinks followed)
+ * inside the package's root, whatever its name says.
+ */
+async function checkFilesInside(dir: string, desc: LinkDescription, what: string): Promise<void> {
+  const root = await realpath(join(dir, ROOT));
+  for (const lib of desc.libraries) {
+    for (const file of [lib.file, lib.runtime, lib.importLibrary]) {
+      if (file === undefined) continue;
+      const real = await realpath(join(dir, file)).catch((err: unknown) => {
+        if (errno(err) === 'ENOENT') throw new OcipkgError('EMANIFEST', `${what}: library file ${file} is not in the package`);
+        throw err;
+      });
+      if (!real.startsWith(`${root}/`)) throw new OcipkgError('EUNSAFE', `${what}: library file ${file} leads outside the package`);
+    }
+  }
 }
 
 /** The generated `.pc`: paths relative to its own location, the default (static-first) selection. */
 function generatedPc(desc: LinkDescription, target: string | undefined, requiredNames: string[]): string {
+  // pkg-config expands `${...}` and its output lands in Makefiles and shells: whatever reaches this
+  // point unchecked stops here, before the references below are added.
+  const values = [desc.name, desc.version ?? '1', ...desc.includeDirs, ...desc.defines, ...desc.cflags, ...desc.linkFlags, ...desc.staticLinkFlags,
+    ...desc.libraries.flatMap((lib) => [lib.file, lib.runtime ?? lib.file]), ...Object.values(desc.variables), ...requiredNames];
+  const unsafe = values.find((value) => !isSafeValue(value));
+  if (unsafe !== undefined) throw new OcipkgError('EUNSAFE', `generating a .pc file: refusing ${JSON.stringify(unsafe)}`);
   const base = '${pcfiledir}/../..';
   const flags = computeLinkFlags([{ dir: base, description: desc }], { ...(target !== undefined && { target }) });
   const inRoot = (path: string) => (path.startsWith(`${base}/${ROOT}/`) ? `\${prefix}/${path.slice(base.length + ROOT.length + 2)}` : path);
   const shipped = Object.entries(desc.variables)
     .filter(([key]) => !['prefix', 'includedir', 'libdir'].includes(key))
-    .map(([key, value]): [string, string] => [key, packageVariable(base, value)]);
+    .map(([key, value]): [string, string] => [key, expandDir(base, value)]);
   const libFile = desc.libraries[0]?.file;
   return formatPcFile({
     variables: [
@@ -268,8 +325,8 @@ function generatedPc(desc: LinkDescription, target: string | undefined, required
  * the directories of the whole closure for PKG_CONFIG_PATH (`<dir>/lib/pkgconfig`) and
  * CMAKE_PREFIX_PATH, in link order. Nothing written depends on where the store is.
  */
-export async function preparePackage(stagingDir: string, pkg: PackageInfo, requiredNames: string[] = []): Promise<void> {
-  const desc = await describePackage(stagingDir, pkg);
+export async function preparePackage(stagingDir: string, pkg: PackageInfo, requiredNames: string[], what: string): Promise<void> {
+  const desc = await describePackage(stagingDir, pkg, what);
   await writeFile(join(stagingDir, LINK_FILE), `${JSON.stringify(desc, null, 2)}\n`);
 
   const pcDir = join(stagingDir, 'lib', 'pkgconfig');

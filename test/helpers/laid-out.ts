@@ -25,6 +25,6 @@ export async function laidOut(dir: string, files: Record<string, string>, meta?:
     config: { layers: {}, ...(meta && { package: meta }) },
     target: TARGET,
   };
-  await preparePackage(dir, info);
+  await preparePackage(dir, info, [], 'test package');
   return dir;
 }

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { formatCMakeConfig, formatCMakeConfigVersion } from '../src/link/cmake.js';
+import type { LinkDescription } from '../src/link/description.js';
+import { formatPcFile } from '../src/link/pkgconfig.js';
+import { codeOfSync } from './helpers/errors.js';
+
+/**
+ * The generated .pc and CMake files refuse values that would break their syntax, even though every
+ * description is checked at install: a generator is the last place where data becomes code.
+ */
+const description = (change: Partial<LinkDescription>): LinkDescription => ({
+  schema: 1, source: 'metadata', name: 'demo', version: '1.0', includeDirs: ['root/include'], defines: ['DEMO=1'], cflags: [],
+  libraries: [{ name: 'demo', kind: 'static', file: 'root/lib/libdemo.a' }], linkFlags: ['-lm'], staticLinkFlags: [], requires: [],
+  pkgconfigRequires: [], variables: {}, ...change,
+});
+
+describe('generated CMake configs', () => {
+  it('are written for a well-behaved description', () => {
+    expect(formatCMakeConfig(description({}), ['root/include'])).toContain('add_library(demo::demo INTERFACE IMPORTED)');
+  });
+
+  it.each([
+    ['a version that ends the comment line', { version: '1.0\nexecute_process(COMMAND id)' }],
+    ['a name that closes add_library', { name: 'demo) execute_process(COMMAND id' }],
+    ['a definition that splits the list', { defines: ['A;B'] }],
+    ['a link flag with a generator expression', { linkFlags: ['$<1:-lm>'] }],
+    ['a library name with a space', { libraries: [{ name: 'a b', kind: 'static' as const, file: 'root/lib/libdemo.a' }] }],
+    ['an include directory with a quote', { includeDirs: ['root/"include'] }],
+  ])('refuse %s', (_what, change) => {
+    const desc = description(change);
+    expect(codeOfSync(() => formatCMakeConfig(desc, desc.includeDirs))).toBe('EUNSAFE');
+  });
+
+  it('refuse a version file for a version that is not a word', () => {
+    expect(codeOfSync(() => formatCMakeConfigVersion('1")\nexecute_process(COMMAND id)#'))).toBe('EUNSAFE');
+  });
+});
+
+describe('generated .pc files', () => {
+  const pc = { variables: [['prefix', '${pcfiledir}/../..']] as [string, string][], name: 'demo', description: 'demo', version: '1.0', cflags: ['-I${prefix}/include'], libs: ['-lm'] };
+  it('are written for well-behaved values', () => {
+    expect(formatPcFile(pc)).toContain('Version: 1.0\n');
+  });
+
+  it.each([
+    ['a version with a newline', { version: '1.0\nLibs: -levil' }],
+    ['a variable with a comment', { variables: [['prefix', '/x#']] as [string, string][] }],
+    ['a name with a carriage return', { name: 'demo\rLibs: -lx' }],
+  ])('refuse %s', (_what, change) => {
+    expect(codeOfSync(() => formatPcFile({ ...pc, ...change }))).toBe('EUNSAFE');
+  });
+});
