@@ -46,7 +46,12 @@ async function* blobContent({ descriptor, data, file }: ArchiveBlob): AsyncGener
     verifyBytes(descriptor, data);
     yield Buffer.from(data);
   } else if (file) {
-    yield* createReadStream(file).pipe(new VerifyingStream(descriptor, file));
+    const read = createReadStream(file);
+    const verified = read.pipe(new VerifyingStream(descriptor, file));
+    // pipe() does not pass a read error on: without this, a file that fails midway would leave the
+    // archive waiting for bytes that never come.
+    read.on('error', (err) => verified.destroy(err));
+    yield* verified;
   } else {
     throw new OcipkgError('EINPUT', `blob ${descriptor.digest} has neither data nor file`);
   }
