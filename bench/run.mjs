@@ -7,7 +7,9 @@
 // 1. cold `ocipkg get` of a SIZE package from a loopback registry, against
 //    `skopeo copy` to an OCI layout + `tar -xzf` of the layer, and `curl | sha256sum | tar -xz`;
 // 2. peak memory (max RSS) of a cold `ocipkg get` of a MEMORY_SIZE package;
-// 3. warm `ocipkg-link --cflags --libs` against `node -e 0`.
+// 3. warm `ocipkg-link --cflags --libs` against `node -e 0`;
+// 4. peak memory of cold gets of packages of many small files, ENTRIES and 4 x ENTRIES of them:
+//    memory should stay flat with the entry count.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ const { values } = parseArgs({
     'memory-size-mb': { type: 'string', default: '500' },
     runs: { type: 'string', default: '3' },
     'warm-runs': { type: 'string', default: '30' },
+    entries: { type: 'string', default: '5000' },
   },
 });
 const repo = resolve(import.meta.dirname, '..');
@@ -53,10 +56,10 @@ function seconds(fn) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Publishes a package of `mb` MiB; returns its image and layer digest. */
-function publish(registry, name, mb) {
+/** Publishes a package of `mb` MiB (or the prefix `fill` makes); returns its image and layer digest. */
+function publish(registry, name, mb, fill = makePrefix) {
   const prefix = join(work, `${name}-prefix`);
-  makePrefix(prefix, mb);
+  fill(prefix, mb);
   const archive = join(work, `${name}.tar`);
   const image = `${registry.host}/bench/${name}:1`;
   run(process.execPath, [ocipkg, 'pack', prefix, archive, '-t', image, '--target', 'x86_64-unknown-linux-gnu']);
@@ -116,6 +119,34 @@ async function peakMemory(registry) {
   const mb = Number(values['memory-size-mb']);
   log(`peak memory: publishing a ${mb} MiB package`);
   const { image } = publish(registry, 'memory', mb);
+  return { sizeMiB: mb, ...(await peakOfGet(image)) };
+}
+
+/** An install prefix of `count` small headers, 100 to a directory. */
+function makeManyFiles(dir, count) {
+  for (let i = 0; i < count; i++) {
+    const sub = join(dir, 'include', `d${Math.floor(i / 100)}`);
+    if (i % 100 === 0) mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, `h${i}.h`), `#define H${i} ${i}\n`);
+  }
+  mkdirSync(join(dir, 'lib'));
+  writeFileSync(join(dir, 'lib', 'libmany.a'), '!<arch>\n');
+}
+
+/** Peak memory of cold gets of ENTRIES and 4 x ENTRIES files: the second should be no larger. */
+async function manyEntries(registry) {
+  const counts = [Number(values.entries), 4 * Number(values.entries)];
+  const peaks = [];
+  for (const count of counts) {
+    log(`many entries: publishing a package of ${count} files`);
+    const { image } = publish(registry, `entries${count}`, count, makeManyFiles);
+    peaks.push({ entries: count, ...(await peakOfGet(image)) });
+  }
+  return { peaks, ratioAnonymous: peaks[1].maxAnonymousRssMiB / peaks[0].maxAnonymousRssMiB };
+}
+
+/** Max RSS and max anonymous RSS of a cold get of `image` into a fresh store. */
+async function peakOfGet(image) {
   const store = fresh('store');
   const child = spawn(process.execPath, [ocipkg, 'get', image], { env: { ...process.env, OCIPKG_DATA_DIR: store }, stdio: 'ignore' });
   const peak = { rss: 0, anon: 0 };
@@ -127,7 +158,7 @@ async function peakMemory(registry) {
   const code = await new Promise((resolve) => child.on('close', resolve));
   clearInterval(timer);
   if (code !== 0) throw new Error(`get failed with exit code ${code}`);
-  return { sizeMiB: mb, maxRssMiB: Math.round(peak.rss / 1024), maxAnonymousRssMiB: Math.round(peak.anon / 1024) };
+  return { maxRssMiB: Math.round(peak.rss / 1024), maxAnonymousRssMiB: Math.round(peak.anon / 1024) };
 }
 
 /**
@@ -160,6 +191,7 @@ try {
     warmLink: warmLink(registry, Number(values['warm-runs'])),
     coldGet: coldGet(registry, Number(values.runs)),
     peakMemory: await peakMemory(registry),
+    manyEntries: await manyEntries(registry),
   };
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 } finally {
