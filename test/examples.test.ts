@@ -64,6 +64,11 @@ describe.each(['cmake-js-addon', 'node-gyp-addon'])('examples/%s', (name) => {
     const addon = join(dir, 'build', 'Release', 'greet_addon.node');
     expect(needed(addon)).not.toContain('libgreet.so.1');
     expect(readdirSync(join(dir, 'build', 'Release')).filter((f) => f.startsWith('libgreet'))).toEqual([]);
+    // libgreet's code is bound inside the addon: none of its symbols is exported, so nothing the
+    // process already has (Node exports its zlib, OpenSSL, ...) can take their place at load time.
+    const exported = execFileSync('nm', ['-D', '--defined-only', addon], { encoding: 'utf8' });
+    expect(exported).toContain('napi_register_module_v1');
+    expect(exported).not.toMatch(/\bgreet_/);
     expect(await callExample(dir)).toEqual({ sum: 5, version: '1.2.0 (static)' });
   });
 

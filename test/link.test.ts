@@ -61,7 +61,8 @@ describe('link flags of a laid-out package', () => {
     const dir = await laidOut(join(work, 'pkg'), lz4Files, lz4Meta);
     const flags = flagsOf(dir);
     expect(flags.libFiles).toEqual([`${dir}/root/lib/liblz4.a`]);
-    expect(flags.libs).toEqual([`${dir}/root/lib/liblz4.a`]);
+    // The archive's symbols stay inside whatever links it (see link/flags.ts).
+    expect(flags.libs).toEqual([`${dir}/root/lib/liblz4.a`, '-Wl,--exclude-libs,liblz4.a']);
     expect(flags.cflags).toEqual([`-I${dir}/root/include`, '-DUSE_LZ4=1']);
     expect(flags.runtimeFiles).toEqual([]);
 
@@ -75,7 +76,8 @@ describe('link flags of a laid-out package', () => {
     const work = await tempDir('link-shared');
     const dir = await laidOut(join(work, 'pkg'), lz4Files, lz4Meta);
     const flags = flagsOf(dir, { shared: true });
-    expect(flags.libs).toEqual([`-L${dir}/root/lib`, '-llz4', '-Wl,-rpath,$ORIGIN']);
+    // DT_RPATH, not DT_RUNPATH: it also serves the libraries the addon loads.
+    expect(flags.libs).toEqual([`-L${dir}/root/lib`, '-llz4', '-Wl,--disable-new-dtags', '-Wl,-rpath,$ORIGIN']);
     expect(flags.runtimeFiles).toEqual([`${dir}/root/lib/liblz4.so.1`]);
     expect(flagsOf(dir, { shared: true, forMake: true }).libs.at(-1)).toBe("-Wl,-rpath,'$$ORIGIN'");
   });
@@ -103,7 +105,7 @@ describe('link flags of a laid-out package', () => {
     const shipped = join(out, 'prog');
     await copyFile(program, shipped);
     for (const file of flags.runtimeFiles) await copyFile(file, join(out, basename(file)));
-    expect(needed(shipped)).toMatch(/RUNPATH.*\[\$ORIGIN\]/);
+    expect(needed(shipped)).toMatch(/\(RPATH\).*\[\$ORIGIN\]/);
     // The loader resolves the library next to the program, not the system's copy.
     expect(execFileSync('ldd', [shipped], { encoding: 'utf8' })).toContain(`libzstd.so.1 => ${out}/libzstd.so.1`);
     expect(execFileSync(shipped, { encoding: 'utf8' })).toMatch(/^zstd 1\.5\.4/);
@@ -234,7 +236,7 @@ describe('ocipkg-link', () => {
     expect(result.stderr).toBe('');
     const json = JSON.parse(result.stdout);
     expect(json.packages.map((p: { name: string }) => p.name)).toEqual(['sqlite3', 'zlib']);
-    expect(json.libs.map((flag: string) => basename(flag))).toEqual(['libsqlite3.a', '-lm', 'libz.a']);
+    expect(json.libs.map((flag: string) => basename(flag))).toEqual(['libsqlite3.a', '-lm', 'libz.a', '-Wl,--exclude-libs,libsqlite3.a', '-Wl,--exclude-libs,libz.a']);
     const [sqliteRoot, zlibRoot] = json.packages.map((p: { root: string }) => p.root);
     expect(json.libraries).toEqual([
       { package: 'sqlite3', name: 'sqlite3', kind: 'static', file: `${sqliteRoot}/lib/libsqlite3.a`, runtime: null, importLibrary: null },
@@ -266,7 +268,7 @@ describe('ocipkg-link', () => {
     const statically = await linked();
     const root = statically.packages[0].root;
     expect(statically.libraries).toEqual([{ package: 'lz4', name: 'lz4', kind: 'static', file: `${root}/lib/liblz4.a`, runtime: null, importLibrary: null }]);
-    expect(statically.libs).toEqual([`${root}/lib/liblz4.a`]);
+    expect(statically.libs).toEqual([`${root}/lib/liblz4.a`, '-Wl,--exclude-libs,liblz4.a']);
 
     const shared = await linked('--shared');
     expect(shared.libraries).toEqual([
@@ -274,7 +276,7 @@ describe('ocipkg-link', () => {
     ]);
     expect(shared.libFiles).toEqual([shared.libraries[0].file]);
     expect(shared.runtimeFiles).toEqual([shared.libraries[0].runtime]);
-    expect(shared.libs).toEqual([`-L${root}/lib`, '-llz4', '-Wl,-rpath,$ORIGIN']);
+    expect(shared.libs).toEqual([`-L${root}/lib`, '-llz4', '-Wl,--disable-new-dtags', '-Wl,-rpath,$ORIGIN']);
   });
 
   it('serves CommonJS callers: require("ocipkg") from a .cjs file, as a binding.gyp `node -p` does', async () => {
@@ -296,7 +298,7 @@ try { ocipkg.includeDirs('oci:/nonexistent:1', { offline: true }); } catch (err)
     const [first, second] = run.stdout.trim().split('\n');
     const got = JSON.parse(first!);
     expect(got.include).toBe(`${got.info.packages[0].root}/include`);
-    expect(got.libs).toBe(`${got.info.packages[0].root}/lib/liblz4.a`);
+    expect(got.libs).toBe(`${got.info.packages[0].root}/lib/liblz4.a -Wl,--exclude-libs,liblz4.a`);
     expect(second).toBe('1');
   });
 

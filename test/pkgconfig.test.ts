@@ -120,7 +120,7 @@ describe('.pc files', () => {
       pkgconfigRequires: ['libexternal'],
     });
     const flags = computeLinkFlags([{ dir, description: desc }], { target: TARGET });
-    expect(flags.libs).toEqual([`${dir}/root/lib/libsqlite3.a`, `${dir}/root/lib/libz.a`, '-lm']);
+    expect(flags.libs).toEqual([`${dir}/root/lib/libsqlite3.a`, `${dir}/root/lib/libz.a`, '-lm', '-Wl,--exclude-libs,libsqlite3.a', '-Wl,--exclude-libs,libz.a']);
 
     await writeFile(join(work, 'main.c'), SQLITE_ZLIB_PROGRAM);
     execFileSync('cc', [join(work, 'main.c'), '-o', join(work, 'prog'), ...flags.cflags, ...flags.libs]);

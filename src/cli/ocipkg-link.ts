@@ -241,7 +241,7 @@ async function link(argv: string[]): Promise<void> {
   }
 
   const flags = computeLinkFlags(
-    packages.map((p) => ({ dir: slashes(p.pkg.dir), description: p.description })),
+    packages.map((p) => ({ dir: slashes(p.pkg.dir), description: p.description, image: p.image })),
     { shared: values.shared ?? (!values.static && declaredShared(images)), target, forMake: values['for-make'] ?? false },
   );
   if (values.json) return out(jsonOutput(flags, packages));

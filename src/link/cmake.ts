@@ -70,6 +70,16 @@ function importedLibrary(target: string, lib: LinkedLibrary): string[] {
   return [...imported, 'if(NOT APPLE)', `  set_target_properties(${target} PROPERTIES IMPORTED_SONAME ${quote(posix.basename(lib.runtime))})`, 'endif()'];
 }
 
+/**
+ * ELF: the archives' symbols are not exported from what links them (see link/flags.ts for why:
+ * Node's own copies of zlib, OpenSSL... would be bound in their place).
+ */
+function hiddenArchives(packageTarget: string, libraries: LinkedLibrary[]): string[] {
+  const archives = libraries.filter((lib) => lib.kind === 'static').map((lib) => word(posix.basename(lib.file)));
+  if (archives.length === 0) return [];
+  return ['if(NOT APPLE AND NOT WIN32)', ...archives.map((archive) => `  set_property(TARGET ${packageTarget} APPEND PROPERTY INTERFACE_LINK_OPTIONS "LINKER:--exclude-libs,${archive}")`), 'endif()'];
+}
+
 export function formatCMakeConfig(desc: LinkDescription, existingIncludeDirs: string[], requiredNames: string[] = []): string {
   const name = word(desc.name);
   const packageTarget = `${name}::${name}`;
@@ -96,7 +106,11 @@ export function formatCMakeConfig(desc: LinkDescription, existingIncludeDirs: st
     `if(TARGET ${packageTarget})`,
     '  return()',
     'endif()',
-    ...(requiredNames.length > 0 ? ['include(CMakeFindDependencyMacro)', ...requiredNames.map((required) => `find_dependency(${word(required)} CONFIG)`)] : []),
+    ...(requiredNames.length > 0 ? ['include(CMakeFindDependencyMacro)', ...requiredNames.flatMap((required) => [
+      // Linkage follows the dependent: linked shared, this package takes its requirements shared too.
+      ...(staticLibraries.some((lib) => lib.kind === 'shared') ? [`set(${word(required)}_USE_SHARED ON)`] : [`if(${name}_USE_SHARED)`, `  set(${word(required)}_USE_SHARED ON)`, 'endif()']),
+      `find_dependency(${word(required)} CONFIG)`,
+    ])] : []),
     `get_filename_component(${DIR_VAR} "\${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)`,
     '',
     ...staticLibraries.flatMap((lib, i) => bySelection(importedLibrary(libraryTarget(lib), lib), importedLibrary(libraryTarget(lib), sharedLibraries[i]!))),
@@ -107,6 +121,7 @@ export function formatCMakeConfig(desc: LinkDescription, existingIncludeDirs: st
     `  INTERFACE_COMPILE_DEFINITIONS "${list(desc.defines)}"`,
     `  INTERFACE_COMPILE_OPTIONS "${list(desc.cflags)}")`,
     ...bySelection(links(staticLibraries), links(sharedLibraries)),
+    ...bySelection(hiddenArchives(packageTarget, staticLibraries), hiddenArchives(packageTarget, sharedLibraries)),
     `set(${name}_FOUND TRUE)`,
     `unset(${DIR_VAR})`,
   ];

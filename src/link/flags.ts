@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import type { LibraryKind } from '../artifact/config.js';
 import { linkerFileNames } from '../package/library-name.js';
+import { parseReference, repositoryOf } from '../reference.js';
 import { tripleToPlatform } from '../triple.js';
 import { expandDir, type LinkDescription, type LinkLibrary } from './description.js';
 
@@ -17,6 +18,20 @@ import { expandDir, type LinkDescription, type LinkLibrary } from './description
  *   systems and `@loader_path` on macOS: the addon then finds the libraries that `--runtime-files`
  *   lists once they are copied next to the `.node` file, on machines that never ran ocipkg.
  *   Make needs `$` doubled and hidden from its shell, so `forMake` spells it `'$$ORIGIN'`.
+ *   On ELF the rpath is written as DT_RPATH (`--disable-new-dtags`), not DT_RUNPATH: the loader
+ *   searches a DT_RPATH for the dependencies of the libraries the addon loads too, so a bundled
+ *   libpng16.so finds the libz.so.1 beside it even when the addon itself does not need libz
+ *   (`--as-needed`), where a DT_RUNPATH would let the system's copy load.
+ *
+ * Linkage follows requirements: a package linked shared has its requirements linked shared too
+ * (where they ship a shared build), so a shared libpng16.so never sits beside a static libz.a whose
+ * code it cannot reach.
+ *
+ * Code from static packages stays inside the addon: on ELF each archive is linked with
+ * `--exclude-libs`, so none of its symbols is exported from the `.node`. Node exports its own zlib,
+ * OpenSSL, libuv... and an exported symbol of the addon would be bound to Node's copy at load time.
+ * Mach-O needs nothing: its two-level namespace binds the addon's references to its own copy at
+ * link time. Neither does PE: a DLL exports only what it declares, and imports name their DLL.
  */
 
 export interface LinkOptions {
@@ -32,6 +47,8 @@ export interface LinkOptions {
 export interface PackageLinkInput {
   dir: string;
   description: LinkDescription;
+  /** The image it was resolved from, so that the packages requiring it can be told. */
+  image?: string;
 }
 
 /**
@@ -126,16 +143,23 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
   const otherCflags: string[] = [];
   const body: string[] = [];
   let linksShared = false;
+  const elf = os !== 'darwin' && os !== 'windows';
+  const archives: string[] = [];
+  /** Repositories a package linked shared requires: linked shared in turn (packages come in link order). */
+  const sharedRequired = new Set<string>();
 
-  for (const { dir, description: desc } of packages) {
+  for (const { dir, description: desc, image } of packages) {
     for (const include of desc.includeDirs) pushUnique(out.includeDirs, under(dir, include));
     for (const define of desc.defines) pushUnique(out.defines, define);
     for (const flag of desc.cflags) pushUnique(otherCflags, expandDir(dir, flag));
 
-    const selected = linkedLibraries(dir, desc, options.shared ?? false);
+    const shared = (options.shared ?? false) || (image !== undefined && sharedRequired.has(repositoryOf(parseReference(image))));
+    const selected = linkedLibraries(dir, desc, shared);
     out.libraries.push(...selected);
+    if (selected.some((lib) => lib.kind === 'shared')) for (const required of desc.requires) sharedRequired.add(repositoryOf(parseReference(required)));
     for (const { name, kind, file, runtime } of selected) {
       out.libFiles.push(file);
+      if (kind === 'static' && elf) pushUnique(archives, posix.basename(file));
       if (kind === 'static' || os === 'windows') {
         body.push(file);
       } else {
@@ -156,9 +180,10 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
   out.cflags = [...out.includeDirs.map((d) => `-I${d}`), ...out.defines.map((d) => `-D${d}`), ...otherCflags];
   const libFiles = new Set(out.libFiles);
   out.libs = [...out.libDirs.map((d) => `-L${d}`), ...keepLastLibraries(body, (flag) => flag.startsWith('-l') || libFiles.has(flag))];
+  out.libs.push(...archives.map((archive) => `-Wl,--exclude-libs,${archive}`));
   if (linksShared) {
     if (os === 'darwin') out.libs.push('-Wl,-rpath,@loader_path');
-    else if (os !== 'windows') out.libs.push(options.forMake ? "-Wl,-rpath,'$$ORIGIN'" : '-Wl,-rpath,$ORIGIN');
+    else if (elf) out.libs.push('-Wl,--disable-new-dtags', options.forMake ? "-Wl,-rpath,'$$ORIGIN'" : '-Wl,-rpath,$ORIGIN');
   }
   return out;
 }
