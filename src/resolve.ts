@@ -34,8 +34,8 @@ export interface ResolvedPackage {
 }
 
 /**
- * An image's package for one target, from the store when it is there, else fetched into it, with
- * everything it requires (resolved with the same options).
+ * An image's package for one target, from the store when it is there, else fetched into it (and
+ * then what it requires first, resolved with the same options: its generated files name them).
  *
  * The warm path (tag already recorded in the refs index, package complete) reads two small files and
  * imports nothing heavy: undici and tar load only on the cold path, through cold.ts. That keeps
