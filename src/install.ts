@@ -85,7 +85,8 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
   const drifted: string[] = [];
 
   // Keyed as written (a lock entry per canonical reference); the identity for one version per
-  // repository is that reference, so two tags of one repository conflict before either is fetched.
+  // repository is that reference, so two tags of one repository conflict even when they name one
+  // build today: the lockfile must not hold two pins that may part tomorrow.
   await walkRequirements(
     Object.values(project.packages).map((declared) => declared.image),
     async (image) => {
