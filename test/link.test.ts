@@ -198,7 +198,7 @@ describe('ocipkg-link', () => {
     expect(execFileSync(compile(work, 'main.c', args), { encoding: 'utf8' })).toContain('roundtrip ok');
 
     const json = JSON.parse((await ocipkgLink(['--json', '--offline', image], env)).stdout);
-    expect(Object.keys(json)).toEqual(['packages', 'includeDirs', 'defines', 'cflags', 'libDirs', 'libFiles', 'libs', 'runtimeFiles', 'prefix', 'libraries']);
+    expect(Object.keys(json)).toEqual(['packages', 'includeDirs', 'defines', 'cflags', 'libDirs', 'libFiles', 'libs', 'runtimeFiles', 'prefix', 'pkgConfigPath', 'cmakePrefixPath', 'libraries']);
     expect(json.packages).toEqual([expect.objectContaining({ image, name: 'lz4', version: '1.9.4', target: TARGET })]);
     expect(json.libFiles).toEqual([`${json.packages[0].root}/lib/liblz4.a`]);
     expect((await ocipkgLink(['--modversion', '--offline', image], env)).stdout).toBe('1.9.4\n');

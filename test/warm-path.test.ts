@@ -56,6 +56,9 @@ describe('the warm path', () => {
     expect(heavy(warm)).toEqual([]);
     // Builtins only: the bundle carries the rest of the warm path itself.
     expect(warm.filter((url) => url.startsWith('require:') && !url.startsWith('require:node:') && !url.endsWith('/bin/ocipkg-link.cjs'))).toEqual([]);
+    // The search paths come from the store alone too.
+    expect(heavy(await importsOf(['--pkg-config-path', image], store))).toEqual([]);
+    expect(heavy(await importsOf(['--cmake-prefix-path', image], store))).toEqual([]);
     await rm(store, { recursive: true, force: true });
   });
 });

@@ -41,6 +41,11 @@ export function isSafeValue(value: string): boolean {
   return SAFE.test(value);
 }
 
+/** For values that are skipped rather than refused when they are not names (a shipped file's name). */
+export function isName(value: string): boolean {
+  return NAME.test(value);
+}
+
 export class PackageDataChecker {
   /** `what` names the package in messages: its image, or where it was read from. */
   constructor(private readonly what: string) {}

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { join, sep } from 'node:path';
+import { delimiter, join, sep } from 'node:path';
 import { OcipkgError } from '../errors.js';
-import { packagePath, expandDir } from '../link/description.js';
+import { packagePath, expandDir, generatedPcDir } from '../link/description.js';
 import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type LinkFlags } from '../link/flags.js';
 import { declaredPackage, resolveAlias } from '../project/manifest.js';
 import { coldPath } from '../cold.js';
@@ -32,9 +32,14 @@ Flags (one line on stdout; cflags come before libs):
   --lib-dirs             directories of the shared libraries
   --lib-files            every library file linked
   --runtime-files        shared libraries to ship beside the addon
-  --prefix               package directories (for CMAKE_PREFIX_PATH / PKG_CONFIG_PATH)
+  --prefix               package directories (generated files only; prefer the two paths below)
 
 Other outputs (alone):
+  --pkg-config-path      a PKG_CONFIG_PATH (':'-separated, ';' on Windows) over the images and
+                         all they require, for plain pkg-config: package names and the module
+                         names packages ship (libpng16)
+  --cmake-prefix-path    a CMAKE_PREFIX_PATH (';'-separated) over the images and all they require:
+                         find_package(<name> CONFIG) and CMake's Find modules (find_package(ZLIB))
   --json                 everything above as one JSON object
   --modversion           the version of each image, one per line
   --variable=NAME        a pkg-config variable (prefix, includedir, libdir, pcfiledir, ...)
@@ -45,7 +50,7 @@ Options:
   --shared               link shared builds where a library has both
   --target TRIPLE        target triple (default: npm_config_arch when node-gyp cross-builds
                          for another arch, then $OCIPKG_TARGET, then the host)
-  --offline              use the store only, never the network
+  --offline              use the store only, never the network (as OCIPKG_OFFLINE=1 does)
   --for-make             spell $ORIGIN as Make needs it ('$$ORIGIN'), for node-gyp's Makefiles
   --verbose              stack traces on errors
   -h, --help             this help
@@ -65,6 +70,8 @@ const OPTIONS = {
   'lib-files': { type: 'boolean' },
   'runtime-files': { type: 'boolean' },
   prefix: { type: 'boolean' },
+  'pkg-config-path': { type: 'boolean' },
+  'cmake-prefix-path': { type: 'boolean' },
   json: { type: 'boolean' },
   modversion: { type: 'boolean' },
   variable: { type: 'string' },
@@ -92,7 +99,7 @@ const LINE_OUTPUTS = [
   'runtime-files',
   'prefix',
 ] as const;
-const ALONE_OUTPUTS = ['json', 'modversion', 'variable', 'exists'] as const;
+const ALONE_OUTPUTS = ['pkg-config-path', 'cmake-prefix-path', 'json', 'modversion', 'variable', 'exists'] as const;
 
 /** A package to link: named on the command line (`requested`) or pulled in by another's `requires`. */
 interface LinkedPackage extends ResolvedPackage {
@@ -109,7 +116,7 @@ async function tuneTransfers(): Promise<void> {
 }
 
 /** The images (or declared aliases) and what they require, in link order. */
-async function resolveAll(images: string[], options: { target: string; offline: boolean }): Promise<LinkedPackage[]> {
+async function resolveAll(images: string[], options: { target: string; offline: boolean | undefined }): Promise<LinkedPackage[]> {
   const walked = await resolveWithRequirements(images.map((image) => resolveAlias(image)), { ...options, progress, beforeFetch: tuneTransfers });
   return walked.map(({ image, requested, value }) => ({ image, requested, ...value }));
 }
@@ -129,7 +136,7 @@ function variables(entry: LinkedPackage): Record<string, string> {
     prefix: root,
     includedir: desc.includeDirs[0] !== undefined ? packagePath(dir, desc.includeDirs[0]) : join(root, 'include'),
     libdir: firstLib ? join(packagePath(dir, firstLib.file), '..') : join(root, 'lib'),
-    pcfiledir: join(dir, 'lib', 'pkgconfig'),
+    pcfiledir: generatedPcDir(dir),
     ...shipped,
   };
 }
@@ -166,6 +173,26 @@ function lineOutput(output: (typeof LINE_OUTPUTS)[number], flags: LinkFlags, pac
   }
 }
 
+/**
+ * The directories pkg-config and CMake search, over the whole closure in link order: the generated
+ * files of every package, then (for CMake's Find modules, which look for headers and libraries
+ * under each prefix) the package roots. Generated files first, so that a generated module or config
+ * wins over anything of the same name a package ships in its root.
+ */
+function searchPaths(packages: LinkedPackage[]): { pkgConfigPath: string[]; cmakePrefixPath: string[] } {
+  return {
+    pkgConfigPath: packages.map((p) => slashes(generatedPcDir(p.pkg.dir))),
+    cmakePrefixPath: [...packages.map((p) => slashes(p.pkg.dir)), ...packages.map((p) => slashes(p.pkg.root))],
+  };
+}
+
+/** A search path as one string; a directory holding the separator would split in two, so it is refused. */
+function joinPath(dirs: string[], separator: string, variable: string): string {
+  const split = dirs.find((dir) => dir.includes(separator));
+  if (split !== undefined) throw new OcipkgError('EINPUT', `${split} holds '${separator}', which ${variable} cannot carry: move the store (OCIPKG_DATA_DIR)`);
+  return dirs.join(separator);
+}
+
 function jsonOutput(flags: LinkFlags, packages: LinkedPackage[]): string {
   return JSON.stringify({
     packages: packages.map(({ image, pkg, description }) => ({
@@ -185,6 +212,7 @@ function jsonOutput(flags: LinkFlags, packages: LinkedPackage[]): string {
     libs: flags.libs,
     runtimeFiles: flags.runtimeFiles,
     prefix: packages.map((p) => slashes(p.pkg.dir)),
+    ...searchPaths(packages),
     libraries: flags.libraries,
   });
 }
@@ -212,7 +240,8 @@ async function link(argv: string[]): Promise<void> {
   if (values.static && values.shared) throw usageError('--static and --shared exclude each other');
 
   const target = selectTriple(values.target);
-  const resolveOptions = { target, offline: values.offline ?? false };
+  // Unset, resolve.ts reads OCIPKG_OFFLINE.
+  const resolveOptions = { target, offline: values.offline };
   if (values.exists) {
     try {
       await resolveAll(images, resolveOptions);
@@ -230,6 +259,8 @@ async function link(argv: string[]): Promise<void> {
   if (values.variable !== undefined) {
     return out(requested.map((p) => slashes(variables(p)[values.variable!] ?? '')).join(' '));
   }
+  if (values['pkg-config-path']) return out(joinPath(searchPaths(packages).pkgConfigPath, delimiter, 'PKG_CONFIG_PATH'));
+  if (values['cmake-prefix-path']) return out(joinPath(searchPaths(packages).cmakePrefixPath, ';', 'CMAKE_PREFIX_PATH'));
 
   // Asking to link a package that has nothing to link is a mistake (a wrong image, a headers-only
   // package): fail rather than print a line the build would take as complete.

@@ -106,11 +106,11 @@ const COMMANDS: Record<string, Command> = {
   get: {
     usage: 'ocipkg get IMAGE [-f] [--target TRIPLE]',
     summary: 'fetch an image into the local store and print its directory',
-    options: '  -f, --force             fetch again even if the store has it\n  --target TRIPLE         target triple (default: npm_config_arch for a cross build, then OCIPKG_TARGET, then the host)\n  --offline               use only the store',
+    options: '  -f, --force             fetch again even if the store has it\n  --target TRIPLE         target triple (default: npm_config_arch for a cross build, then OCIPKG_TARGET, then the host)\n  --offline               use only the store (as OCIPKG_OFFLINE=1 does)',
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' }, offline: { type: 'boolean' } }, 'get');
       const [image] = positionals(pos, 1, 1, 'get');
-      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline ?? false, progress, beforeFetch: tuneForTransfers, ...(values.target !== undefined && { target: values.target }) });
+      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline, progress, beforeFetch: tuneForTransfers, ...(values.target !== undefined && { target: values.target }) });
       out(pkg.root);
     },
   },
@@ -149,11 +149,11 @@ const COMMANDS: Record<string, Command> = {
   'image-directory': {
     usage: 'ocipkg image-directory IMAGE [--target TRIPLE]',
     summary: "print the directory of an image's files in the store (fetching it if needed)",
-    options: '  --target TRIPLE         target triple\n  --offline               use only the store',
+    options: '  --target TRIPLE         target triple\n  --offline               use only the store (as OCIPKG_OFFLINE=1 does)',
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { target: { type: 'string' }, offline: { type: 'boolean' } }, 'image-directory');
       const [image] = positionals(pos, 1, 1, 'image-directory');
-      const pkg = await resolvePackage(image!, { offline: values.offline ?? false, progress, beforeFetch: tuneForTransfers, ...(values.target !== undefined && { target: values.target }) });
+      const pkg = await resolvePackage(image!, { offline: values.offline, progress, beforeFetch: tuneForTransfers, ...(values.target !== undefined && { target: values.target }) });
       out(pkg.root);
     },
   },

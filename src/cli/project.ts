@@ -40,7 +40,7 @@ export async function runInstall(args: string[]): Promise<void> {
   const { installProject } = await import('../install.js');
   const result = await installProject({
     frozen: values['frozen-lockfile'] ?? ciFrozen,
-    offline: values.offline ?? process.env.OCIPKG_OFFLINE === '1',
+    offline: values.offline,
     warn,
     progress,
     ...(values.target !== undefined && { target: values.target }),

@@ -56,6 +56,11 @@ export interface LinkLibrary {
 
 export const LINK_FILE = 'link.json';
 
+/** Where the generated `.pc` files of the package in `dir` are: the directory PKG_CONFIG_PATH names. */
+export function generatedPcDir(dir: string): string {
+  return join(dir, 'lib', 'pkgconfig');
+}
+
 /** The description stored with an installed package, or undefined if it has none. */
 export function readLinkDescription(dir: string): LinkDescription | undefined {
   try {

@@ -10,8 +10,8 @@ import type { LibraryKind, PackageMetadata } from '../artifact/config.js';
 import { PACKAGE_ROOT_DIR } from '../store/paths.js';
 import type { PackageInfo } from '../store/package.js';
 import { formatCMakeConfig, formatCMakeConfigVersion } from './cmake.js';
-import { LINK_FILE, expandDir, type LinkDescription, type LinkLibrary } from './description.js';
-import { DIR_PLACEHOLDER, isSafeValue, PackageDataChecker } from '../artifact/package-data.js';
+import { LINK_FILE, expandDir, generatedPcDir, type LinkDescription, type LinkLibrary } from './description.js';
+import { DIR_PLACEHOLDER, isName, isSafeValue, PackageDataChecker } from '../artifact/package-data.js';
 import { computeLinkFlags } from './flags.js';
 import { formatPcFile, parsePcFile, type PcFile } from './pkgconfig.js';
 
@@ -21,6 +21,7 @@ import { formatPcFile, parsePcFile, type PcFile } from './pkgconfig.js';
  *
  *   <dir>/link.json
  *   <dir>/lib/pkgconfig/<name>.pc                   PKG_CONFIG_PATH=<dir>/lib/pkgconfig
+ *   <dir>/lib/pkgconfig/<module>.pc                 the same, per module the package ships a .pc for
  *   <dir>/lib/cmake/<name>/<name>Config.cmake       CMAKE_PREFIX_PATH=<dir>
  *   <dir>/lib/cmake/<name>/<name>ConfigVersion.cmake
  *
@@ -104,6 +105,22 @@ async function findPcFiles(root: string): Promise<string[]> {
     for (const entry of (await listDir(join(root, dir))).sort()) if (entry.endsWith('.pc')) found.push(`${dir}/${entry}`);
   }
   return found;
+}
+
+/**
+ * The pkg-config modules the package ships a `.pc` for that get a generated `.pc` of their own:
+ * those whose file name is a name, other than the package's own and those of the packages it
+ * requires (a module of that name would require itself). Compared without case, as macOS and
+ * Windows file systems do.
+ */
+async function shippedModules(dir: string, name: string, requiredNames: string[]): Promise<string[]> {
+  const taken = new Set([name, ...requiredNames].map((n) => n.toLowerCase()));
+  const modules = new Map<string, string>();
+  for (const rel of await findPcFiles(join(dir, ROOT))) {
+    const module = posix.basename(rel, '.pc');
+    if (isName(module) && !taken.has(module.toLowerCase()) && !modules.has(module.toLowerCase())) modules.set(module.toLowerCase(), module);
+  }
+  return [...modules.values()];
 }
 
 /** One build of a library a `.pc` file names. */
@@ -282,11 +299,14 @@ async function checkFilesInside(dir: string, desc: LinkDescription, what: string
   }
 }
 
-/** The generated `.pc`: paths relative to its own location, the default (static-first) selection. */
-function generatedPc(desc: LinkDescription, target: string | undefined, requiredNames: string[]): string {
+/**
+ * The generated `.pc` of module `module` (the package's own name, or a module it ships): paths
+ * relative to its own location, the default (static-first) selection.
+ */
+function generatedPc(desc: LinkDescription, target: string | undefined, requiredNames: string[], module: string = desc.name): string {
   // pkg-config expands `${...}` and its output lands in Makefiles and shells: whatever reaches this
   // point unchecked stops here, before the references below are added.
-  const values = [desc.name, desc.version ?? '1', ...desc.includeDirs, ...desc.defines, ...desc.cflags, ...desc.linkFlags, ...desc.staticLinkFlags,
+  const values = [module, desc.name, desc.version ?? '1', ...desc.includeDirs, ...desc.defines, ...desc.cflags, ...desc.linkFlags, ...desc.staticLinkFlags,
     ...desc.libraries.flatMap((lib) => [lib.file, lib.runtime ?? lib.file]), ...Object.values(desc.variables), ...requiredNames];
   const unsafe = values.find((value) => !isSafeValue(value));
   if (unsafe !== undefined) throw new OcipkgError('EUNSAFE', `generating a .pc file: refusing ${JSON.stringify(unsafe)}`);
@@ -304,8 +324,8 @@ function generatedPc(desc: LinkDescription, target: string | undefined, required
       ['libdir', inRoot(libFile ? posix.dirname(`${base}/${libFile}`) : `${base}/${ROOT}/lib`)],
       ...shipped,
     ],
-    name: desc.name,
-    description: `${desc.name}, installed by ocipkg`,
+    name: module,
+    description: module === desc.name ? `${desc.name}, installed by ocipkg` : `${module} of package ${desc.name}, installed by ocipkg`,
     version: desc.version ?? '',
     cflags: flags.cflags.map((flag) => (flag.startsWith('-I') ? `-I${inRoot(flag.slice(2))}` : flag)),
     libs: flags.libs.map((flag) => (flag.startsWith('-L') ? `-L${inRoot(flag.slice(2))}` : inRoot(flag))),
@@ -321,17 +341,23 @@ function generatedPc(desc: LinkDescription, target: string | undefined, required
  * `requiredNames` are the package names of the images the package requires (installed first, see
  * src/fetch.ts). The generated files name them (`Requires:`, `find_dependency`) rather than point at
  * their store directories: which build of a requirement gets linked is decided at link time (a
- * lockfile pin, a moved tag), not when this package was installed, and `ocipkg-link --prefix` lists
- * the directories of the whole closure for PKG_CONFIG_PATH (`<dir>/lib/pkgconfig`) and
- * CMAKE_PREFIX_PATH, in link order. Nothing written depends on where the store is.
+ * lockfile pin, a moved tag), not when this package was installed, and `ocipkg-link
+ * --pkg-config-path` and `--cmake-prefix-path` list the directories of the whole closure. Nothing
+ * written depends on where the store is.
  */
 export async function preparePackage(stagingDir: string, pkg: PackageInfo, requiredNames: string[], what: string): Promise<void> {
   const desc = await describePackage(stagingDir, pkg, what);
   await writeFile(join(stagingDir, LINK_FILE), `${JSON.stringify(desc, null, 2)}\n`);
 
-  const pcDir = join(stagingDir, 'lib', 'pkgconfig');
+  const pcDir = generatedPcDir(stagingDir);
   await mkdir(pcDir, { recursive: true });
   await writeFile(join(pcDir, `${desc.name}.pc`), generatedPc(desc, pkg.target, requiredNames));
+  // Builds ask for the names the library's own install step wrote (`pkg-config libpng16`), which
+  // would otherwise fall through to the system's copy. The shipped files are not put on the path
+  // instead: they name the prefix the library was built in, and a packed package's were never checked.
+  for (const module of await shippedModules(stagingDir, desc.name, requiredNames)) {
+    await writeFile(join(pcDir, `${module}.pc`), generatedPc(desc, pkg.target, requiredNames, module));
+  }
 
   const cmakeDir = join(stagingDir, 'lib', 'cmake', desc.name);
   await mkdir(cmakeDir, { recursive: true });

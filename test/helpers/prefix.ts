@@ -1,5 +1,5 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const DEBIAN_LIB = '/usr/lib/x86_64-linux-gnu';
 
@@ -12,7 +12,10 @@ export async function debianPrefix(dir: string, lib: string, headers: string[], 
   await mkdir(join(dir, 'lib'), { recursive: true });
   for (const header of headers) await copyFile(join('/usr/include', header), join(dir, 'include', header));
   await copyFile(join(DEBIAN_LIB, `lib${lib}.a`), join(dir, 'lib', `lib${lib}.a`));
-  for (const [path, body] of Object.entries(extra)) await writeFile(join(dir, path), body);
+  for (const [path, body] of Object.entries(extra)) {
+    await mkdir(dirname(join(dir, path)), { recursive: true });
+    await writeFile(join(dir, path), body);
+  }
   return dir;
 }
 
