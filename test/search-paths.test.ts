@@ -98,7 +98,7 @@ describe('--pkg-config-path and the module names packages ship', () => {
     for (const module of ['libpng', 'libpng16']) {
       const flags = pkgConfig(path, '--cflags', '--libs', module);
       const includes = flags.filter((f) => f.startsWith('-I')).map((f) => f.slice(2));
-      const archives = flags.filter((f) => f.endsWith('.a'));
+      const archives = flags.filter((f) => f.endsWith('.a') && !f.startsWith('-'));
       expect(includes.length).toBeGreaterThan(0);
       expect(includes.every(inStore), flags.join(' ')).toBe(true);
       expect(archives.map((f) => basename(f))).toEqual(['libpng16.a', 'libz.a']);
@@ -107,8 +107,8 @@ describe('--pkg-config-path and the module names packages ship', () => {
       expect(pkgConfig(path, '--modversion', module)).toEqual(['1.6.39']);
     }
     const zlib = pkgConfig(path, '--libs', 'zlib');
-    expect(zlib.map((f) => basename(f))).toEqual(['libz.a']);
-    expect(zlib.every(inStore)).toBe(true);
+    expect(zlib.map((f) => basename(f))).toEqual(['libz.a', '-Wl,--exclude-libs,libz.a']);
+    expect(inStore(zlib[0]!)).toBe(true);
 
     const exe = join(work, 'prog-pc');
     execFileSync('cc', [join(work, 'main.c'), '-o', exe, ...pkgConfig(path, '--cflags', '--libs', 'libpng16'), '-lm']);
