@@ -18,7 +18,7 @@ export const INSTALL_OPTIONS = [
   '  --target TRIPLE         the build to install (every target is locked)',
 ].join('\n');
 
-export const UPDATE_USAGE = 'ocipkg update [NAME...] [--offline] [--target TRIPLE]';
+export const UPDATE_USAGE = 'ocipkg update [NAME...] [--target TRIPLE]';
 export const UPDATE_SUMMARY = 'move the pins of the named packages (default: all) to what their tags point at now';
 export const UPDATE_OPTIONS = '  --target TRIPLE         the build to install (every target is locked)';
 
