@@ -36,6 +36,7 @@ const lz4Meta: PackageMetadata = {
   includeDirs: ['include'],
   defines: ['USE_LZ4=1'],
   linkFlags: [],
+  staticLinkFlags: [],
   requires: [],
 };
 

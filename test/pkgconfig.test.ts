@@ -49,6 +49,7 @@ const lz4: { files: Record<string, string>; meta: PackageMetadata } = {
     includeDirs: ['include'],
     defines: ['LZ4_STATIC=1'],
     linkFlags: ['-lm'],
+    staticLinkFlags: [],
     requires: [],
   },
 };

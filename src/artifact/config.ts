@@ -49,6 +49,11 @@ export interface PackageMetadata {
   defines: string[];
   /** Extra linker flags consumers need after the libraries (e.g. `-lpthread`). */
   linkFlags: string[];
+  /**
+   * Linker flags needed only when a static library of the package is linked (a `.pc`'s
+   * `Libs.private`: what a shared build carries in its own dependencies). Absent in older metadata.
+   */
+  staticLinkFlags: string[];
   /** Images this package needs linked after it. */
   requires: string[];
 }
@@ -70,7 +75,7 @@ function badConfig(what: string, why: string): OcipkgError {
 }
 
 /** The metadata's shape, then every value in it through the package-data checks. */
-function parseMetadata(value: unknown, what: string): PackageMetadata {
+function parseMetadata(value: unknown, what: string, outcome: string | undefined): PackageMetadata {
   if (typeof value !== 'object' || value === null) throw badConfig(what, '"package" is not an object');
   const m = value as Record<string, unknown>;
   if (typeof m.name !== 'string') throw badConfig(what, '"package.name" is missing');
@@ -81,14 +86,14 @@ function parseMetadata(value: unknown, what: string): PackageMetadata {
       throw badConfig(what, 'each of "package.libraries" needs name, file and kind (static or shared), and a string soname if any');
     }
   }
-  for (const key of ['includeDirs', 'defines', 'linkFlags', 'requires'] as const) {
+  for (const key of ['includeDirs', 'defines', 'linkFlags', 'staticLinkFlags', 'requires'] as const) {
     if (m[key] !== undefined && !isStringArray(m[key])) throw badConfig(what, `"package.${key}" is not a list of strings`);
   }
   for (const key of ['version', 'target'] as const) {
     if (m[key] !== undefined && typeof m[key] !== 'string') throw badConfig(what, `"package.${key}" is not a string`);
   }
 
-  const check = new PackageDataChecker(what);
+  const check = new PackageDataChecker(what, outcome);
   const metadata: PackageMetadata = {
     schema: 1,
     name: check.name('package.name', m.name),
@@ -103,6 +108,7 @@ function parseMetadata(value: unknown, what: string): PackageMetadata {
     includeDirs: ((m.includeDirs as string[] | undefined) ?? []).map((dir) => check.relativePath('package.includeDirs', dir)),
     defines: ((m.defines as string[] | undefined) ?? []).map((define) => check.define('package.defines', define)),
     linkFlags: check.linkFlags('package.linkFlags', (m.linkFlags as string[] | undefined) ?? []),
+    staticLinkFlags: check.linkFlags('package.staticLinkFlags', (m.staticLinkFlags as string[] | undefined) ?? []),
     requires: (m.requires as string[] | undefined) ?? [],
   };
   for (const required of metadata.requires) {
@@ -115,9 +121,10 @@ function parseMetadata(value: unknown, what: string): PackageMetadata {
 /**
  * Parses and checks the config blob `desc` describes. A config of another media type (a plain OCI
  * image's) carries no ocipkg data: undefined. One without `package` (the Rust ocipkg's) is fine.
+ * `outcome` ends a refusal's message (by default: the package is not installed).
  */
-export function parsePackageConfig(desc: Descriptor, bytes: Uint8Array, what: string): PackageConfig | undefined {
-  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(bytes, what) : undefined;
+export function parsePackageConfig(desc: Descriptor, bytes: Uint8Array, what: string, outcome?: string): PackageConfig | undefined {
+  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(bytes, what, outcome) : undefined;
 }
 
 /**
@@ -128,7 +135,7 @@ export async function fetchPackageConfig(source: ContentSource, desc: Descriptor
   return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(await fetchSmallBlob(source, desc), what) : undefined;
 }
 
-function parseConfigJson(bytes: Uint8Array, what: string): PackageConfig {
+function parseConfigJson(bytes: Uint8Array, what: string, outcome?: string): PackageConfig {
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(bytes).toString('utf8'));
@@ -144,6 +151,6 @@ function parseConfigJson(bytes: Uint8Array, what: string): PackageConfig {
   }
   return {
     layers: layers as Record<string, string[]>,
-    ...(obj.package !== undefined && { package: parseMetadata(obj.package, what) }),
+    ...(obj.package !== undefined && { package: parseMetadata(obj.package, what, outcome) }),
   };
 }

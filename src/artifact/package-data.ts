@@ -47,11 +47,17 @@ export function isName(value: string): boolean {
 }
 
 export class PackageDataChecker {
-  /** `what` names the package in messages: its image, or where it was read from. */
-  constructor(private readonly what: string) {}
+  /**
+   * `what` names the package in messages: its image, or where it was read from; `outcome` says
+   * what a refusal means there.
+   */
+  constructor(
+    private readonly what: string,
+    private readonly outcome: string = 'the package is not installed',
+  ) {}
 
   private refuse(field: string, value: string, why: string): never {
-    throw new OcipkgError('EUNSAFE', `${this.what}: ${field} ${JSON.stringify(value)} ${why}; the package is not installed`);
+    throw new OcipkgError('EUNSAFE', `${this.what}: ${field} ${JSON.stringify(value)} ${why}; ${this.outcome}`);
   }
 
   name(field: string, value: string): string {

@@ -9,6 +9,8 @@ export const PACK_METADATA_OPTIONS = {
   license: { type: 'string' },
   description: { type: 'string' },
   requires: { type: 'string', multiple: true },
+  define: { type: 'string', multiple: true },
+  'link-flag': { type: 'string', multiple: true },
 } as const;
 
 export const PACK_METADATA_HELP = [
@@ -18,6 +20,9 @@ export const PACK_METADATA_HELP = [
   '  --license SPDX          org.opencontainers.image.licenses',
   '  --description TEXT      org.opencontainers.image.description',
   '  --requires IMAGE        a package this one needs (repeatable)',
+  '  --define NAME[=VALUE]   a definition consumers compile with (repeatable)',
+  '  --link-flag=FLAG        a flag consumers link after the libraries, e.g. --link-flag=-lm (repeatable)',
+  'The .pc files DIR ships add their Cflags -D, Libs and Libs.private; their prefix is made relative.',
 ].join('\n');
 
 interface MetadataValues {
@@ -27,6 +32,8 @@ interface MetadataValues {
   license?: string;
   description?: string;
   requires?: string[];
+  define?: string[];
+  'link-flag'?: string[];
 }
 
 /** Parsed metadata options -> pack's options; packing warnings go to stderr. */
@@ -38,6 +45,8 @@ export function packMetadata(values: MetadataValues): Omit<PackOptions, 'image'>
     ...(values.license !== undefined && { licenses: values.license }),
     ...(values.description !== undefined && { description: values.description }),
     ...(values.requires !== undefined && { requires: values.requires.map((r) => canonicalReference(parseReference(r))) }),
+    ...(values.define !== undefined && { defines: values.define }),
+    ...(values['link-flag'] !== undefined && { linkFlags: values['link-flag'] }),
     warn: (message: string) => process.stderr.write(`ocipkg: warning: ${message}\n`),
   };
 }

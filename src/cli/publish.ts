@@ -20,6 +20,8 @@ export const PUBLISH_OPTIONS = [
   '  --license SPDX          org.opencontainers.image.licenses (packed directories)',
   '  --description TEXT      org.opencontainers.image.description (packed directories)',
   '  --requires IMAGE        a package this one needs (packed directories; repeatable)',
+  '  --define NAME[=VALUE]   a definition consumers compile with (packed directories; repeatable)',
+  '  --link-flag=FLAG        a flag consumers link after the libraries (packed directories; repeatable)',
   'Each build is also tagged TAG-TRIPLE. Prints IMAGE pinned to the index digest.',
 ].join('\n');
 

@@ -77,7 +77,7 @@ async function fromMetadata(dir: string, meta: PackageMetadata, fallbackVersion:
     cflags: [],
     libraries: await Promise.all(meta.libraries.map((lib) => linkLibrary(dir, lib.name, lib.kind, posix.join(ROOT, lib.file), lib.soname))),
     linkFlags: meta.linkFlags,
-    staticLinkFlags: [],
+    staticLinkFlags: meta.staticLinkFlags,
     requires: meta.requires,
     pkgconfigRequires: [],
     variables: {},

@@ -7,6 +7,12 @@ import { OcipkgError } from '../errors.js';
  * and a trailing `\` continues a line. Variables are expanded when they are defined, so later redefinitions do not leak backwards.
  */
 
+/**
+ * Where a package's own `.pc` files are, relative to its root: `lib/`, `lib64/` and `share/`
+ * pkgconfig dirs, and Debian's multiarch `lib/<triple>/pkgconfig`.
+ */
+export const SHIPPED_PC_FILE = /^(?:lib|lib64|share|lib\/[^/]*-[^/]*)\/pkgconfig\/[^/]+\.pc$/;
+
 export interface PcRequirement {
   name: string;
   /** `>= 1.2` and the like, when the file constrains the version. */

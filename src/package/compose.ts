@@ -11,7 +11,7 @@ import { writeArtifact, type PackOptions, type PackResult } from './pack.js';
  */
 export async function compose(files: string[], output: string, options: PackOptions): Promise<PackResult> {
   const entries = await fileEntries(files);
-  const sources = new Map(entries.flatMap((e) => (e.type === 'file' ? [[e.path, e.source] as const] : [])));
+  const sources = new Map(entries.flatMap((e) => (e.type === 'file' && 'source' in e ? [[e.path, e.source] as const] : [])));
   const libraries: LibraryInfo[] = await describeLibraries(
     entries.filter((e) => classifyLibraryName(e.path)).map((e) => ({ path: e.path, source: sources.get(e.path)! })),
   );

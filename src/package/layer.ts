@@ -22,6 +22,8 @@ import { sourceDate } from './source-date.js';
 export type LayerEntry =
   | { path: string; type: 'directory' }
   | { path: string; type: 'file'; source: string; size: number; executable: boolean }
+  /** A file pack rewrote (a relocated `.pc`): its new bytes. */
+  | { path: string; type: 'file'; content: () => AsyncIterable<Buffer>; size: number; executable: boolean }
   | { path: string; type: 'symlink'; target: string };
 
 export interface Layer {

@@ -18,6 +18,7 @@ import { assertTriple, tripleToPlatform } from '../triple.js';
 import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary/index.js';
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
 import { directoryEntries, placeBySoname, writeLayer, type LayerEntry } from './layer.js';
+import { readShippedFiles } from './shipped-pc.js';
 import { createdAnnotation } from './source-date.js';
 import { parsePackageConfig, type LibraryInfo, type PackageConfig, type PackageMetadata } from '../artifact/config.js';
 
@@ -43,6 +44,10 @@ export interface PackOptions {
   description?: string;
   /** Images this package needs linked after it. */
   requires?: string[];
+  /** Preprocessor definitions consumers need (`NAME` or `NAME=VALUE`), besides what the package's `.pc` says. */
+  defines?: string[];
+  /** Flags consumers link after the libraries (`-lm`), besides what the package's `.pc` says. */
+  linkFlags?: string[];
   /** Called with one line per problem worth telling the user that does not stop packing. */
   warn?: (message: string) => void;
 }
@@ -66,6 +71,10 @@ export interface ArtifactInput {
   sourceOf: (library: LibraryInfo) => string;
   /** For messages: the directory or files being packed. */
   origin: string;
+  /** What the package's own files (its `.pc`) say consumers need; the options add to these. */
+  defines?: string[];
+  linkFlags?: string[];
+  staticLinkFlags?: string[];
 }
 
 /** The image name to record: a registry reference with a tag (the Rust ocipkg needs both). */
@@ -164,15 +173,16 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
       ...(target !== undefined && { target }),
       libraries,
       includeDirs: input.includeDirs,
-      defines: [],
-      linkFlags: [],
+      defines: [...new Set([...(input.defines ?? []), ...(options.defines ?? [])])],
+      linkFlags: [...(input.linkFlags ?? []), ...(options.linkFlags ?? [])],
+      staticLinkFlags: input.staticLinkFlags ?? [],
       requires,
     };
     const config: PackageConfig = { layers: { [layer.descriptor.digest]: layer.paths }, package: metadata };
     const configBytes = Buffer.from(JSON.stringify(config));
     const configDescriptor = descriptorFor(OCIPKG_CONFIG, configBytes);
     // What consumers would refuse at install is refused here, before anything is written.
-    parsePackageConfig(configDescriptor, configBytes, `${refName} (packing ${input.origin})`);
+    parsePackageConfig(configDescriptor, configBytes, `${refName} (packing ${input.origin})`, 'nothing is packed');
     const manifestAnnotations = annotations(options);
     const manifest: ImageManifest = {
       schemaVersion: 2,
@@ -205,10 +215,10 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
  * metadata, and a manifest of artifactType application/vnd.ocipkg.v1.artifact.
  */
 export async function pack(dir: string, output: string, options: PackOptions): Promise<PackResult> {
-  const entries = await directoryEntries(dir);
   const [libraries, includeDirs, declared] = await Promise.all([discoverLibraries(dir), discoverIncludeDirs(dir), declaredRequires(dir)]);
   const requires = [...new Set([...(options.requires ?? []), ...declared].map((r) => canonicalReference(parseReference(r))))];
-  return writeArtifact({ entries, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, { ...options, requires });
+  const shipped = await readShippedFiles(dir, await directoryEntries(dir), libraries, requires, options.warn ?? (() => {}));
+  return writeArtifact({ ...shipped, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, { ...options, requires });
 }
 
 /** `requires` from an `ocipkg.json` in the packed directory: what a library's own build says it needs. */
