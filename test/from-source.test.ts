@@ -89,7 +89,7 @@ describe('a static C consumer of libpng built from source', () => {
     const result = await pack(pngPrefix, join(work, 'png.tar'), { image: pngImage, requires: [zlibImage] });
     expect(result.config.package).toMatchObject({ staticLinkFlags: ['-lm'], linkFlags: [], defines: [], requires: [zlibImage] });
     const link = await ocipkgLink(['--libs', '--static', pngImage]);
-    expect(link.stdout.trim()).toMatch(/\/libpng16\.a -lm \S+\/libz\.a$/);
+    expect(link.stdout.trim()).toMatch(/\/libpng16\.a -lm \S+\/libz\.a -Wl,--exclude-libs,libpng16\.a -Wl,--exclude-libs,libz\.a$/);
   });
 
   it('warns that a required module no --requires covers is not provided, and keeps its -l flag', async () => {
@@ -108,7 +108,7 @@ describe('--define and --link-flag', () => {
     const published = await ocipkg(['publish', image, '--target', `${X64}=${zlibPrefix}`, '--define', 'ZLIB_CONST', '--define', 'OCIPKG_LEVEL=9', '--link-flag=-pthread']);
     expect(published.code, published.stderr).toBe(0);
     expect((await ocipkgLink(['--cflags-only-other', image])).stdout.trim()).toBe('-DZLIB_CONST -DOCIPKG_LEVEL=9');
-    expect((await ocipkgLink(['--libs', '--static', image])).stdout.trim()).toMatch(/\/libz\.a -pthread$/);
+    expect((await ocipkgLink(['--libs', '--static', image])).stdout.trim()).toMatch(/\/libz\.a -pthread -Wl,--exclude-libs,libz\.a$/);
 
     const archive = join(work, 'zlib-flags.tar');
     const packed = await ocipkg(['pack', zlibPrefix, archive, '-t', image, '--define', 'ZLIB_CONST', '--link-flag=-lm', '--link-flag=-pthread']);
@@ -161,12 +161,14 @@ describe('relocation at pack', () => {
     expect([...new Set(flags.filter((f) => f.startsWith('-l')))]).toEqual(['-lpng16', '-lz', '-lm']);
     expect(await realpath(pkgConfig(['--variable=libdir', 'zlib']))).toBe(await realpath(join(zlib!, 'root', 'lib')));
 
-    // The generated .pc of the package resolves into the store too.
+    // The generated .pc files of the package (one per module name it ships) resolve into the store too.
     const generated = (await readdir(join(png!, 'lib', 'pkgconfig'))).filter((f) => f.endsWith('.pc'));
-    expect(generated).toHaveLength(1);
-    const generatedFlags = sh('pkg-config', ['--cflags', '--libs', generated[0]!.slice(0, -3)], { PKG_CONFIG_PATH: `${png}/lib/pkgconfig:${zlib}/lib/pkgconfig`, PKG_CONFIG_LIBDIR: '' }).trim().split(/\s+/);
-    const libpng = generatedFlags.find((f) => f.endsWith('libpng16.a'));
-    expect(libpng && (await realpath(libpng)).startsWith(`${store}/`)).toBe(true);
+    expect(generated).toEqual(expect.arrayContaining(['libpng.pc', 'libpng16.pc']));
+    for (const module of generated) {
+      const generatedFlags = sh('pkg-config', ['--cflags', '--libs', module.slice(0, -3)], { PKG_CONFIG_PATH: `${png}/lib/pkgconfig:${zlib}/lib/pkgconfig`, PKG_CONFIG_LIBDIR: '' }).trim().split(/\s+/);
+      const libpng = generatedFlags.find((f) => f.endsWith('libpng16.a') && !f.startsWith('-'));
+      expect(libpng && (await realpath(libpng)).startsWith(`${store}/`), module).toBe(true);
+    }
   });
 
   it('warns, naming the file and the path, about paths of this machine it cannot relocate, and stays reproducible', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatCMakeConfig, formatCMakeConfigVersion } from '../src/link/cmake.js';
 import type { LinkDescription } from '../src/link/description.js';
-import { formatPcFile } from '../src/link/pkgconfig.js';
+import { formatPcFile } from '../src/pkgconfig.js';
 import { codeOfSync } from './helpers/errors.js';
 
 /**

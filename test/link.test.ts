@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLinkDescription } from '../src/link/description.js';
 import { computeLinkFlags, formatFlagLine, type LinkOptions } from '../src/link/flags.js';
-import { splitFlags } from '../src/link/pkgconfig.js';
+import { splitFlags } from '../src/pkgconfig.js';
 import type { PackageMetadata } from '../src/artifact/config.js';
 import { LayoutDirectory } from '../src/layout/directory.js';
 import { buildImage, writeImage, type TarEntry } from './helpers/layers.js';

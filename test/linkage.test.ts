@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { splitFlags } from '../src/link/pkgconfig.js';
+import { splitFlags } from '../src/pkgconfig.js';
 import { ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
 import { DEBIAN_LIB } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';

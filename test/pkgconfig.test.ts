@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { isOcipkgError } from '../src/errors.js';
 import { readLinkDescription } from '../src/link/description.js';
 import { computeLinkFlags } from '../src/link/flags.js';
-import { parsePcFile, splitFlags } from '../src/link/pkgconfig.js';
+import { parsePcFile, splitFlags } from '../src/pkgconfig.js';
 import type { PackageMetadata } from '../src/artifact/config.js';
 import { tempDir } from './helpers/cli.js';
 import { DEBIAN_LIB, LZ4_PROGRAM } from './helpers/prefix.js';

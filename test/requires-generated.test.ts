@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { splitFlags } from '../src/link/pkgconfig.js';
+import { splitFlags } from '../src/pkgconfig.js';
 import { parseReference } from '../src/reference.js';
 import { resolvePackage } from '../src/resolve.js';
 import { readRef } from '../src/store/refs.js';

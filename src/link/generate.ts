@@ -13,7 +13,7 @@ import { formatCMakeConfig, formatCMakeConfigVersion } from './cmake.js';
 import { LINK_FILE, expandDir, generatedPcDir, type LinkDescription, type LinkLibrary } from './description.js';
 import { DIR_PLACEHOLDER, isName, isSafeValue, PackageDataChecker } from '../artifact/package-data.js';
 import { computeLinkFlags } from './flags.js';
-import { formatPcFile, parsePcFile, type PcFile } from './pkgconfig.js';
+import { formatPcFile, parsePcFile, type PcFile } from '../pkgconfig.js';
 
 /**
  * Works out a package's link description once, when it is installed, and writes it with a

@@ -3,7 +3,7 @@ import { basename, posix, resolve } from 'node:path';
 import { isOcipkgError } from '../errors.js';
 import { PackageDataChecker } from '../artifact/package-data.js';
 import type { LibraryInfo } from '../artifact/config.js';
-import { parsePcFile, SHIPPED_PC_FILE, type PcFile } from '../link/pkgconfig.js';
+import { parsePcFile, SHIPPED_PC_FILE, type PcFile } from '../pkgconfig.js';
 import { parseReference } from '../reference.js';
 import { storeRoot } from '../store/paths.js';
 import type { LayerEntry } from './layer.js';

@@ -1,4 +1,4 @@
-import { OcipkgError } from '../errors.js';
+import { OcipkgError } from './errors.js';
 
 /**
  * Reading and writing pkg-config `.pc` files without a pkg-config binary, following pkgconf's
