@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { splitFlags } from '../src/pkgconfig.js';
 import { ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
+import { buildZlib } from './helpers/from-source.js';
 import { DEBIAN_LIB } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
@@ -117,4 +118,52 @@ describe('linkage that follows requirements', () => {
       if (linkerMode.length > 0) expect(loadedFrom(control).libz).not.toBe(join(out, 'libz.so.1'));
     },
   );
+});
+
+describe('static code bound inside the addon', () => {
+  const ZLIB_ADDON = `
+#include <node_api.h>
+#include <zlib.h>
+static napi_value version(napi_env env, napi_callback_info info) {
+  napi_value out;
+  napi_create_string_utf8(env, zlibVersion(), NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "version", NAPI_AUTO_LENGTH, version, NULL, &fn);
+  napi_set_named_property(env, exports, "version", fn);
+  return exports;
+}
+`;
+
+  it('an addon linking a packaged static zlib calls its own zlib, not the one Node exports, and exports none of it', async () => {
+    // zlib 1.2.13 built from Debian's source (position-independent); Node carries its own, newer one.
+    const image = `${registry.host}/acme/zlib-from-source:1.2.13`;
+    const published = await ocipkg(['publish', image, '--target', `x86_64-unknown-linux-gnu=${await buildZlib()}`, '--version', '1.2.13']);
+    expect(published.code, published.stderr).toBe(0);
+    expect(process.versions.zlib).not.toMatch(/^1\.2\.13/);
+    await writeFile(join(work, 'zlib-addon.c'), ZLIB_ADDON);
+    const flags = splitFlags((await ocipkgLink(['--cflags', '--libs', image])).stdout);
+    expect(flags).toContain('-Wl,--exclude-libs,libz.a');
+
+    const build = (name: string, linkFlags: string[]) => {
+      const addon = join(work, name);
+      execFileSync('cc', ['-shared', '-fPIC', join(work, 'zlib-addon.c'), `-I${NODE_INCLUDE}`, ...linkFlags, '-o', addon]);
+      return addon;
+    };
+    const version = (addon: string) => execFileSync(process.execPath, ['-p', `require(${JSON.stringify(addon)}).version()`], { encoding: 'utf8' }).trim();
+
+    const addon = build('zlib-addon.node', flags);
+    expect(version(addon)).toBe('1.2.13');
+    const exported = execFileSync('nm', ['-D', '--defined-only', addon], { encoding: 'utf8' });
+    expect(exported).toContain('napi_register_module_v1');
+    expect(exported).not.toMatch(/\b(zlibVersion|inflate|deflate|crc32)\b/);
+
+    // The control: without --exclude-libs the addon exports zlib, and its own call is bound to Node's.
+    const exporting = build('zlib-addon-exporting.node', flags.filter((flag) => !flag.startsWith('-Wl,--exclude-libs')));
+    expect(execFileSync('nm', ['-D', '--defined-only', exporting], { encoding: 'utf8' })).toMatch(/\bzlibVersion\b/);
+    expect(version(exporting)).not.toBe('1.2.13');
+    expect(process.versions.zlib.startsWith(version(exporting))).toBe(true);
+  });
 });
