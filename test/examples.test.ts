@@ -8,6 +8,7 @@ import {
   buildGreetLibrary,
   callExample,
   installExample,
+  nodeHeadersEnv,
   packOcipkg,
   publish,
   run,
@@ -16,6 +17,7 @@ import { copy } from '../src/copy.js';
 import { LayoutDirectory } from '../src/layout/directory.js';
 import { RegistryRepository } from '../src/registry/client.js';
 import { ocipkgLink, tempDir } from './helpers/cli.js';
+import { buildZlib } from './helpers/from-source.js';
 import { buildImage, writeImage } from './helpers/layers.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
@@ -152,6 +154,52 @@ describe('hostile packages', () => {
       expect(`${failure?.stdout}${failure?.stderr}`, what).toContain(direct.stderr.trim());
       expect(existsSync(marker), what).toBe(false);
     }
+  });
+});
+
+describe('a cmake-js addon linking a packaged static zlib', () => {
+  const CMAKE_LISTS = `
+cmake_minimum_required(VERSION 3.19)
+project(zlib_addon LANGUAGES C)
+find_package(ocipkg CONFIG REQUIRED)
+ocipkg_add_package(zlib IMAGE "\${IMAGE}")
+add_library(zlib_addon SHARED addon.c \${CMAKE_JS_SRC})
+set_target_properties(zlib_addon PROPERTIES PREFIX "" SUFFIX ".node")
+target_include_directories(zlib_addon PRIVATE \${CMAKE_JS_INC})
+target_link_libraries(zlib_addon PRIVATE ocipkg::zlib \${CMAKE_JS_LIB})
+`;
+  const ADDON = `
+#include <node_api.h>
+#include <zlib.h>
+static napi_value version(napi_env env, napi_callback_info info) {
+  napi_value out;
+  napi_create_string_utf8(env, zlibVersion(), NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "version", NAPI_AUTO_LENGTH, version, NULL, &fn);
+  napi_set_named_property(env, exports, "version", fn);
+  return exports;
+}
+`;
+
+  it('reports the packaged zlib\'s version, not the one Node exports', async () => {
+    const dir = installed['cmake-js-addon']!;
+    const ocipkgBin = join(dir, 'node_modules', 'ocipkg', 'bin', 'ocipkg.js');
+    const zlibImage = `${registry.host}/examples/zlib:1.2.13`;
+    await run(process.execPath, [ocipkgBin, 'publish', zlibImage, '--target', `x86_64-unknown-linux-gnu=${await buildZlib()}`, '--version', '1.2.13']);
+    const project = await scratch('zlib-addon');
+    await writeFile(join(project, 'CMakeLists.txt'), CMAKE_LISTS);
+    await writeFile(join(project, 'addon.c'), ADDON);
+    const store = await scratch('store');
+    await run(process.execPath, [join(dir, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'rebuild', '-d', project,
+      `--CDCMAKE_PREFIX_PATH=${join(dir, 'node_modules')}`, `--CDIMAGE=${zlibImage}`], { cwd: project, env: { ...nodeHeadersEnv(), OCIPKG_DATA_DIR: store } });
+    const addon = join(project, 'build', 'Release', 'zlib_addon.node');
+    const version = execFileSync(process.execPath, ['-p', `require(${JSON.stringify(addon)}).version()`], { encoding: 'utf8' }).trim();
+    expect(process.versions.zlib).not.toMatch(/^1\.2\.13/);
+    expect(version).toBe('1.2.13');
+    expect(execFileSync('nm', ['-D', '--defined-only', addon], { encoding: 'utf8' })).not.toMatch(/\b(zlibVersion|inflate|deflate)\b/);
   });
 });
 

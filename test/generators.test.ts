@@ -36,6 +36,21 @@ describe('generated CMake configs', () => {
   });
 });
 
+describe('generated CMake configs, linkage', () => {
+  it('take required packages shared when the package links shared', () => {
+    const sharedOnly = description({ libraries: [{ name: 'png16', kind: 'shared', file: 'root/lib/libpng16.so.16', runtime: 'root/lib/libpng16.so.16' }] });
+    const config = formatCMakeConfig(sharedOnly, sharedOnly.includeDirs, ['zlib']);
+    expect(config).toMatch(/set\(zlib_USE_SHARED ON\)\nfind_dependency\(zlib CONFIG\)/);
+
+    const both = description({ libraries: [{ name: 'demo', kind: 'static', file: 'root/lib/libdemo.a' }, { name: 'demo', kind: 'shared', file: 'root/lib/libdemo.so', runtime: 'root/lib/libdemo.so.1' }] });
+    expect(formatCMakeConfig(both, both.includeDirs, ['zlib'])).toMatch(/if\(demo_USE_SHARED\)\n  set\(zlib_USE_SHARED ON\)\nendif\(\)\nfind_dependency\(zlib CONFIG\)/);
+  });
+
+  it('keep static archives out of the exports on ELF', () => {
+    expect(formatCMakeConfig(description({}), ['root/include'])).toContain('INTERFACE_LINK_OPTIONS "LINKER:--exclude-libs,libdemo.a"');
+  });
+});
+
 describe('generated .pc files', () => {
   const pc = { variables: [['prefix', '${pcfiledir}/../..']] as [string, string][], name: 'demo', description: 'demo', version: '1.0', cflags: ['-I${prefix}/include'], libs: ['-lm'] };
   it('are written for well-behaved values', () => {
