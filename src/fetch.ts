@@ -11,6 +11,9 @@ import { installPackage } from './store/install.js';
 import { writeStoreIndex } from './store/index-json.js';
 import type { InstalledPackage } from './store/package.js';
 import { writeRef } from './store/refs.js';
+import { recordVerified } from './store/verified.js';
+import type { TrustRule } from './project/trust.js';
+import { verifyTrusted } from './trust.js';
 
 /**
  * The cold path of `resolvePackage`: resolve the reference at its source, pick the manifest for the
@@ -26,6 +29,8 @@ export interface FetchOptions {
    * without it, a package that requires others is refused.
    */
   requirementNames?: (requires: string[]) => Promise<string[]>;
+  /** The trust policy's rule for this image: installed only when a trusted key signed it. */
+  trust?: TrustRule;
 }
 
 export async function fetchPackage(ref: ImageReference, triple: string, storeRoot: string, options: FetchOptions = {}): Promise<InstalledPackage> {
@@ -108,6 +113,8 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
     manifests = { [recorded ?? '']: rootDesc.digest };
   }
 
+  // Checked before anything is fetched beyond manifests and config, and recorded once installed.
+  const trustedBy = install.trust && (await verifyTrusted(source, image, [rootDesc.digest, manifestDesc.digest], install.trust));
   const requires = metadata?.requires ?? [];
   checkRequirementOrigins(install.recordAs, requires);
   if (requires.length > 0 && !install.requirementNames) {
@@ -117,6 +124,7 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   progress?.(`fetching ${image} (${triple})`);
   const prepare = (dir: string, pkg: InstalledPackage) => preparePackage(dir, pkg, requiredNames, image);
   const pkg = await installPackage(storeRoot, source, manifestDesc, manifestBytes, { triple, prepare });
+  if (trustedBy !== undefined) recordVerified(storeRoot, manifestDesc.digest, trustedBy);
   writeRef(storeRoot, { reference: image, digest: rootDesc.digest, mediaType: rootDesc.mediaType, manifests, updated: new Date().toISOString() });
   await writeStoreIndex(storeRoot);
   return pkg;

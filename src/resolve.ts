@@ -3,11 +3,13 @@ import { coldPath } from './cold.js';
 import { readLinkDescription, type LinkDescription } from './link/description.js';
 import { pinnedReference, readLockfile } from './project/lockfile.js';
 import { findProject, locateDeclared, resolveAlias } from './project/manifest.js';
+import { trustRuleFor } from './project/trust.js';
 import { canonicalReference, parseReference, repositoryOf } from './reference.js';
 import { walkRequirements, type Walked } from './requirements.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef } from './store/refs.js';
+import { normalizedKey, verifiedKeys } from './store/verified.js';
 import { selectTriple } from './triple.js';
 
 export interface ResolveOptions {
@@ -79,11 +81,18 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
   const root = options.storeRoot ?? storeRoot();
   const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';
 
+  // The policy of the nearest project applies even where its aliases and pins do not (install).
+  const trust = trustRuleFor(canonicalReference(ref), project ?? findProject());
   if (!options.force) {
     const record = pinned ? undefined : readRef(root, ref);
     const manifestDigest = pinned ? pinned.digest : (record?.manifests[triple] ?? record?.manifests['']);
     const installed = manifestDigest === undefined ? undefined : readInstalledPackage(root, manifestDigest);
-    if (installed) return installed;
+    // Under a policy, only a package verified with one of its keys: a changed policy verifies again.
+    const trusted = !trust || (installed !== undefined && verifiedKeys(root, installed.manifestDigest).some((key) => trust.keys.some((k) => normalizedKey(k.pem) === key)));
+    if (installed && trusted) return installed;
+    if (installed && offline) {
+      throw new OcipkgError('EUNTRUSTED', `${canonicalReference(ref)} is in the store but not verified with a key ${trust!.declaredIn} trusts for "${trust!.prefix}", and ocipkg is offline; run once with network to verify it`);
+    }
   }
   if (offline) {
     const fix = pinned ? `ocipkg install\` in ${project!.dir}` : `ocipkg get ${canonicalReference(ref)}\``;
@@ -94,6 +103,7 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
   return fetchPackage(ref, triple, root, {
     ...(options.progress && { progress: options.progress }),
     requirementNames: requirementNamesWithin(options, chain.at(-1) === canonicalReference(named) ? chain : [...chain, canonicalReference(named)]),
+    ...(trust && { trust }),
   });
 }
 

@@ -81,7 +81,7 @@ describe('declared packages (package.json "ocipkg")', () => {
     await mkdir(join(below, 'build'), { recursive: true });
     await writeFile(join(below, 'package.json'), JSON.stringify({ name: 'addon-without-section' }));
     const found = findProject(join(below, 'build'));
-    expect(found).toEqual({ dir: below, hasSection: false, packages: {} });
+    expect(found).toEqual({ dir: below, hasSection: false, packages: {}, trust: [] });
     expect(resolveAlias('zstd', found)).toBe('zstd');
   });
 

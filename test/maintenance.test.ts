@@ -12,7 +12,7 @@ import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { expectStoreVerified, storeContents } from './helpers/store-check.js';
 
 /**
- * `ocipkg prune` and `ocipkg verify` on real stores filled by `ocipkg get` from a real registry,
+ * `ocipkg store prune` (and its old name `ocipkg prune`) and `ocipkg store verify` on real stores filled by `ocipkg get` from a real registry,
  * including prune running while other ocipkg processes fetch into the same store.
  */
 let registry: TestRegistry;
@@ -109,11 +109,11 @@ describe('ocipkg prune', () => {
     const refDir = join(store, 'refs', encodeURIComponent(registry.host), encodeURIComponent('acme/moving'));
     await writeFile(join(refDir, deadTemp!), '{');
 
-    const dry = await ocipkg(['prune', '--dry-run', '--json'], env(store));
+    const dry = await ocipkg(['store', 'prune', '--dry-run', '--json'], env(store));
     expect(dry.code, dry.stderr).toBe(0);
     expect(existsSync(old)).toBe(true);
 
-    const pruned = await ocipkg(['prune', '--json'], env(store));
+    const pruned = await ocipkg(['store', 'prune', '--json'], env(store));
     expect(pruned.code, pruned.stderr).toBe(0);
     const result = JSON.parse(pruned.stdout) as { packages: string[]; blobs: string[]; staging: string[] };
     expect(JSON.parse(dry.stdout)).toEqual({ ...result, dryRun: true });
@@ -131,7 +131,7 @@ describe('ocipkg prune', () => {
     // What the refs name is intact and still resolves offline.
     expectStoreVerified(store);
     expect((await ocipkg(['get', moving, '--offline'], env(store))).stdout.trim()).toBe(current);
-    expect((await ocipkg(['verify'], env(store))).code).toBe(0);
+    expect((await ocipkg(['store', 'verify'], env(store))).code).toBe(0);
 
     // A second prune finds nothing more to do.
     const again = await ocipkg(['prune'], env(store));
@@ -219,7 +219,7 @@ describe('ocipkg prune', () => {
     expect(removed.some((l) => l.startsWith('removed staging tmp/install-'))).toBe(true);
     const contents = expectStoreVerified(store);
     expect(contents.tmp).toEqual([]);
-    const verify = await ocipkg(['verify'], env(store));
+    const verify = await ocipkg(['store', 'verify'], env(store));
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     for (const image of [images.lz4, images.zstd, moving]) {
       expect((await ocipkg(['get', image, '--offline'], env(store))).code).toBe(0);
@@ -227,12 +227,12 @@ describe('ocipkg prune', () => {
   });
 });
 
-describe('ocipkg verify', () => {
+describe('ocipkg store verify', () => {
   it('reports a corrupt blob and a tampered package, and --fix removes them and their refs', async () => {
     const store = await tempDir('store');
     const lz4 = await get(store, images.lz4);
     const zstd = await get(store, images.zstd);
-    expect((await ocipkg(['verify'], env(store))).code).toBe(0);
+    expect((await ocipkg(['store', 'verify'], env(store))).code).toBe(0);
 
     // Flip the content of the zstd package's layer blob, and edit a header inside the lz4 package.
     const zstdInfo = JSON.parse(readFileSync(join(zstd, '..', 'package.json'), 'utf8')) as { manifest: { layers: { digest: string }[] } };
@@ -246,7 +246,7 @@ describe('ocipkg verify', () => {
     await chmod(header, 0o644);
     await writeFile(header, `${await readFile(header, 'utf8')}\n#define TAMPERED 1\n`);
 
-    const report = await ocipkg(['verify'], env(store));
+    const report = await ocipkg(['store', 'verify'], env(store));
     expect(report.code).toBe(1);
     expect(report.stderr.trim().split('\n')).toHaveLength(1);
     const problems = lines(report);
@@ -255,7 +255,7 @@ describe('ocipkg verify', () => {
     // The zstd package's files are fine, but its layer is not: it cannot be vouched for.
     expect(problems.some((l) => l.startsWith(`corrupt package ${digestOf(zstd)}:`))).toBe(true);
 
-    const fixed = await ocipkg(['verify', '--fix', '--json'], env(store));
+    const fixed = await ocipkg(['store', 'verify', '--fix', '--json'], env(store));
     expect(fixed.code, fixed.stderr).toBe(0);
     const result = JSON.parse(fixed.stdout) as { problems: unknown[]; removedRefs: string[] };
     expect(result.problems).toHaveLength(3);
@@ -263,7 +263,7 @@ describe('ocipkg verify', () => {
     expect(existsSync(lz4)).toBe(false);
     expect(existsSync(zstd)).toBe(false);
     expect(existsSync(blob)).toBe(false);
-    expect((await ocipkg(['verify'], env(store))).code).toBe(0);
+    expect((await ocipkg(['store', 'verify'], env(store))).code).toBe(0);
     expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(1);
 
     // The next get fetches and verifies everything afresh.
@@ -271,7 +271,7 @@ describe('ocipkg verify', () => {
     expect(await get(store, images.zstd)).toBe(zstd);
     expect(readFileSync(join(lz4, 'include', 'lz4.h'), 'utf8')).not.toContain('TAMPERED');
     expectStoreVerified(store);
-    expect((await ocipkg(['verify'], env(store))).code).toBe(0);
+    expect((await ocipkg(['store', 'verify'], env(store))).code).toBe(0);
   });
 
   it('finds a file added to a package that no layer holds', async () => {
@@ -279,7 +279,7 @@ describe('ocipkg verify', () => {
     const lz4 = await get(store, images.lz4);
     await chmod(join(lz4, 'lib'), 0o755);
     await writeFile(join(lz4, 'lib', 'extra.a'), 'not from any layer');
-    const report = await ocipkg(['verify', '--json'], env(store));
+    const report = await ocipkg(['store', 'verify', '--json'], env(store));
     expect(report.code).toBe(1);
     const result = JSON.parse(report.stdout) as { problems: Array<{ kind: string; reason: string }> };
     expect(result.problems).toHaveLength(1);

@@ -3,7 +3,7 @@ import { pruneStore, verifyStore } from '../store/maintenance.js';
 import { storeRoot } from '../store/paths.js';
 import { parseOptions, printLine, progress, usageError } from './common.js';
 
-/** `ocipkg prune` and `ocipkg verify`: parse, run the store maintenance, print what was done. */
+/** `ocipkg store prune` (also `ocipkg prune`) and `ocipkg store verify`: parse, run the store maintenance, print what was done. */
 
 const out = printLine;
 
@@ -11,14 +11,14 @@ function noPositionals(values: string[], command: string): void {
   if (values.length > 0) throw usageError(`${command}: unexpected argument "${values[0]}"`);
 }
 
-export async function runPrune(args: string[]): Promise<void> {
-  const { values, positionals } = parseOptions(args, { 'dry-run': { type: 'boolean' }, 'min-age': { type: 'string' }, json: { type: 'boolean' } }, 'prune');
-  noPositionals(positionals, 'prune');
+export async function runPrune(args: string[], command: string): Promise<void> {
+  const { values, positionals } = parseOptions(args, { 'dry-run': { type: 'boolean' }, 'min-age': { type: 'string' }, json: { type: 'boolean' } }, command);
+  noPositionals(positionals, command);
   let graceMs: number | undefined;
   if (values['min-age'] !== undefined) {
     const minutes = Number(values['min-age']);
     if (values['min-age'] === '' || !Number.isFinite(minutes) || minutes < 0) {
-      throw usageError(`prune: --min-age must be a number of minutes, got "${values['min-age']}"`);
+      throw usageError(`${command}: --min-age must be a number of minutes, got "${values['min-age']}"`);
     }
     graceMs = minutes * 60_000;
   }
@@ -36,9 +36,9 @@ export async function runPrune(args: string[]): Promise<void> {
   progress(`${verb} ${result.packages.length} package(s), ${result.blobs.length} blob(s), ${result.staging.length} staging entries in ${root}`);
 }
 
-export async function runVerify(args: string[]): Promise<void> {
-  const { values, positionals } = parseOptions(args, { fix: { type: 'boolean' }, json: { type: 'boolean' } }, 'verify');
-  noPositionals(positionals, 'verify');
+export async function runVerify(args: string[], command: string): Promise<void> {
+  const { values, positionals } = parseOptions(args, { fix: { type: 'boolean' }, json: { type: 'boolean' } }, command);
+  noPositionals(positionals, command);
   const root = storeRoot();
   const fix = values.fix ?? false;
   const result = await verifyStore(root, { fix });

@@ -185,17 +185,29 @@ const COMMANDS: Record<string, Command> = {
       out(JSON.stringify(await inspect(what!), null, 2));
     },
   },
+  store: {
+    usage: 'ocipkg store prune|verify [options]',
+    summary: 'maintain the local store: `store prune` removes what nothing needs, `store verify` re-hashes and checks it',
+    options: [
+      '  prune [--dry-run] [--min-age MINUTES] [--json]',
+      '                          remove packages no reference points to, unused blobs and abandoned downloads',
+      '                          (--min-age: keep anything newer, default 10: it may be a fetch in progress)',
+      '  verify [--fix] [--json] re-hash every blob and check every package\'s files against its layers',
+      '                          (--fix: remove what is corrupt, and the references to it)',
+    ].join('\n'),
+    async run(args) {
+      const [sub, ...rest] = args;
+      const { runPrune, runVerify } = await import('./maintenance.js');
+      if (sub === 'prune') return runPrune(rest, 'store prune');
+      if (sub === 'verify') return runVerify(rest, 'store verify');
+      throw usageError(`store: expected \`prune\` or \`verify\`, got ${sub === undefined ? 'nothing' : `"${sub}"`} (usage: ${COMMANDS.store!.usage})`);
+    },
+  },
   prune: {
     usage: 'ocipkg prune [--dry-run] [--min-age MINUTES] [--json]',
-    summary: 'remove packages no reference points to, unused blobs and abandoned downloads from the store',
+    summary: 'the same as `ocipkg store prune`',
     options: '  --dry-run               list what would be removed, remove nothing\n  --min-age MINUTES       keep anything newer (default 10: it may be a fetch in progress)\n  --json                  one JSON object instead of lines',
-    run: async (args) => (await import('./maintenance.js')).runPrune(args),
-  },
-  verify: {
-    usage: 'ocipkg verify [--fix] [--json]',
-    summary: "re-hash the store's blobs and check every package's files against its layers",
-    options: '  --fix                   remove what is corrupt (and the references to it)\n  --json                  one JSON object instead of lines',
-    run: async (args) => (await import('./maintenance.js')).runVerify(args),
+    run: async (args) => (await import('./maintenance.js')).runPrune(args, 'prune'),
   },
   login: {
     usage: 'ocipkg login REGISTRY -u USER (-p PASSWORD | --password-stdin)',

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
 import { parseReference, repositoryOf, type ImageReference } from '../reference.js';
+import { parseTrust, type DeclaredRule } from './trust.js';
 
 /**
  * The packages an addon declares in its `package.json`:
@@ -33,6 +34,8 @@ export interface Project {
   /** Whether its package.json has an `ocipkg` section at all. */
   hasSection: boolean;
   packages: Record<string, DeclaredPackage>;
+  /** Its trust policy (see trust.ts). */
+  trust: DeclaredRule[];
 }
 
 /** Alias names are bare words, so that nothing that parses as a reference with a registry, tag or digest is ever taken for one. */
@@ -83,7 +86,8 @@ export function findProject(start: string = projectStart()): Project | undefined
         manifest = {};
       }
       const section = manifest !== null && typeof manifest === 'object' ? manifest.ocipkg : undefined;
-      return { dir, hasSection: section !== undefined, packages: section === undefined ? {} : parsePackages(section, file) };
+      if (section === undefined) return { dir, hasSection: false, packages: {}, trust: [] };
+      return { dir, hasSection: true, packages: parsePackages(section, file), trust: parseTrust((section as { trust?: unknown }).trust, file, dir) };
     }
     if (dirname(dir) === dir) return undefined;
   }

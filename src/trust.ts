@@ -1,0 +1,32 @@
+import { OcipkgError } from './errors.js';
+import type { ContentSource } from './oci/content.js';
+import type { TrustRule } from './project/trust.js';
+import { keyId, readPublicKey } from './sign/keys.js';
+import { parsePayload } from './sign/payload.js';
+import { verifyPayload } from './sign/signature.js';
+import { readSignatures } from './sign/signatures.js';
+
+/**
+ * The check a trust policy asks for before a package enters the store: a signature, stored in
+ * cosign's legacy form beside the image, by one of the rule's keys, whose payload names one of
+ * `digests` (an index tag's own digest, or the manifest selected from it). Returns the PEM of the
+ * key that verified, for the store to record.
+ */
+export async function verifyTrusted(source: ContentSource, image: string, digests: string[], rule: TrustRule): Promise<string> {
+  const keys = rule.keys.map((key) => ({ ...key, object: readPublicKey(key.pem) }));
+  for (const digest of digests) {
+    for (const { payload, signature } of await readSignatures(source, digest)) {
+      let claimed: string;
+      try {
+        claimed = parsePayload(payload).digest;
+      } catch {
+        continue; // Not a payload ocipkg can read (another tool's): it vouches for nothing here.
+      }
+      if (claimed !== digest) continue;
+      const key = keys.find((k) => verifyPayload(k.object, payload, signature));
+      if (key) return key.pem;
+    }
+  }
+  const tried = keys.map((k) => `${k.path} (${keyId(k.object)})`).join(', ');
+  throw new OcipkgError('EUNTRUSTED', `${image}@${digests[0]} has no signature by a key ${rule.declaredIn} trusts for "${rule.prefix}" (tried ${tried}); nothing was installed`);
+}
