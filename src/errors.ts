@@ -22,7 +22,9 @@ export type ErrorCode =
   | 'EIO' // reading or writing local content failed (ENOSPC, EACCES, a file where a layout's directory belongs)
   | 'ELOCKFILE' // ocipkg-lock.json is unreadable, or does not match package.json under a frozen lockfile
   | 'ECONFLICT' // two versions of one repository are needed at once
-  | 'ECREDENTIALS'; // a credential helper or credentials file failed
+  | 'ECREDENTIALS' // a credential helper or credentials file failed
+  | 'EKEY' // a signing key is malformed, not ECDSA P-256, or its password is wrong or missing
+  | 'ESIGNATURE'; // a signed payload is not a cosign image signature
 
 /** Marks ocipkg's errors, whichever copy of this module made them. */
 const BRAND = Symbol.for('ocipkg.error');
