@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'ELOCKFILE' // ocipkg-lock.json is unreadable, or does not match package.json under a frozen lockfile
   | 'ECONFLICT' // two versions of one repository are needed at once
   | 'ECREDENTIALS' // a credential helper or credentials file failed
+  | 'EKEY' // a signing key is malformed, not ECDSA P-256, or its password is wrong or missing
+  | 'ESIGNATURE' // a signed payload is not a cosign image signature
   | 'EUNTRUSTED'; // the trust policy covers an image that no trusted key signed
 
 /** Marks ocipkg's errors, whichever copy of this module made them. */

@@ -15,10 +15,11 @@ function siblingTemp(path: string): string {
   return join(dirname(path), siblingTempName(basename(path)));
 }
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+/** `mode` is the new file's from its creation on (a secret is never readable by others, even briefly). */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode?: number): Promise<void> {
   const tmp = siblingTemp(path);
   try {
-    await writeFile(tmp, data);
+    await writeFile(tmp, data, { mode });
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -42,10 +43,10 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
  * temp file under the final name and fails with EEXIST instead of overwriting, unlike rename.
  * Returns whether this call created it.
  */
-export async function createFileOnce(path: string, data: string | Uint8Array): Promise<boolean> {
+export async function createFileOnce(path: string, data: string | Uint8Array, mode?: number): Promise<boolean> {
   if (await pathExists(path)) return false;
   const tmp = siblingTemp(path);
-  await writeFile(tmp, data);
+  await writeFile(tmp, data, { mode });
   try {
     await link(tmp, path);
     return true;
