@@ -1,5 +1,7 @@
+import type { KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
-import { isOcipkgError, OcipkgError } from '../errors.js';
+import { errno, isOcipkgError, OcipkgError } from '../errors.js';
 import { createFileOnce, pathExists, writeFileAtomic } from '../fs/atomic.js';
 import { parseOptions, printLine, progress, usageError } from './common.js';
 
@@ -48,14 +50,29 @@ function readHidden(prompt: string): Promise<string> {
   });
 }
 
-async function readPassword(): Promise<string> {
+/** COSIGN_PASSWORD, else asked on the terminal (twice for a new key), else an error saying so. */
+async function readPassword(purpose: 'new' | 'existing'): Promise<string> {
   // Set but empty is an empty password, as cosign takes it.
   const fromEnv = process.env.COSIGN_PASSWORD;
   if (fromEnv !== undefined) return fromEnv;
-  if (!process.stdin.isTTY) throw new OcipkgError('EKEY', 'no password for the new key: set COSIGN_PASSWORD (there is no terminal to ask on)');
+  const which = purpose === 'new' ? 'the new key' : 'the signing key';
+  if (!process.stdin.isTTY) throw new OcipkgError('EKEY', `no password for ${which}: set COSIGN_PASSWORD (there is no terminal to ask on)`);
   const password = await readHidden('Enter password for private key: ');
-  if ((await readHidden('Enter password for private key again: ')) !== password) throw new OcipkgError('EKEY', 'passwords do not match');
+  if (purpose === 'new' && (await readHidden('Enter password for private key again: ')) !== password) throw new OcipkgError('EKEY', 'passwords do not match');
   return password;
+}
+
+/** The private key in the file `path` (cosign's format), decrypted with the password as cosign asks for it. */
+export async function signingKey(path: string): Promise<KeyObject> {
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new OcipkgError('EINPUT', `cannot read the signing key ${path}: ${errno(err) ?? (err as Error).message}`, { cause: err });
+  }
+  const password = await readPassword('existing');
+  const { readPrivateKey } = await import('../sign/keys.js');
+  return readPrivateKey(pem, password);
 }
 
 /** Whether to replace files that exist: asked on a terminal, refused without one. */
@@ -95,7 +112,7 @@ export async function runGenerateKeyPair(args: string[]): Promise<void> {
   const privatePath = `${prefix}.key`;
   const publicPath = `${prefix}.pub`;
   const overwrite = await confirmOverwrite([privatePath, publicPath]);
-  const password = await readPassword();
+  const password = await readPassword('new');
   const { generateKeyPair } = await import('../sign/keys.js');
   const { privatePem, publicPem } = generateKeyPair(password);
   await writeKeyFile(privatePath, privatePem, 0o600, overwrite);

@@ -10,6 +10,8 @@ import { tuneForTransfers } from '../tuning.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 import { INSTALL_OPTIONS, INSTALL_SUMMARY, INSTALL_USAGE, runInstall, runUpdate, UPDATE_OPTIONS, UPDATE_SUMMARY, UPDATE_USAGE } from './project.js';
 import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './publish.js';
+import { GENERATE_KEY_PAIR_OPTIONS, GENERATE_KEY_PAIR_SUMMARY, GENERATE_KEY_PAIR_USAGE } from './keys.js';
+import { SIGN_OPTIONS, SIGN_SUMMARY, SIGN_USAGE, VERIFY_OPTIONS, VERIFY_SUMMARY, VERIFY_USAGE } from './sign.js';
 
 /**
  * `ocipkg`: a superset of the Rust ocipkg's commands. Each command parses its own options and
@@ -209,6 +211,9 @@ const COMMANDS: Record<string, Command> = {
     options: '  --dry-run               list what would be removed, remove nothing\n  --min-age MINUTES       keep anything newer (default 10: it may be a fetch in progress)\n  --json                  one JSON object instead of lines',
     run: async (args) => (await import('./maintenance.js')).runPrune(args, 'prune'),
   },
+  'generate-key-pair': { usage: GENERATE_KEY_PAIR_USAGE, summary: GENERATE_KEY_PAIR_SUMMARY, options: GENERATE_KEY_PAIR_OPTIONS, run: async (args) => (await import('./keys.js')).runGenerateKeyPair(args) },
+  sign: { usage: SIGN_USAGE, summary: SIGN_SUMMARY, options: SIGN_OPTIONS, run: async (args) => (await import('./sign.js')).runSign(args) },
+  verify: { usage: VERIFY_USAGE, summary: VERIFY_SUMMARY, options: VERIFY_OPTIONS, run: async (args) => (await import('./sign.js')).runVerify(args) },
   login: {
     usage: 'ocipkg login REGISTRY -u USER (-p PASSWORD | --password-stdin)',
     summary: "check credentials against a registry and save them in ocipkg's auth file (mode 0600)",

@@ -1,6 +1,7 @@
 import type { PublishInput } from '../publish.js';
 import { parseOptions, printLine, progress, usageError } from './common.js';
 import { tuneForTransfers } from '../tuning.js';
+import { signingKey } from './keys.js';
 import { PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 
 /**
@@ -22,6 +23,7 @@ export const PUBLISH_OPTIONS = [
   '  --requires IMAGE        a package this one needs (packed directories; repeatable)',
   '  --define NAME[=VALUE]   a definition consumers compile with (packed directories; repeatable)',
   '  --link-flag=FLAG        a flag consumers link after the libraries (packed directories; repeatable)',
+  '  --sign-key KEY          sign the index and every target manifest with this cosign key',
   'Each build is also tagged TAG-TRIPLE. Prints IMAGE pinned to the index digest.',
 ].join('\n');
 
@@ -33,11 +35,13 @@ function parseTarget(value: string): PublishInput {
 
 export async function runPublish(args: string[]): Promise<void> {
   const { values, positionals } = parseOptions(args, {
-    target: { type: 'string', multiple: true }, append: { type: 'boolean' }, ...PACK_METADATA_OPTIONS,
+    target: { type: 'string', multiple: true }, append: { type: 'boolean' }, 'sign-key': { type: 'string' }, ...PACK_METADATA_OPTIONS,
   }, 'publish');
   if (positionals.length !== 1) throw usageError(`publish: expected one IMAGE, got ${positionals.length} (usage: ${PUBLISH_USAGE})`);
   const inputs = (values.target ?? []).map(parseTarget);
   if (inputs.length === 0) throw usageError(`publish: at least one --target TRIPLE=PATH is required (usage: ${PUBLISH_USAGE})`);
+  // The key first: a wrong password should stop the publish before anything is pushed.
+  const key = values['sign-key'] !== undefined ? await signingKey(values['sign-key']) : undefined;
   tuneForTransfers();
   const { publish } = await import('../publish.js');
   const result = await publish(positionals[0]!, inputs, {
@@ -46,5 +50,9 @@ export async function runPublish(args: string[]): Promise<void> {
     progress,
     onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
   });
+  if (key) {
+    const { signImage } = await import('../signing.js');
+    for (const signed of await signImage(result.pinned, key, { recursive: true })) progress(`signed ${signed}`);
+  }
   printLine(result.pinned);
 }

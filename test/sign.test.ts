@@ -1,0 +1,220 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, createPublicKey, createSign, createVerify, generateKeyPairSync } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ocipkg, ocipkgLink, tempDir, type RunResult } from './helpers/cli.js';
+import { debianPrefix } from './helpers/prefix.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+
+/**
+ * Signing against the real registry, checked from outside: ocipkg's signatures are verified by an
+ * independent check written here from cosign's format (fetch the `sha256-<hex>.sig` manifest over
+ * the distribution API, verify the ECDSA signature with node:crypto), and signatures this file
+ * writes itself (a layout pushed with skopeo) are verified by ocipkg. Then the trust policy: an
+ * image the policy covers enters the store only when a trusted key signed it.
+ */
+let registry: TestRegistry;
+let work: string;
+let archive: string;
+const PASSWORD = { COSIGN_PASSWORD: 'correct horse' };
+
+function expectOneLine(result: RunResult, pattern: RegExp): void {
+  expect(result.code, result.stdout + result.stderr).toBe(1);
+  expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  expect(result.stderr).toMatch(pattern);
+}
+
+async function keyPair(name: string): Promise<{ key: string; pub: string }> {
+  const prefix = join(work, name);
+  const made = await ocipkg(['generate-key-pair', '--output-key-prefix', prefix], PASSWORD);
+  expect(made.code, made.stderr).toBe(0);
+  return { key: `${prefix}.key`, pub: `${prefix}.pub` };
+}
+
+async function push(repository: string): Promise<{ image: string; digest: string }> {
+  const image = `${registry.host}/${repository}:1`;
+  const pushed = await ocipkg(['push', archive, image]);
+  expect(pushed.code, pushed.stderr).toBe(0);
+  return { image, digest: pushed.stdout.trim().split('@')[1]! };
+}
+
+/** The distribution API, read directly: no ocipkg code involved. */
+async function registryGet(path: string, accept = 'application/vnd.oci.image.manifest.v1+json'): Promise<Buffer> {
+  const res = await fetch(`${registry.url}/v2/${path}`, { headers: { accept } });
+  expect(res.status, path).toBe(200);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/** cosign's check, written from its format: the payloads under `sha256-<hex>.sig` a key signed. */
+async function independentlyVerified(repository: string, digest: string, pubPem: string): Promise<Record<string, unknown>[]> {
+  const manifest = JSON.parse((await registryGet(`${repository}/manifests/sha256-${digest.slice(7)}.sig`)).toString()) as {
+    layers: { mediaType: string; digest: string; annotations: Record<string, string> }[];
+  };
+  const verified = [];
+  for (const layer of manifest.layers) {
+    expect(layer.mediaType).toBe('application/vnd.dev.cosign.simplesigning.v1+json');
+    const payload = await registryGet(`${repository}/blobs/${layer.digest}`, '*/*');
+    const ok = createVerify('sha256').update(payload).verify(createPublicKey(pubPem), Buffer.from(layer.annotations['dev.cosignproject.cosign/signature']!, 'base64'));
+    const claims = JSON.parse(payload.toString()) as { critical: { image: { 'docker-manifest-digest': string }; type: string } };
+    if (ok && claims.critical.type === 'cosign container image signature' && claims.critical.image['docker-manifest-digest'] === digest) verified.push(claims);
+  }
+  return verified;
+}
+
+/**
+ * A signature written without ocipkg: payload, config and manifest as cosign lays them out, in an
+ * OCI layout that skopeo pushes to `sha256-<hex>.sig`. `claimed` is the digest the payload names.
+ */
+async function foreignSignature(repository: string, digest: string, claimed: string, sign: (payload: Buffer) => string): Promise<void> {
+  const dir = join(work, `foreign-${Math.random().toString(36).slice(2)}`);
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const blob = async (bytes: Buffer) => {
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(join(dir, 'blobs', 'sha256', hex), bytes);
+    return { digest: `sha256:${hex}`, size: bytes.length };
+  };
+  const payload = Buffer.from(JSON.stringify({
+    critical: { identity: { 'docker-reference': `${registry.host}/${repository}` }, image: { 'docker-manifest-digest': claimed }, type: 'cosign container image signature' },
+    optional: null,
+  }));
+  const layer = { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', ...(await blob(payload)), annotations: { 'dev.cosignproject.cosign/signature': sign(payload) } };
+  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await blob(Buffer.from(JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: [layer.digest] } })))) };
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [layer] }));
+  const m = await blob(manifest);
+  await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': 'sig' } }] }));
+  execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${dir}:sig`, `docker://${registry.host}/${repository}:sha256-${digest.slice(7)}.sig`]);
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await tempDir('sign');
+  archive = join(work, 'lz4.tar');
+  const prefix = await debianPrefix(join(work, 'lz4'), 'lz4', ['lz4.h']);
+  expect((await ocipkg(['pack', prefix, archive, '-t', `${registry.host}/acme/lz4:1`])).code).toBe(0);
+});
+
+afterAll(async () => {
+  await registry?.stop();
+});
+
+describe('ocipkg sign and verify', () => {
+  it('signs what a tag names; an independent check and ocipkg verify both accept it, for that key only', async () => {
+    const { key, pub } = await keyPair('alice');
+    const other = await keyPair('mallory');
+    const { image, digest } = await push('acme/signed');
+    const signed = await ocipkg(['sign', '--key', key, image, '-a', 'team=native'], PASSWORD);
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(signed.stdout.trim()).toBe(`${registry.host}/acme/signed@${digest}`);
+
+    const independent = await independentlyVerified('acme/signed', digest, await readFile(pub, 'utf8'));
+    expect(independent).toHaveLength(1);
+    expect(independent[0]).toMatchObject({ optional: { team: 'native' } });
+
+    const verified = await ocipkg(['verify', '--key', pub, image]);
+    expect(verified.code, verified.stderr).toBe(0);
+    const payloads = JSON.parse(verified.stdout) as { critical: { image: Record<string, string> } }[];
+    expect(payloads.map((p) => p.critical.image['docker-manifest-digest'])).toEqual([digest]);
+
+    expectOneLine(await ocipkg(['verify', '--key', other.pub, image]), /no matching signatures/);
+    // A second signer appends; both verify.
+    expect((await ocipkg(['sign', '--key', other.key, image], PASSWORD)).code).toBe(0);
+    expect(JSON.parse((await ocipkg(['verify', '--key', other.pub, image])).stdout)).toHaveLength(1);
+    expect(await independentlyVerified('acme/signed', digest, await readFile(pub, 'utf8'))).toHaveLength(1);
+  });
+
+  it('verifies signatures written without ocipkg, and refuses tampered, misdirected and missing ones', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pub = join(work, 'foreign.pub');
+    await writeFile(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+    const sign = (payload: Buffer) => createSign('sha256').update(payload).sign(privateKey).toString('base64');
+
+    const good = await push('acme/foreign');
+    await foreignSignature('acme/foreign', good.digest, good.digest, sign);
+    expect((await ocipkg(['verify', '--key', pub, good.image])).code).toBe(0);
+
+    const unsigned = await push('acme/unsigned');
+    expectOneLine(await ocipkg(['verify', '--key', pub, unsigned.image]), /no signatures found/);
+
+    const tampered = await push('acme/tampered');
+    await foreignSignature('acme/tampered', tampered.digest, tampered.digest, (payload) => sign(Buffer.from(payload.toString().replace('null', '{}'))));
+    expectOneLine(await ocipkg(['verify', '--key', pub, tampered.image]), /no matching signatures/);
+
+    const elsewhere = await push('acme/elsewhere');
+    await foreignSignature('acme/elsewhere', elsewhere.digest, `sha256:${'0'.repeat(64)}`, sign);
+    expectOneLine(await ocipkg(['verify', '--key', pub, elsewhere.image]), /no matching signatures/);
+
+    const keyless = await ocipkg(['verify', unsigned.image]);
+    expect(keyless.code).toBe(2);
+    expect(keyless.stderr).toMatch(/^ocipkg: verify: give --key PUB .*checking the store moved to `ocipkg store verify`\n$/);
+  });
+
+  it('publish --sign-key signs the index and every target manifest', async () => {
+    const { key, pub } = await keyPair('publisher');
+    const image = `${registry.host}/acme/published:1`;
+    const published = await ocipkg(['publish', image, '--target', `x86_64-unknown-linux-gnu=${archive}`, '--sign-key', key], PASSWORD);
+    expect(published.code, published.stderr).toBe(0);
+    const indexDigest = published.stdout.trim().split('@')[1]!;
+    expect(await independentlyVerified('acme/published', indexDigest, await readFile(pub, 'utf8'))).toHaveLength(1);
+    const index = JSON.parse((await registryGet(`acme/published/manifests/${indexDigest}`, 'application/vnd.oci.image.index.v1+json')).toString()) as { manifests: { digest: string }[] };
+    for (const entry of index.manifests) expect(await independentlyVerified('acme/published', entry.digest, await readFile(pub, 'utf8'))).toHaveLength(1);
+  });
+});
+
+describe('the trust policy', () => {
+  async function project(trust: Record<string, { keys: string[] }>): Promise<string> {
+    const dir = await tempDir('trusting-project');
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'addon', ocipkg: { trust } }));
+    return dir;
+  }
+  const packagesIn = (store: string) => (existsSync(join(store, 'packages', 'sha256')) ? readdirSync(join(store, 'packages', 'sha256')) : []);
+
+  it('lets a signed image in, keeps an unsigned or otherwise-signed one out, and records the key for the warm path', async () => {
+    const { key, pub } = await keyPair('trusted');
+    const other = await keyPair('untrusted');
+    const signed = await push('trusted/lz4');
+    expect((await ocipkg(['sign', '--key', key, signed.image], PASSWORD)).code).toBe(0);
+    const unsigned = await push('trusted/unsigned');
+    const wrong = await push('trusted/wrong');
+    expect((await ocipkg(['sign', '--key', other.key, wrong.image], PASSWORD)).code).toBe(0);
+    const dir = await project({ [`${registry.host}/trusted`]: { keys: [pub] } });
+    const store = await tempDir('store');
+    const env = { OCIPKG_DATA_DIR: store, OCIPKG_PROJECT_DIR: dir };
+
+    for (const image of [unsigned.image, wrong.image]) {
+      const refused = await ocipkgLink(['--libs', image], env);
+      expectOneLine(refused, /has no signature by a key .*package\.json trusts for .*trusted" \(tried .*trusted\.pub/);
+      expect(packagesIn(store)).toEqual([]);
+    }
+    const accepted = await ocipkgLink(['--libs', signed.image], env);
+    expect(accepted.code, accepted.stderr).toBe(0);
+    // Warm and offline: the recorded verification stands in for the registry.
+    const offline = await ocipkgLink(['--libs', signed.image], { ...env, OCIPKG_OFFLINE: '1' });
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(offline.stdout).toBe(accepted.stdout);
+
+    // A policy that trusts another key only must verify again, which offline cannot.
+    const changed = await project({ [`${registry.host}/trusted`]: { keys: [other.pub] } });
+    expectOneLine(await ocipkgLink(['--libs', signed.image], { ...env, OCIPKG_PROJECT_DIR: changed, OCIPKG_OFFLINE: '1' }), /not verified with a key .* trusts/);
+    // Images the policy does not cover are not asked for signatures.
+    const free = await push('elsewhere/lz4');
+    expect((await ocipkgLink(['--libs', free.image], env)).code).toBe(0);
+  });
+
+  it('refuses a signature over the digest a tag pointed at before it moved', async () => {
+    const { key, pub } = await keyPair('mover');
+    const before = await push('trusted/moving');
+    expect((await ocipkg(['sign', '--key', key, before.image], PASSWORD)).code).toBe(0);
+    // The tag moves to another build, which nobody signed.
+    const other = join(work, 'other.tar');
+    const prefix = await debianPrefix(join(work, 'other'), 'lz4', ['lz4.h', 'lz4hc.h']);
+    expect((await ocipkg(['pack', prefix, other, '-t', before.image])).code).toBe(0);
+    expect((await ocipkg(['push', other, before.image])).code).toBe(0);
+    const dir = await project({ '*': { keys: [pub] } });
+    const store = await tempDir('store');
+    expectOneLine(await ocipkg(['get', before.image], { OCIPKG_DATA_DIR: store, OCIPKG_PROJECT_DIR: dir }), /has no signature by a key/);
+    expect(packagesIn(store)).toEqual([]);
+  });
+});
