@@ -4,6 +4,10 @@ import { openContent } from './open.js';
 import { canonicalReference, formatReference, parseReference, tagOrDigest, type ImageReference } from './reference.js';
 import { linkDescriptionOf, resolvePackage } from './resolve.js';
 import { walkRequirements } from './requirements.js';
+import { trustRuleFor } from './project/trust.js';
+import { keyId, readPublicKey } from './sign/keys.js';
+import { storeRoot } from './store/paths.js';
+import { normalizedKey, verifiedKeys } from './store/verified.js';
 import { selectTriple } from './triple.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
 import { findProject, locateDeclared, projectStart, resolveAlias, type Project } from './project/manifest.js';
@@ -68,6 +72,18 @@ async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, 
   }
 }
 
+/**
+ * The id of the trusted key that verified `manifestDigest`, when the project's policy covers
+ * `image` (resolvePackage has verified it by now and recorded the key in the store).
+ */
+function verifiedBy(image: string, manifestDigest: string, root: string, project: Project): string | undefined {
+  const rule = trustRuleFor(image, project);
+  if (!rule) return undefined;
+  const recorded = verifiedKeys(root, manifestDigest);
+  const key = rule.keys.find((k) => recorded.includes(normalizedKey(k.pem)));
+  return key && keyId(readPublicKey(key.pem));
+}
+
 export async function installProject(options: InstallProjectOptions = {}): Promise<InstallResult> {
   const start = options.start ?? projectStart();
   const project = findProject(start);
@@ -106,7 +122,9 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
         target: triple, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
       });
       const requires = (await linkDescriptionOf(pkg)).requires.map(canonical);
-      next.packages[image] = { ...entry, requires };
+      const { signedBy: _previous, ...pin } = entry;
+      const signedBy = verifiedBy(image, pkg.manifestDigest, options.storeRoot ?? storeRoot(), project);
+      next.packages[image] = { ...pin, requires, ...(signedBy !== undefined && { signedBy }) };
       return { value: undefined, requires, identity: image };
     },
   );

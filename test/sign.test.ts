@@ -198,6 +198,14 @@ describe('the trust policy', () => {
     // A policy that trusts another key only must verify again, which offline cannot.
     const changed = await project({ [`${registry.host}/trusted`]: { keys: [other.pub] } });
     expectOneLine(await ocipkgLink(['--libs', signed.image], { ...env, OCIPKG_PROJECT_DIR: changed, OCIPKG_OFFLINE: '1' }), /not verified with a key .* trusts/);
+    // ocipkg install records which key verified the pin.
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'addon', ocipkg: { packages: { lz4: signed.image }, trust: { [`${registry.host}/trusted`]: { keys: [pub] } } } }));
+    const installed = await ocipkg(['install'], { ...env, CI: '' });
+    expect(installed.code, installed.stderr).toBe(0);
+    const lock = JSON.parse(await readFile(join(dir, 'ocipkg-lock.json'), 'utf8')) as { packages: Record<string, { signedBy?: string }> };
+    const spki = createPublicKey(await readFile(pub, 'utf8')).export({ type: 'spki', format: 'der' });
+    expect(lock.packages[signed.image]?.signedBy).toBe(`sha256:${createHash('sha256').update(spki).digest('hex')}`);
+
     // Images the policy does not cover are not asked for signatures.
     const free = await push('elsewhere/lz4');
     expect((await ocipkgLink(['--libs', free.image], env)).code).toBe(0);

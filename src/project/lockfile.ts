@@ -31,6 +31,8 @@ export interface LockEntry {
   manifests: Record<string, string>;
   /** Canonical references of the images this package requires (for the host's build). */
   requires: string[];
+  /** Under a trust policy: the id (`sha256:` of the public key) of the key that verified the pin. */
+  signedBy?: string;
 }
 
 export interface Lockfile {
@@ -73,7 +75,8 @@ export function readLockfile(projectDir: string): Lockfile | undefined {
       typeof entry.mediaType === 'string' &&
       isStringMap(entry.manifests) &&
       Array.isArray(entry.requires) &&
-      entry.requires.every((r) => typeof r === 'string');
+      entry.requires.every((r) => typeof r === 'string') &&
+      (entry.signedBy === undefined || typeof entry.signedBy === 'string');
     if (!ok) throw invalid(path, `"${image}" needs digest, mediaType, manifests and requires`);
   }
   return { packages: packages as Record<string, LockEntry> };
