@@ -5,6 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ocipkg, ocipkgLink, tempDir, type RunResult } from './helpers/cli.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { debianPrefix } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
@@ -149,6 +150,48 @@ describe('ocipkg sign and verify', () => {
     const keyless = await ocipkg(['verify', unsigned.image]);
     expect(keyless.code).toBe(2);
     expect(keyless.stderr).toMatch(/^ocipkg: verify: give --key PUB .*checking the store moved to `ocipkg store verify`\n$/);
+  });
+
+  it('refuses signature manifests that are malformed or oversized in one line', async () => {
+    const { pub } = await keyPair('strict');
+    const target = await push('acme/hostile-sig');
+    const proxy = await startFaultProxy(registry.url);
+    try {
+      const image = target.image.replace(registry.host, proxy.host);
+      const cases: [string, Buffer, RegExp][] = [
+        ['malformed', Buffer.from('{"schemaVersion": 2, "layers": "none"}'), /manifest without "config" and "layers"/],
+        ['not JSON', Buffer.from('<html>'), /not JSON/],
+        ['oversized', Buffer.alloc(5 << 20, 0x20), /larger than|over the/],
+        ['too many signatures', Buffer.from(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'1'.repeat(64)}`, size: 2 }, layers: Array.from({ length: 300 }, () => ({ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: `sha256:${'2'.repeat(64)}`, size: 2 })) })), /300 signatures, more than 256/],
+      ];
+      for (const [what, body, pattern] of cases) {
+        proxy.reset();
+        proxy.add({ path: /\/manifests\/sha256-[0-9a-f]{64}\.sig$/, fault: { kind: 'serve', body, contentType: 'application/vnd.oci.image.manifest.v1+json' } });
+        const result = await ocipkg(['verify', '--key', pub, image]);
+        expect(result.code, what).toBe(1);
+        expect(result.stderr.trim().split('\n'), what).toHaveLength(1);
+        expect(result.stderr, what).toMatch(pattern);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('verifies the digest a lockfile pins, not where the tag points now', async () => {
+    const { key, pub } = await keyPair('locker');
+    const locked = await push('acme/locked');
+    expect((await ocipkg(['sign', '--key', key, locked.image], PASSWORD)).code).toBe(0);
+    const dir = await tempDir('locked-project');
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'p', ocipkg: { packages: { lz4: locked.image } } }));
+    expect((await ocipkg(['install'], { OCIPKG_PROJECT_DIR: dir, OCIPKG_DATA_DIR: await tempDir('store'), CI: '' })).code).toBe(0);
+    // The tag moves to an unsigned build; the locked digest is still the signed one.
+    const other = join(work, 'locked-other.tar');
+    expect((await ocipkg(['pack', await debianPrefix(join(work, 'locked-other'), 'lz4', ['lz4.h', 'lz4hc.h']), other, '-t', locked.image])).code).toBe(0);
+    expect((await ocipkg(['push', other, locked.image])).code).toBe(0);
+    expectOneLine(await ocipkg(['verify', '--key', pub, locked.image]), /no signatures found/);
+    const pinned = await ocipkg(['verify', '--key', pub, locked.image], { OCIPKG_PROJECT_DIR: dir });
+    expect(pinned.code, pinned.stderr).toBe(0);
+    expect((JSON.parse(pinned.stdout) as { critical: { image: Record<string, string> } }[])[0]!.critical.image['docker-manifest-digest']).toBe(locked.digest);
   });
 
   it('publish --sign-key signs the index and every target manifest', async () => {
