@@ -7,7 +7,7 @@
 // 1. cold `ocipkg get` of a SIZE package from a loopback registry, against
 //    `skopeo copy` to an OCI layout + `tar -xzf` of the layer, and `curl | sha256sum | tar -xz`;
 // 2. peak memory (max RSS) of a cold `ocipkg get` of a MEMORY_SIZE package;
-// 3. warm `ocipkg-link --cflags --libs` against `node -e 0`;
+// 3. warm `ocipkg-link --cflags --libs` against `node -e 0`, also for a package verified under a trust policy;
 // 4. peak memory of cold gets of packages of many small files, ENTRIES and 4 x ENTRIES of them:
 //    memory should stay flat with the entry count.
 import { spawn, spawnSync } from 'node:child_process';
@@ -162,6 +162,20 @@ async function peakOfGet(image) {
 }
 
 /**
+ * A project whose trust policy covers `image`, signed with a new key and verified once into
+ * `store`: the warm ocipkg-link then checks the recorded key instead of the registry.
+ */
+function signedProject(image, store) {
+  const dir = fresh('signed-project');
+  const env = { COSIGN_PASSWORD: 'bench', OCIPKG_DATA_DIR: store };
+  run(process.execPath, [ocipkg, 'generate-key-pair', '--output-key-prefix', join(dir, 'key')], env);
+  run(process.execPath, [ocipkg, 'sign', '--key', join(dir, 'key.key'), image], env);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'bench', ocipkg: { trust: { '*': { keys: ['key.pub'] } } } }));
+  run(process.execPath, [ocipkgLink, '--libs', image], { ...env, OCIPKG_PROJECT_DIR: dir });
+  return dir;
+}
+
+/**
  * Warm `ocipkg-link` against `node -e 0`, interleaved. Node's own start depends on the environment
  * (NODE_EXTRA_CA_CERTS makes every start load a CA bundle), so when that is set the pair is also
  * measured without it.
@@ -180,8 +194,9 @@ function warmLink(registry, runs) {
     return { medianSeconds: { ocipkgLink: median(link), nodeE0: median(bare) }, ratio: median(link) / median(bare) };
   };
   const asIs = measure({ OCIPKG_DATA_DIR: store });
-  if (!process.env.NODE_EXTRA_CA_CERTS) return { runs, environment: asIs };
-  return { runs, environment: asIs, withoutNodeExtraCaCerts: measure({ OCIPKG_DATA_DIR: store, NODE_EXTRA_CA_CERTS: undefined }) };
+  const verified = measure({ OCIPKG_DATA_DIR: store, OCIPKG_PROJECT_DIR: signedProject(image, store) });
+  if (!process.env.NODE_EXTRA_CA_CERTS) return { runs, environment: asIs, verifiedUnderPolicy: verified };
+  return { runs, environment: asIs, verifiedUnderPolicy: verified, withoutNodeExtraCaCerts: measure({ OCIPKG_DATA_DIR: store, NODE_EXTRA_CA_CERTS: undefined }) };
 }
 
 const registry = await startRegistry();
