@@ -254,6 +254,20 @@ describe('the trust policy', () => {
     expect((await ocipkgLink(['--libs', free.image], env)).code).toBe(0);
   });
 
+  it('applies the machine-wide policy.json where no project rule covers the image', async () => {
+    const { key, pub } = await keyPair('machine');
+    const config = await tempDir('config');
+    await writeFile(join(config, 'policy.json'), JSON.stringify({ trust: { [`${registry.host}/fleet`]: { keys: [pub] } } }));
+    const unsigned = await push('fleet/unsigned');
+    const signed = await push('fleet/signed');
+    expect((await ocipkg(['sign', '--key', key, signed.image], PASSWORD)).code).toBe(0);
+    const store = await tempDir('store');
+    const env = { OCIPKG_DATA_DIR: store, OCIPKG_CONFIG_DIR: config, OCIPKG_PROJECT_DIR: await tempDir('no-project') };
+    expectOneLine(await ocipkg(['get', unsigned.image], env), new RegExp(`has no signature by a key ${config}/policy\\.json trusts`));
+    expect(packagesIn(store)).toEqual([]);
+    expect((await ocipkg(['get', signed.image], env)).code).toBe(0);
+  });
+
   it('refuses a signature over the digest a tag pointed at before it moved', async () => {
     const { key, pub } = await keyPair('mover');
     const before = await push('trusted/moving');
