@@ -49,6 +49,6 @@ export async function runVerify(args: string[], command: string): Promise<void> 
   }
   progress(`verified ${result.blobs} blob(s) and ${result.packages} package(s) in ${root}: ${result.problems.length} problem(s)`);
   if (result.problems.length > 0 && !fix) {
-    throw new OcipkgError('EINTEGRITY', `store ${root} has ${result.problems.length} corrupt item(s); run \`ocipkg verify --fix\` to remove them`);
+    throw new OcipkgError('EINTEGRITY', `store ${root} has ${result.problems.length} corrupt item(s); run \`ocipkg store verify --fix\` to remove them`);
   }
 }
