@@ -17,6 +17,7 @@ import { readInstalledPackage } from './package.js';
 import { PACKAGE_ROOT_DIR, storePaths } from './paths.js';
 import { listRefs, removeRef, type RefRecord } from './refs.js';
 import { writeStoreIndex } from './index-json.js';
+import { forgetVerified } from './verified.js';
 
 /**
  * Store maintenance: `prune` (garbage collection) and `verify` (re-hash and repair).
@@ -208,7 +209,10 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       continue;
     }
     if (dryRun) result.packages.push(digest);
-    else if (await removePackage(root, digest, () => referenced().has(digest))) result.packages.push(digest);
+    else if (await removePackage(root, digest, () => referenced().has(digest))) {
+      forgetVerified(root, digest);
+      result.packages.push(digest);
+    }
     else kept.add(digest);
   }
 

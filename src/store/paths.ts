@@ -12,6 +12,7 @@ import { digestHex } from '../oci/digest.js';
  *     package.json                               manifest, config and target (see InstalledPackage)
  *     root/                                      the extracted layers
  *   refs/<registry>/<repository>/<tag>.json      tag -> digests, for lookups without network
+ *   verified/sha256/<hex>.json                   which trusted keys verified a package (verified.ts)
  *   tmp/                                         staging; anything here is incomplete by definition
  */
 export function storeRoot(): string {

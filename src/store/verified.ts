@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errno } from '../errors.js';
 import { digestHex } from '../oci/digest.js';
@@ -39,4 +39,9 @@ export function recordVerified(root: string, digest: string, pem: string): void 
   const path = recordPath(root, digest);
   mkdirSync(dirname(path), { recursive: true });
   writeFileAtomicSync(path, `${JSON.stringify({ keys: [...keys, normalizedKey(pem)] }, null, 2)}\n`);
+}
+
+/** Forgets a removed package's verification (prune). */
+export function forgetVerified(root: string, digest: string): void {
+  rmSync(recordPath(root, digest), { force: true });
 }
