@@ -45,7 +45,8 @@ export async function signImage(image: string, key: KeyObject, options: { recurs
 
 /**
  * The payloads of `image`'s signatures that one of `keys` verifies and that name the digest the
- * reference resolves to (with a lockfile, the pinned digest). Errors, as cosign words them, when
+ * reference resolves to (with a lockfile, the pinned digest): legacy simple-signing payloads, then
+ * the in-toto statements of cosign 3's bundles. Errors, as cosign words them, when
  * there are no signatures or none verifies.
  */
 export async function verifyImage(image: string, keys: KeyObject[]): Promise<unknown[]> {
@@ -56,7 +57,9 @@ export async function verifyImage(image: string, keys: KeyObject[]): Promise<unk
   // The lock pins the index (or single manifest) it was taken from; that is what gets verified.
   const digest = entry ? entry.digest : (await store.resolve(tagOrDigest(ref))).digest;
   const signatures = await readSignatures(store, digest);
-  if (signatures.length === 0) throw new OcipkgError('EUNTRUSTED', `${repositoryOf(ref)}@${digest}: no signatures found`);
+  const { readBundles, verifyBundle } = await import('./sign/bundles.js');
+  const bundles = await readBundles(store, digest);
+  if (signatures.length === 0 && bundles.length === 0) throw new OcipkgError('EUNTRUSTED', `${repositoryOf(ref)}@${digest}: no signatures found`);
   const verified: unknown[] = [];
   for (const { payload, signature } of signatures) {
     let claimed: string;
@@ -66,6 +69,10 @@ export async function verifyImage(image: string, keys: KeyObject[]): Promise<unk
       continue;
     }
     if (claimed === digest && keys.some((key) => verifyPayload(key, payload, signature))) verified.push(JSON.parse(payload.toString('utf8')));
+  }
+  for (const bundle of bundles) {
+    const found = verifyBundle(bundle, digest, keys);
+    if (found) verified.push(found.statement);
   }
   if (verified.length === 0) throw new OcipkgError('EUNTRUSTED', `${repositoryOf(ref)}@${digest}: no matching signatures`);
   return verified;

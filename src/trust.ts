@@ -7,10 +7,11 @@ import { verifyPayload } from './sign/signature.js';
 import { readSignatures } from './sign/signatures.js';
 
 /**
- * The check a trust policy asks for before a package enters the store: a signature, stored in
- * cosign's legacy form beside the image, by one of the rule's keys, whose payload names one of
- * `digests` (an index tag's own digest, or the manifest selected from it). Returns the PEM of the
- * key that verified, for the store to record.
+ * The check a trust policy asks for before a package enters the store: a signature by one of the
+ * rule's keys naming one of `digests` (an index tag's own digest, or the manifest selected from
+ * it), stored in cosign's legacy form beside the image or, failing that, as a sigstore bundle
+ * attached as a referrer (cosign 3; sigstore-js is loaded only then). Returns the PEM of the key
+ * that verified, for the store to record.
  */
 export async function verifyTrusted(source: ContentSource, image: string, digests: string[], rule: TrustRule): Promise<string> {
   const keys = rule.keys.map((key) => ({ ...key, object: readPublicKey(key.pem) }));
@@ -25,6 +26,13 @@ export async function verifyTrusted(source: ContentSource, image: string, digest
       if (claimed !== digest) continue;
       const key = keys.find((k) => verifyPayload(k.object, payload, signature));
       if (key) return key.pem;
+    }
+  }
+  const { readBundles, verifyBundle } = await import('./sign/bundles.js');
+  for (const digest of digests) {
+    for (const bundle of await readBundles(source, digest)) {
+      const verified = verifyBundle(bundle, digest, keys.map((k) => k.object));
+      if (verified) return keys[verified.key]!.pem;
     }
   }
   const tried = keys.map((k) => `${k.path} (${keyId(k.object)})`).join(', ');
