@@ -4,6 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ocipkg, tempDir, type RunResult } from './helpers/cli.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { debianPrefix } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
@@ -62,7 +63,7 @@ function pae(type: string, payload: Buffer): Buffer {
 }
 
 /** Attaches to `digest` in `repository` a bundle by `key` whose statement names `claimed`. */
-async function attachBundle(repository: string, digest: string, claimed: string, key: { privateKey: KeyObject; publicKey: KeyObject }): Promise<void> {
+async function attachBundle(repository: string, digest: string, claimed: string, key: { privateKey: KeyObject; publicKey: KeyObject }, fallbackTag = true): Promise<{ mediaType: string; digest: string; size: number }> {
   const statement = Buffer.from(JSON.stringify({
     _type: 'https://in-toto.io/Statement/v1',
     subject: [{ digest: { sha256: claimed.slice(7) } }],
@@ -84,11 +85,13 @@ async function attachBundle(repository: string, digest: string, claimed: string,
   const referrer = { schemaVersion: 2, mediaType: MANIFEST, artifactType: BUNDLE, config, layers: [layer], subject, annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope' } };
   const bytes = Buffer.from(JSON.stringify(referrer));
   const desc = await pushManifest(repository, sha256(bytes), MANIFEST, referrer);
+  if (!fallbackTag) return desc;
   // The fallback tag's index, read, extended and written back as a client without the API does.
   const tag = `sha256-${digest.slice(7)}`;
   const existing = await fetch(`${registry.url}/v2/${repository}/manifests/${tag}`, { headers: { accept: INDEX } });
   const manifests = existing.status === 200 ? ((await existing.json()) as { manifests: unknown[] }).manifests : [];
   await pushManifest(repository, tag, INDEX, { schemaVersion: 2, mediaType: INDEX, manifests: [...manifests, { ...desc, artifactType: BUNDLE }] });
+  return desc;
 }
 
 async function publicKeyFile(name: string, key: KeyObject): Promise<string> {
@@ -161,5 +164,24 @@ describe("cosign 3's sigstore bundles", () => {
     const got = await ocipkg(['get', signed.image], env);
     expect(got.code, got.stderr).toBe(0);
     expect(packagesIn()).toHaveLength(1);
+  });
+
+  it('reads bundles from the referrers API where the registry has one, before the fallback tag', async () => {
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pub = await publicKeyFile('referrers', key.publicKey);
+    const target = await push('acme/referrers');
+    // Attached as a registry with the API keeps it: a referrer manifest, no fallback tag.
+    const referrer = await attachBundle('acme/referrers', target.digest, target.digest, key, false);
+    expectOneLine(await ocipkg(['verify', '--key', pub, target.image]), /no signatures found/);
+    // distribution 2 has no referrers API; the fault proxy answers for it as one that has.
+    const proxy = await startFaultProxy(registry.url);
+    try {
+      proxy.add({ method: 'GET', path: new RegExp(`/referrers/${target.digest}$`), fault: { kind: 'serve', contentType: INDEX, body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ ...referrer, artifactType: BUNDLE }] })) } });
+      const verified = await ocipkg(['verify', '--key', pub, target.image.replace(registry.host, proxy.host)]);
+      expect(verified.code, verified.stderr).toBe(0);
+      expect(proxy.requests.some((r) => r.path.endsWith(`/referrers/${target.digest}`))).toBe(true);
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -18,6 +18,11 @@ export interface ContentSource {
   fetch(desc: Descriptor): Promise<Readable>;
   /** Whether the content is present. */
   exists(desc: Descriptor): Promise<boolean>;
+  /**
+   * The manifests whose `subject` is `digest`, as the OCI 1.1 referrers API lists them, or
+   * undefined where the source has no such API (then clients read the `sha256-<hex>` fallback tag).
+   */
+  referrers?(digest: string): Promise<Descriptor[] | undefined>;
 }
 
 /**

@@ -3,7 +3,7 @@ import { OcipkgError } from '../errors.js';
 import type { BlobOpener, ContentStore } from '../oci/content.js';
 import { assertDigest, isDigest } from '../oci/digest.js';
 import { sha256, verifyBytes } from '../oci/verify.js';
-import { checkManifestSize, readManifestBytes } from '../oci/manifest.js';
+import { checkManifestSize, parseManifest, readManifestBytes } from '../oci/manifest.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { repositoryScope, sessionFor } from './auth.js';
@@ -120,6 +120,24 @@ export class RegistryRepository implements ContentStore {
     }
     this.manifests.set(digest, bytes);
     return { mediaType, digest, size: bytes.byteLength };
+  }
+
+  /**
+   * The OCI 1.1 referrers API: an index of the manifests whose subject is `digest`, or undefined
+   * when the registry answers 404 (it has no such API, as distribution 2 has not).
+   */
+  async referrers(digest: string): Promise<Descriptor[] | undefined> {
+    assertDigest(digest);
+    const what = `referrers of ${this.location}@${digest}`;
+    const res = await this.request('GET', `referrers/${digest}`, 'pull', { headers: { accept: OCI_INDEX } });
+    if (res.statusCode === 404) {
+      discard(res);
+      return undefined;
+    }
+    await this.expect(res, (s) => s === 200, what);
+    const parsed = parseManifest(await readBody(res, MAX_MANIFEST_BYTES, what), OCI_INDEX, what);
+    if (parsed.kind !== 'index') throw new OcipkgError('EMANIFEST', `${what}: not an index`);
+    return parsed.index.manifests;
   }
 
   /** A manifest or index read whole (capped at MAX_MANIFEST_BYTES) and checked against `desc`. */

@@ -32,8 +32,13 @@ export function referrersTag(digest: string): string {
   return `sha256-${digestHex(digest)}`;
 }
 
-/** The bundle referrers of `digest` the fallback tag lists (none without the tag). */
+/**
+ * The bundle referrers of `digest`: from the referrers API where the source has it, else from the
+ * fallback tag (none without the tag), as cosign looks them up.
+ */
 async function bundleReferrers(source: ContentSource, digest: string): Promise<Descriptor[]> {
+  const listed = await source.referrers?.(digest);
+  if (listed !== undefined) return onlyBundles(listed, `referrers of ${source.location}@${digest}`);
   const tag = referrersTag(digest);
   let desc: Descriptor;
   try {
@@ -45,7 +50,11 @@ async function bundleReferrers(source: ContentSource, digest: string): Promise<D
   const where = `${source.location}:${tag}`;
   const parsed = parseManifest(await fetchSmallBlob(source, desc), desc.mediaType, where);
   if (parsed.kind !== 'index') return []; // Not a referrers list (a tag of that name used otherwise).
-  const bundles = parsed.index.manifests.filter((m) => m.artifactType === BUNDLE_ARTIFACT_TYPE && m.mediaType === OCI_MANIFEST);
+  return onlyBundles(parsed.index.manifests, where);
+}
+
+function onlyBundles(manifests: Descriptor[], where: string): Descriptor[] {
+  const bundles = manifests.filter((m) => m.artifactType === BUNDLE_ARTIFACT_TYPE && m.mediaType === OCI_MANIFEST);
   if (bundles.length > MAX_BUNDLES) throw new OcipkgError('ETOOLARGE', `${where}: ${bundles.length} bundles, more than ${MAX_BUNDLES}`);
   return bundles;
 }
