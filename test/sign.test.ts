@@ -268,6 +268,35 @@ describe('the trust policy', () => {
     expect((await ocipkg(['get', signed.image], env)).code).toBe(0);
   });
 
+  it('covers requirements too: a signed package that requires an unsigned one is not installed', async () => {
+    const { key, pub } = await keyPair('closure');
+    const base = await push('closure/base');
+    const topImage = `${registry.host}/closure/top:1`;
+    const topArchive = join(work, 'top.tar');
+    const prefix = await debianPrefix(join(work, 'top'), 'lz4', ['lz4.h'], { 'ocipkg.json': JSON.stringify({ requires: [base.image] }) });
+    expect((await ocipkg(['pack', prefix, topArchive, '-t', topImage])).code).toBe(0);
+    expect((await ocipkg(['push', topArchive, topImage])).code).toBe(0);
+    expect((await ocipkg(['sign', '--key', key, topImage], PASSWORD)).code).toBe(0);
+    const dir = await project({ [`${registry.host}/closure`]: { keys: [pub] } });
+    const store = await tempDir('store');
+    const env = { OCIPKG_DATA_DIR: store, OCIPKG_PROJECT_DIR: dir };
+    expectOneLine(await ocipkgLink(['--libs', topImage], env), new RegExp(`closure/base:1@sha256:[0-9a-f]{64} has no signature`));
+    expect(packagesIn(store)).toEqual([]);
+    expect((await ocipkg(['sign', '--key', key, base.image], PASSWORD)).code).toBe(0);
+    expect((await ocipkgLink(['--libs', topImage], env)).code).toBe(0);
+    expect(packagesIn(store)).toHaveLength(2);
+  });
+
+  it('picks the longest prefix on component boundaries', async () => {
+    const { pub } = await keyPair('narrow');
+    const wide = await keyPair('wide');
+    const image = (await push('prefix/sub/lz4')).image;
+    const dir = await project({ [`${registry.host}/prefix`]: { keys: [wide.pub] }, [`${registry.host}/prefix/sub`]: { keys: [pub] }, [`${registry.host}/prefix/su`]: { keys: [wide.pub] } });
+    const refused = await ocipkg(['get', image], { OCIPKG_DATA_DIR: await tempDir('store'), OCIPKG_PROJECT_DIR: dir });
+    // The rule for prefix/sub, not prefix/su (no component boundary) nor the shorter prefix.
+    expectOneLine(refused, new RegExp(`trusts for "${registry.host}/prefix/sub" \\(tried .*narrow\\.pub`));
+  });
+
   it('refuses a signature over the digest a tag pointed at before it moved', async () => {
     const { key, pub } = await keyPair('mover');
     const before = await push('trusted/moving');
