@@ -19,6 +19,7 @@ import { RegistryRepository } from '../src/registry/client.js';
 import { ocipkgLink, tempDir } from './helpers/cli.js';
 import { buildZlib } from './helpers/from-source.js';
 import { buildImage, writeImage } from './helpers/layers.js';
+import { versionAddon } from './helpers/napi.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
 /**
@@ -168,21 +169,7 @@ set_target_properties(zlib_addon PROPERTIES PREFIX "" SUFFIX ".node")
 target_include_directories(zlib_addon PRIVATE \${CMAKE_JS_INC})
 target_link_libraries(zlib_addon PRIVATE ocipkg::zlib \${CMAKE_JS_LIB})
 `;
-  const ADDON = `
-#include <node_api.h>
-#include <zlib.h>
-static napi_value version(napi_env env, napi_callback_info info) {
-  napi_value out;
-  napi_create_string_utf8(env, zlibVersion(), NAPI_AUTO_LENGTH, &out);
-  return out;
-}
-NAPI_MODULE_INIT() {
-  napi_value fn;
-  napi_create_function(env, "version", NAPI_AUTO_LENGTH, version, NULL, &fn);
-  napi_set_named_property(env, exports, "version", fn);
-  return exports;
-}
-`;
+  const ADDON = versionAddon('zlib.h', 'zlibVersion()');
 
   it('reports the packaged zlib\'s version, not the one Node exports', async () => {
     const dir = installed['cmake-js-addon']!;

@@ -6,6 +6,7 @@ import { splitFlags } from '../src/pkgconfig.js';
 import { ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
 import { buildZlib } from './helpers/from-source.js';
 import { DEBIAN_LIB } from './helpers/prefix.js';
+import { versionAddon } from './helpers/napi.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
 /**
@@ -20,21 +21,7 @@ let png: string;
 
 const NODE_INCLUDE = resolve(dirname(process.execPath), '..', 'include', 'node');
 
-const ADDON = `
-#include <node_api.h>
-#include <png.h>
-static napi_value version(napi_env env, napi_callback_info info) {
-  napi_value out;
-  napi_create_string_utf8(env, png_get_libpng_ver(NULL), NAPI_AUTO_LENGTH, &out);
-  return out;
-}
-NAPI_MODULE_INIT() {
-  napi_value fn;
-  napi_create_function(env, "version", NAPI_AUTO_LENGTH, version, NULL, &fn);
-  napi_set_named_property(env, exports, "version", fn);
-  return exports;
-}
-`;
+const ADDON = versionAddon('png.h', 'png_get_libpng_ver(NULL)');
 
 /** A prefix with `files` (name in DEBIAN_LIB or /usr/include -> path in the prefix) and symlinks. */
 async function prefix(dir: string, files: Record<string, string>, links: Record<string, string>, extra: Record<string, string> = {}): Promise<string> {
@@ -121,21 +108,7 @@ describe('linkage that follows requirements', () => {
 });
 
 describe('static code bound inside the addon', () => {
-  const ZLIB_ADDON = `
-#include <node_api.h>
-#include <zlib.h>
-static napi_value version(napi_env env, napi_callback_info info) {
-  napi_value out;
-  napi_create_string_utf8(env, zlibVersion(), NAPI_AUTO_LENGTH, &out);
-  return out;
-}
-NAPI_MODULE_INIT() {
-  napi_value fn;
-  napi_create_function(env, "version", NAPI_AUTO_LENGTH, version, NULL, &fn);
-  napi_set_named_property(env, exports, "version", fn);
-  return exports;
-}
-`;
+  const ZLIB_ADDON = versionAddon('zlib.h', 'zlibVersion()');
 
   it('an addon linking a packaged static zlib calls its own zlib, not the one Node exports, and exports none of it', async () => {
     // zlib 1.2.13 built from Debian's source (position-independent); Node carries its own, newer one.
