@@ -5,8 +5,8 @@ import { openContent } from './open.js';
 import { readLockfile } from './project/lockfile.js';
 import { findProject } from './project/manifest.js';
 import { canonicalReference, formatReference, parseReference, repositoryOf, tagOrDigest, type RegistryReference } from './reference.js';
-import { parsePayload, signingPayload } from './sign/payload.js';
-import { signPayload, verifyPayload } from './sign/signature.js';
+import { signingPayload } from './sign/payload.js';
+import { signerOf, signPayload } from './sign/signature.js';
 import { appendSignature, readSignatures } from './sign/signatures.js';
 
 /**
@@ -62,13 +62,7 @@ export async function verifyImage(image: string, keys: KeyObject[]): Promise<unk
   if (signatures.length === 0 && bundles.length === 0) throw new OcipkgError('EUNTRUSTED', `${repositoryOf(ref)}@${digest}: no signatures found`);
   const verified: unknown[] = [];
   for (const { payload, signature } of signatures) {
-    let claimed: string;
-    try {
-      claimed = parsePayload(payload).digest;
-    } catch {
-      continue;
-    }
-    if (claimed === digest && keys.some((key) => verifyPayload(key, payload, signature))) verified.push(JSON.parse(payload.toString('utf8')));
+    if (signerOf(payload, signature, digest, keys) !== undefined) verified.push(JSON.parse(Buffer.from(payload).toString('utf8')));
   }
   for (const bundle of bundles) {
     const found = verifyBundle(bundle, digest, keys);

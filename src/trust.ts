@@ -2,8 +2,7 @@ import { OcipkgError } from './errors.js';
 import type { ContentSource } from './oci/content.js';
 import type { TrustRule } from './project/trust.js';
 import { keyId, readPublicKey } from './sign/keys.js';
-import { parsePayload } from './sign/payload.js';
-import { verifyPayload } from './sign/signature.js';
+import { signerOf } from './sign/signature.js';
 import { readSignatures } from './sign/signatures.js';
 
 /**
@@ -17,15 +16,8 @@ export async function verifyTrusted(source: ContentSource, image: string, digest
   const keys = rule.keys.map((key) => ({ ...key, object: readPublicKey(key.pem) }));
   for (const digest of digests) {
     for (const { payload, signature } of await readSignatures(source, digest)) {
-      let claimed: string;
-      try {
-        claimed = parsePayload(payload).digest;
-      } catch {
-        continue; // Not a payload ocipkg can read (another tool's): it vouches for nothing here.
-      }
-      if (claimed !== digest) continue;
-      const key = keys.find((k) => verifyPayload(k.object, payload, signature));
-      if (key) return key.pem;
+      const signer = signerOf(payload, signature, digest, keys.map((k) => k.object));
+      if (signer !== undefined) return keys[signer]!.pem;
     }
   }
   const { readBundles, verifyBundle } = await import('./sign/bundles.js');
