@@ -7,7 +7,7 @@ import { walkRequirements } from './requirements.js';
 import { trustRuleFor } from './project/trust.js';
 import { keyId, readPublicKey } from './sign/keys.js';
 import { storeRoot } from './store/paths.js';
-import { normalizedKey, verifiedKeys } from './store/verified.js';
+import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
 import { findProject, locateDeclared, projectStart, resolveAlias, type Project } from './project/manifest.js';
@@ -79,9 +79,8 @@ async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, 
 function verifiedBy(image: string, manifestDigest: string, root: string, project: Project): string | undefined {
   const rule = trustRuleFor(image, project);
   if (!rule) return undefined;
-  const recorded = verifiedKeys(root, manifestDigest);
-  const key = rule.keys.find((k) => recorded.includes(normalizedKey(k.pem)));
-  return key && keyId(readPublicKey(key.pem));
+  const pem = verifiedWith(root, manifestDigest, rule.keys.map((k) => k.pem));
+  return pem && keyId(readPublicKey(pem));
 }
 
 export async function installProject(options: InstallProjectOptions = {}): Promise<InstallResult> {

@@ -9,7 +9,7 @@ import { walkRequirements, type Walked } from './requirements.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef } from './store/refs.js';
-import { normalizedKey, verifiedKeys } from './store/verified.js';
+import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
 
 export interface ResolveOptions {
@@ -88,7 +88,7 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
     const manifestDigest = pinned ? pinned.digest : (record?.manifests[triple] ?? record?.manifests['']);
     const installed = manifestDigest === undefined ? undefined : readInstalledPackage(root, manifestDigest);
     // Under a policy, only a package verified with one of its keys: a changed policy verifies again.
-    const trusted = !trust || (installed !== undefined && verifiedKeys(root, installed.manifestDigest).some((key) => trust.keys.some((k) => normalizedKey(k.pem) === key)));
+    const trusted = !trust || (installed !== undefined && verifiedWith(root, installed.manifestDigest, trust.keys.map((k) => k.pem)) !== undefined);
     if (installed && trusted) return installed;
     if (installed && offline) {
       throw new OcipkgError('EUNTRUSTED', `${canonicalReference(ref)} is in the store but not verified with a key ${trust!.declaredIn} trusts for "${trust!.prefix}", and ocipkg is offline; run once with network to verify it`);

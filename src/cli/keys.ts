@@ -1,6 +1,5 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline/promises';
 import { errno, isOcipkgError, OcipkgError } from '../errors.js';
 import { createFileOnce, pathExists, writeFileAtomic } from '../fs/atomic.js';
 import { parseOptions, printLine, progress, usageError } from './common.js';
@@ -62,14 +61,18 @@ async function readPassword(purpose: 'new' | 'existing'): Promise<string> {
   return password;
 }
 
+/** A key file's text; `what` names it in the error (`signing key`, `public key`). */
+export async function readKeyFile(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new OcipkgError('EINPUT', `cannot read the ${what} ${path}: ${errno(err) ?? (err as Error).message}`, { cause: err });
+  }
+}
+
 /** The private key in the file `path` (cosign's format), decrypted with the password as cosign asks for it. */
 export async function signingKey(path: string): Promise<KeyObject> {
-  let pem: string;
-  try {
-    pem = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new OcipkgError('EINPUT', `cannot read the signing key ${path}: ${errno(err) ?? (err as Error).message}`, { cause: err });
-  }
+  const pem = await readKeyFile(path, 'signing key');
   const password = await readPassword('existing');
   const { readPrivateKey } = await import('../sign/keys.js');
   return readPrivateKey(pem, password);
@@ -83,6 +86,8 @@ async function confirmOverwrite(paths: string[]): Promise<boolean> {
   const names = existing.join(' and ');
   const exist = existing.length === 1 ? 'exists' : 'exist';
   if (!process.stdin.isTTY) throw new OcipkgError('EINPUT', `${names} already ${exist} (remove ${existing.length === 1 ? 'it' : 'them'} to write a new key pair)`);
+  // Loaded only to ask: every `ocipkg` command loads this module for its usage text.
+  const { createInterface } = await import('node:readline/promises');
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const answer = await prompt.question(`${names} already ${exist}. Overwrite? [y/N] `);

@@ -1,11 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import { errno, OcipkgError } from '../errors.js';
 import { findProject } from '../project/manifest.js';
 import { trustRuleFor } from '../project/trust.js';
 import { canonicalReference, parseReference } from '../reference.js';
 import { tuneForTransfers } from '../tuning.js';
 import { parseOptions, printLine, usageError } from './common.js';
-import { signingKey } from './keys.js';
+import { readKeyFile, signingKey } from './keys.js';
 
 /** `ocipkg sign` and `ocipkg verify`, as cosign's `sign --key` and `verify --key --insecure-ignore-tlog`. */
 
@@ -44,12 +42,7 @@ export async function runSign(args: string[]): Promise<void> {
 }
 
 async function publicKey(path: string) {
-  let pem: string;
-  try {
-    pem = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new OcipkgError('EINPUT', `cannot read the public key ${path}: ${errno(err) ?? (err as Error).message}`, { cause: err });
-  }
+  const pem = await readKeyFile(path, 'public key');
   const { readPublicKey } = await import('../sign/keys.js');
   return readPublicKey(pem);
 }

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import envPaths from 'env-paths';
+import { configDir } from '../dirs.js';
 import { OcipkgError } from '../errors.js';
 import { parseReference, repositoryOf } from '../reference.js';
 import type { Project } from './manifest.js';
@@ -50,7 +50,7 @@ export function parseTrust(section: unknown, file: string, base: string): Declar
 
 /** `$OCIPKG_CONFIG_DIR/policy.json`, the machine's own rules; none when there is no such file. */
 function machineRules(): DeclaredRule[] {
-  const file = join(process.env.OCIPKG_CONFIG_DIR || envPaths('ocipkg', { suffix: '' }).config, 'policy.json');
+  const file = join(configDir(), 'policy.json');
   if (!statSync(file, { throwIfNoEntry: false })?.isFile()) return [];
   let doc: { trust?: unknown };
   try {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import envPaths from 'env-paths';
+import { configDir } from '../dirs.js';
 import { OcipkgError, errno } from '../errors.js';
 import { DOCKER_HUB } from '../reference.js';
 
@@ -43,8 +43,7 @@ const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
 const HELPER_TIMEOUT_MS = 60_000;
 
 export function ocipkgAuthFile(): string {
-  const dir = process.env.OCIPKG_CONFIG_DIR || envPaths('ocipkg', { suffix: '' }).config;
-  return join(dir, 'auth.json');
+  return join(configDir(), 'auth.json');
 }
 
 function dockerConfigFile(): string {

@@ -1,4 +1,4 @@
-import envPaths from 'env-paths';
+import { dataDir } from '../dirs.js';
 import { join } from 'node:path';
 import { digestHex } from '../oci/digest.js';
 
@@ -11,12 +11,12 @@ import { digestHex } from '../oci/digest.js';
  *   packages/sha256/<hex>/                       one extracted package per manifest digest
  *     package.json                               manifest, config and target (see InstalledPackage)
  *     root/                                      the extracted layers
- *   refs/<registry>/<repository>/<tag>.json      tag -> digests, for lookups without network
+ *   refs/<registry>/<repository>/<tag>.json      tag -> digests, for lookups without network (both encoded, see refs.ts)
  *   verified/sha256/<hex>.json                   which trusted keys verified a package (verified.ts)
  *   tmp/                                         staging; anything here is incomplete by definition
  */
 export function storeRoot(): string {
-  return process.env.OCIPKG_DATA_DIR || envPaths('ocipkg', { suffix: '' }).data;
+  return dataDir();
 }
 
 export const storePaths = {

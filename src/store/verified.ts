@@ -20,9 +20,9 @@ function recordPath(root: string, digest: string): string {
 }
 
 /** Key texts are compared without the whitespace around them. */
-export const normalizedKey = (pem: string) => pem.trim();
+const normalizedKey = (pem: string) => pem.trim();
 
-export function verifiedKeys(root: string, digest: string): string[] {
+function verifiedKeys(root: string, digest: string): string[] {
   try {
     const doc = JSON.parse(readFileSync(recordPath(root, digest), 'utf8')) as { keys?: unknown };
     return Array.isArray(doc.keys) ? doc.keys.filter((k): k is string => typeof k === 'string') : [];
@@ -31,6 +31,12 @@ export function verifiedKeys(root: string, digest: string): string[] {
     if (errno(err) === 'ENOENT' || err instanceof SyntaxError) return [];
     throw err;
   }
+}
+
+/** The first of `pems` (public keys) that a package's signatures were verified with, if any. */
+export function verifiedWith(root: string, digest: string, pems: string[]): string | undefined {
+  const recorded = verifiedKeys(root, digest);
+  return pems.find((pem) => recorded.includes(normalizedKey(pem)));
 }
 
 export function recordVerified(root: string, digest: string, pem: string): void {
