@@ -25,6 +25,11 @@ export function printLine(text: string): void {
   }
 }
 
+/** A `--json` result: one JSON value on stdout, the only thing printed there. */
+export function printJson(value: unknown): void {
+  printLine(JSON.stringify(value, null, 2));
+}
+
 /** Progress goes to stderr, and only to a terminal (or when OCIPKG_PROGRESS=1 asks). */
 export function progress(message: string): void {
   if (process.stderr.isTTY || process.env.OCIPKG_PROGRESS === '1') process.stderr.write(`${message}\n`);

@@ -1,7 +1,7 @@
 import { OcipkgError } from '../errors.js';
 import { pruneStore, verifyStore } from '../store/maintenance.js';
 import { storeRoot } from '../store/paths.js';
-import { parseOptions, printLine, progress, usageError } from './common.js';
+import { parseOptions, printJson, printLine, progress, usageError } from './common.js';
 
 /** `ocipkg store prune` (also `ocipkg prune`) and `ocipkg store verify`: parse, run the store maintenance, print what was done. */
 
@@ -26,7 +26,7 @@ export async function runPrune(args: string[], command: string): Promise<void> {
   const dryRun = values['dry-run'] ?? false;
   const result = await pruneStore(root, { dryRun, ...(graceMs !== undefined && { graceMs }) });
   if (values.json) {
-    out(JSON.stringify({ dryRun, ...result }, null, 2));
+    printJson({ dryRun, ...result });
     return;
   }
   const verb = dryRun ? 'would remove' : 'removed';
@@ -42,7 +42,7 @@ export async function runVerify(args: string[], command: string): Promise<void> 
   const root = storeRoot();
   const fix = values.fix ?? false;
   const result = await verifyStore(root, { fix });
-  if (values.json) out(JSON.stringify({ fixed: fix, ...result }, null, 2));
+  if (values.json) printJson({ fixed: fix, ...result });
   else {
     for (const p of result.problems) out(`${fix ? 'removed' : 'corrupt'} ${p.kind} ${p.digest}: ${p.reason}`);
     for (const ref of result.removedRefs) out(`removed ref ${ref}`);

@@ -5,7 +5,7 @@ import { requirementNamesWithin, resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../triple.js';
-import { parseOptions, printLine, progress, readStdin, runMain, usageError } from './common.js';
+import { parseOptions, printJson, printLine, progress, readStdin, runMain, usageError } from './common.js';
 import { tuneForTransfers } from '../tuning.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 import { INSTALL_OPTIONS, INSTALL_SUMMARY, INSTALL_USAGE, runInstall, runUpdate, UPDATE_OPTIONS, UPDATE_SUMMARY, UPDATE_USAGE } from './project.js';
@@ -172,7 +172,7 @@ const COMMANDS: Record<string, Command> = {
         Object.entries(record.manifests).map(([target, manifest]) => ({ reference: record.reference, target: target || null, manifest })),
       );
       rows.sort((a, b) => a.reference.localeCompare(b.reference) || String(a.target).localeCompare(String(b.target)));
-      if (values.json) out(JSON.stringify(rows, null, 2));
+      if (values.json) printJson(rows);
       else for (const row of rows) out(`${row.reference}\t${row.target ?? '-'}\t${row.manifest}`);
     },
   },
@@ -184,7 +184,7 @@ const COMMANDS: Record<string, Command> = {
       const { positionals: pos } = parseOptions(args, {}, 'inspect');
       const [what] = positionals(pos, 1, 1, 'inspect');
       const { inspect } = await import('./inspect.js');
-      out(JSON.stringify(await inspect(what!), null, 2));
+      printJson(await inspect(what!));
     },
   },
   store: {
