@@ -7,6 +7,7 @@ import { walkRequirements } from './requirements.js';
 import { trustRuleFor } from './project/trust.js';
 import { keyId, readPublicKey } from './sign/keys.js';
 import { storeRoot } from './store/paths.js';
+import { recordProject } from './store/projects.js';
 import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
@@ -138,5 +139,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     throw frozenMismatch(project, stale.length > 0 ? `${stale.join(', ')} no longer needed` : 'locked requirements differ');
   }
   if (changed) writeLockfile(project.dir, next);
+  // So that `ocipkg store prune` keeps what this lockfile pins, for as long as it exists.
+  recordProject(options.storeRoot ?? storeRoot(), project.dir);
   return { project, lockfile: next, written: changed, drifted };
 }

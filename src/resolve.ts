@@ -9,6 +9,7 @@ import { walkRequirements, type Walked } from './requirements.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef } from './store/refs.js';
+import { markUsed } from './store/usage.js';
 import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
 
@@ -89,7 +90,10 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
     const installed = manifestDigest === undefined ? undefined : readInstalledPackage(root, manifestDigest);
     // Under a policy, only a package verified with one of its keys: a changed policy verifies again.
     const trusted = !trust || (installed !== undefined && verifiedWith(root, installed.manifestDigest, trust.keys.map((k) => k.pem)) !== undefined);
-    if (installed && trusted) return installed;
+    if (installed && trusted) {
+      markUsed(root, installed.manifestDigest);
+      return installed;
+    }
     if (installed && offline) {
       throw new OcipkgError('EUNTRUSTED', `${canonicalReference(ref)} is in the store but not verified with a key ${trust!.declaredIn} trusts for "${trust!.prefix}", and ocipkg is offline; run once with network to verify it`);
     }
@@ -100,11 +104,13 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
   }
   await options.beforeFetch?.();
   const { fetchPackage } = await coldPath();
-  return fetchPackage(ref, triple, root, {
+  const pkg = await fetchPackage(ref, triple, root, {
     ...(options.progress && { progress: options.progress }),
     requirementNames: requirementNamesWithin(options, chain.at(-1) === canonicalReference(named) ? chain : [...chain, canonicalReference(named)]),
     ...(trust && { trust }),
   });
+  markUsed(root, pkg.manifestDigest);
+  return pkg;
 }
 
 /**

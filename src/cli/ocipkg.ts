@@ -3,7 +3,6 @@ import { OcipkgError } from '../errors.js';
 import { canonicalReference, formatReference, parseReference } from '../reference.js';
 import { requirementNamesWithin, resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
-import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../triple.js';
 import { parseOptions, printJson, printLine, progress, readStdin, runMain, usageError } from './common.js';
 import { tuneForTransfers } from '../tuning.js';
@@ -163,18 +162,15 @@ const COMMANDS: Record<string, Command> = {
   update: { usage: UPDATE_USAGE, summary: UPDATE_SUMMARY, options: UPDATE_OPTIONS, run: runUpdate },
   list: {
     usage: 'ocipkg list [--json]',
-    summary: 'list the images in the local store with their targets',
+    summary: 'the same as `ocipkg store list`',
     options: '  --json                  one JSON array instead of lines',
-    async run(args) {
-      const { values, positionals: pos } = parseOptions(args, { json: { type: 'boolean' } }, 'list');
-      positionals(pos, 0, 0, 'list');
-      const rows = listRefs(storeRoot()).flatMap((record) =>
-        Object.entries(record.manifests).map(([target, manifest]) => ({ reference: record.reference, target: target || null, manifest })),
-      );
-      rows.sort((a, b) => a.reference.localeCompare(b.reference) || String(a.target).localeCompare(String(b.target)));
-      if (values.json) printJson(rows);
-      else for (const row of rows) out(`${row.reference}\t${row.target ?? '-'}\t${row.manifest}`);
-    },
+    run: async (args) => (await import('./maintenance.js')).runList(args, 'list'),
+  },
+  rm: {
+    usage: 'ocipkg rm IMAGE... [--json]',
+    summary: 'remove references from the local store, and at once the packages and blobs only they needed',
+    options: '  --json                  one JSON object instead of lines',
+    run: async (args) => (await import('./maintenance.js')).runRemove(args, 'rm'),
   },
   inspect: {
     usage: 'ocipkg inspect ARCHIVE|IMAGE',
@@ -188,27 +184,32 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   store: {
-    usage: 'ocipkg store prune|verify [options]',
-    summary: 'maintain the local store: `store prune` removes what nothing needs, `store verify` re-hashes and checks it',
+    usage: 'ocipkg store list|prune|verify [options]',
+    summary: 'the local store: `store list` shows what it holds, `store prune` removes what nothing needs, `store verify` re-hashes and checks it',
     options: [
-      '  prune [--dry-run] [--min-age MINUTES] [--json]',
-      '                          remove packages no reference points to, unused blobs and abandoned downloads',
-      '                          (--min-age: keep anything newer, default 10: it may be a fetch in progress)',
+      '  list [--json]           one line per reference and target: reference, target, manifest, size on disk,',
+      '                          when fetched, when last used (tab-separated; `-` for none)',
+      '  prune [--dry-run] [--min-age AGE] [--json]',
+      '                          remove packages that no lockfile of a project where `ocipkg install` ran pins',
+      '                          and that were not used within AGE, the references to them, unused blobs and',
+      '                          abandoned downloads (AGE: minutes, or 12h, 30d; default 10 minutes: it may be',
+      '                          a fetch in progress; 0 keeps only what lockfiles pin)',
       '  verify [--fix] [--json] re-hash every blob and check every package\'s files against its layers',
       '                          (--fix: remove what is corrupt, and the references to it)',
     ].join('\n'),
     async run(args) {
       const [sub, ...rest] = args;
-      const { runPrune, runVerify } = await import('./maintenance.js');
+      const { runList, runPrune, runVerify } = await import('./maintenance.js');
+      if (sub === 'list') return runList(rest, 'store list');
       if (sub === 'prune') return runPrune(rest, 'store prune');
       if (sub === 'verify') return runVerify(rest, 'store verify');
-      throw usageError(`store: expected \`prune\` or \`verify\`, got ${sub === undefined ? 'nothing' : `"${sub}"`} (usage: ${COMMANDS.store!.usage})`);
+      throw usageError(`store: expected \`list\`, \`prune\` or \`verify\`, got ${sub === undefined ? 'nothing' : `"${sub}"`} (usage: ${COMMANDS.store!.usage})`);
     },
   },
   prune: {
-    usage: 'ocipkg prune [--dry-run] [--min-age MINUTES] [--json]',
+    usage: 'ocipkg prune [--dry-run] [--min-age AGE] [--json]',
     summary: 'the same as `ocipkg store prune`',
-    options: '  --dry-run               list what would be removed, remove nothing\n  --min-age MINUTES       keep anything newer (default 10: it may be a fetch in progress)\n  --json                  one JSON object instead of lines',
+    options: '  --dry-run               list what would be removed, remove nothing\n  --min-age AGE           keep what was used within AGE (minutes, or 12h, 30d; default 10; 0 keeps only lockfile pins)\n  --json                  one JSON object instead of lines',
     run: async (args) => (await import('./maintenance.js')).runPrune(args, 'prune'),
   },
   'generate-key-pair': { usage: GENERATE_KEY_PAIR_USAGE, summary: GENERATE_KEY_PAIR_SUMMARY, options: GENERATE_KEY_PAIR_OPTIONS, run: async (args) => (await import('./keys.js')).runGenerateKeyPair(args) },

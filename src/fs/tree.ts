@@ -46,3 +46,23 @@ export async function removeTree(path: string): Promise<void> {
     });
   }
 }
+
+/**
+ * The space a file or tree takes on disk, as `du` counts it (allocated blocks, each inode once);
+ * 0 when it is gone. For `ocipkg store list` and what `rm` and prune free.
+ */
+export async function diskUsage(path: string, seen = new Set<string>()): Promise<number> {
+  let info;
+  try {
+    info = await lstat(path, { bigint: false });
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return 0;
+    throw err;
+  }
+  const inode = `${info.dev}:${info.ino}`;
+  if (seen.has(inode)) return 0;
+  seen.add(inode);
+  let bytes = info.blocks * 512;
+  if (info.isDirectory()) for (const name of await readdir(path)) bytes += await diskUsage(join(path, name), seen);
+  return bytes;
+}

@@ -60,6 +60,17 @@ class FileTee extends Transform {
   }
 }
 
+/**
+ * Whether the store keeps each package's compressed layers beside its extracted files (default
+ * yes; `OCIPKG_KEEP_LAYERS=0` turns it off). Keeping them costs their size on disk and writing
+ * them once during the get; they let `store verify` re-extract and compare a package's files, let
+ * skopeo and oras copy packages out of the store (`oci:STORE:REF`), and let a package that shares a
+ * layer with one already installed extract it without the network.
+ */
+export function keepLayers(): boolean {
+  return process.env.OCIPKG_KEEP_LAYERS !== '0';
+}
+
 function badManifest(where: string, why: string): OcipkgError {
   return new OcipkgError('EMANIFEST', `${where}: ${why}`);
 }
@@ -93,6 +104,8 @@ class Staging {
     private readonly source: ContentSource,
     /** Shared by every layer: the limits apply to the package as a whole. */
     private readonly budget: ExtractBudget,
+    /** Whether layer blobs stay in the store once extracted (see keepLayers). */
+    private readonly keepLayers: boolean,
   ) {
     this.dir = join(storePaths.tmp(storeRoot), uniqueName('install-'));
     this.rootDir = join(this.dir, PACKAGE_ROOT_DIR);
@@ -115,7 +128,8 @@ class Staging {
 
   /**
    * One streaming pass over a layer: its bytes (from the store if there, else from the source)
-   * -> digest and size check -> a copy in staging -> gunzip -> safe extraction. Layers read from the
+   * -> digest and size check -> a copy in staging (unless layers are not kept) -> gunzip -> safe
+   * extraction. Layers read from the
    * store are copied too: a concurrent `ocipkg prune` may delete an unreferenced blob at any moment,
    * and publishing the verified copy at the end puts back whatever this package needs.
    */
@@ -131,7 +145,7 @@ class Staging {
       const stored = await this.fromStore(layer);
       input = stored ?? (await this.source.fetch(layer));
       from = stored ? this.store.location : this.source.location;
-      tee = new FileTee(teePath);
+      if (this.keepLayers) tee = new FileTee(teePath);
     }
     const extractor = createExtractor(this.rootDir, {
       gzip: LAYER_TYPES[layer.mediaType]!.gzip,
@@ -147,7 +161,7 @@ class Staging {
       if (!extractor.closed) await new Promise((resolve) => extractor.once('close', resolve));
       throw err;
     }
-    this.fetched.set(layer.digest, teePath);
+    if (tee) this.fetched.set(layer.digest, teePath);
   }
 
   /** The store's copy of a blob, or undefined when it is not there (or was pruned a moment ago). */
@@ -205,7 +219,8 @@ export async function installPackage(
 
   const store = storeLayout(storeRoot);
   await store.ensureLayout();
-  const staging = new Staging(storeRoot, store, source, new ExtractBudget(limits));
+  const keep = keepLayers();
+  const staging = new Staging(storeRoot, store, source, new ExtractBudget(limits), keep);
   try {
     await staging.create();
     const { bytes: configBytes, config } = await staging.readConfig(manifest.config, where);
@@ -218,7 +233,10 @@ export async function installPackage(
     ]);
 
     const triple = options.triple ?? config.package?.target;
-    const info: PackageInfo = { manifestDigest: manifestDesc.digest, manifest, config, ...(triple !== undefined && { target: triple }) };
+    const info: PackageInfo = {
+      manifestDigest: manifestDesc.digest, manifest, config, ...(triple !== undefined && { target: triple }),
+      fetched: new Date().toISOString(), ...(!keep && { layersKept: false as const }),
+    };
     const dir = storePaths.package(storeRoot, manifestDesc.digest);
     const pkg: InstalledPackage = { ...info, dir, root: join(dir, PACKAGE_ROOT_DIR) };
     await options.prepare?.(staging.dir, pkg);

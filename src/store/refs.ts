@@ -96,6 +96,13 @@ export function writeRef(root: string, record: RefRecord): RefRecord {
   return merged;
 }
 
+/** Keeps only these targets of a record (prune, once the other targets' packages are gone). */
+export function keepRefTargets(root: string, record: RefRecord, targets: string[]): void {
+  const key = normalized(parseReference(record.reference));
+  const manifests = Object.fromEntries(Object.entries(record.manifests).filter(([target]) => targets.includes(target)));
+  writeFileAtomicSync(recordPath(root, key), `${JSON.stringify({ ...record, manifests }, null, 2)}\n`);
+}
+
 export function removeRef(root: string, ref: ImageReference): void {
   rmSync(recordPath(root, normalized(ref)), { force: true });
 }
