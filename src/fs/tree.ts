@@ -1,3 +1,4 @@
+import { chmodSync, lstatSync, readdirSync, rmSync } from 'node:fs';
 import { chmod, lstat, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errno } from '../errors.js';
@@ -45,6 +46,24 @@ export async function removeTree(path: string): Promise<void> {
       if (errno(err) !== 'ENOENT') throw err;
     });
   }
+}
+
+/**
+ * removeTree, synchronously: for a signal handler, which must finish before the process dies.
+ */
+export function removeTreeSync(path: string): void {
+  let info;
+  try {
+    info = lstatSync(path);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return;
+    throw err;
+  }
+  if (info.isDirectory()) {
+    chmodSync(path, 0o755);
+    for (const name of readdirSync(path)) removeTreeSync(join(path, name));
+  }
+  rmSync(path, { recursive: true, force: true });
 }
 
 /**

@@ -177,20 +177,33 @@ export class RegistryRepository implements ContentStore {
    * A Content-Length other than the descriptor's size is refused before any byte is read.
    */
   async fetch(desc: Descriptor): Promise<Readable> {
+    return this.fetchFrom(desc, 0);
+  }
+
+  /**
+   * A blob's bytes from `offset` on (the rest of a download an earlier run kept), asked for with
+   * `Range: bytes=OFFSET-`; a server that ignores ranges sends it all and the first bytes are
+   * skipped (resume.ts). `offset` must be below the size: the distribution registry answers a range
+   * starting at the blob's end with 416, so the caller recognises a complete partial itself.
+   */
+  async fetchFrom(desc: Descriptor, offset: number): Promise<Readable> {
     assertDigest(desc.digest);
     if (this.isManifest(desc)) return Readable.from([await this.fetchManifestBytes(desc)]);
+    if (!Number.isSafeInteger(offset) || offset < 0 || (offset > 0 && offset >= desc.size)) throw new RangeError(`offset ${offset} outside a blob of ${desc.size} bytes`);
     const what = this.what('blob', desc.digest);
     const path = `blobs/${desc.digest}`;
-    const res = await this.request('GET', path, 'pull');
-    await this.expect(res, (s) => s === 200, what);
+    const res = await this.request('GET', path, 'pull', offset > 0 ? { headers: { range: `bytes=${offset}-` } } : {});
+    await this.expect(res, (s) => s === 200 || (offset > 0 && s === 206), what);
     const declared = res.headers['content-length'];
-    if (declared !== undefined && Number(declared) !== desc.size) {
+    const expected = res.statusCode === 206 ? desc.size - offset : desc.size;
+    if (declared !== undefined && Number(declared) !== expected) {
       discard(res);
-      throw new OcipkgError('EBADSIZE', `${what}: registry sent ${String(declared)} bytes, the descriptor says ${desc.size}`);
+      throw new OcipkgError('EBADSIZE', `${what}: registry sent ${String(declared)} bytes, the descriptor says ${expected}${res.statusCode === 206 ? ` from byte ${offset}` : ''}`);
     }
     const url = await this.url(path);
     return resumingBody(res, {
       size: desc.size,
+      offset,
       what,
       reopen: async (offset) => {
         const again = await this.request('GET', path, 'pull', { headers: { range: `bytes=${offset}-` } });

@@ -12,9 +12,10 @@ import { canonicalReference, parseReference, type ImageReference } from '../refe
 import { createExtractor, escapingLink } from '../fs/extract.js';
 import { pathExists } from '../fs/atomic.js';
 import { diskUsage, removeTree } from '../fs/tree.js';
-import { isSiblingTemp, ownerOf, uniqueName } from '../fs/names.js';
+import { isSiblingTemp, ownerRunning, uniqueName } from '../fs/names.js';
 import { readInstalledPackage } from './package.js';
-import { PACKAGE_ROOT_DIR, storePaths } from './paths.js';
+import { PACKAGE_ROOT_DIR, STAGING_PREFIX, storePaths } from './paths.js';
+import { keepPartials } from './partial.js';
 import { keepRefTargets, listRefs, readRef, removeRef, type RefRecord } from './refs.js';
 import { pinningProjects, type PinnedProject } from './projects.js';
 import { forgetUsed, lastUsed } from './usage.js';
@@ -66,16 +67,6 @@ export interface PruneResult {
   bytes: number;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, it is just someone else's.
-    return errno(err) === 'EPERM';
-  }
-}
-
 async function names(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
@@ -98,9 +89,9 @@ async function modified(path: string): Promise<number | undefined> {
 /** Whether a temp entry's owner is gone: its pid is not running here, or it is older than any fetch. */
 function abandoned(name: string, mtimeMs: number, now: number, graceMs: number): boolean {
   const age = now - mtimeMs;
-  const pid = ownerOf(name);
-  if (pid === undefined) return age > graceMs;
-  return !processAlive(pid) || age > STAGING_MAX_AGE_MS;
+  const running = ownerRunning(name);
+  if (running === undefined) return age > graceMs;
+  return !running || age > STAGING_MAX_AGE_MS;
 }
 
 /** Every digest a ref names: what it pointed at (maybe an index) and the manifest for each target. */
@@ -266,6 +257,8 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
     const path = join(tmp, name);
     const mtime = await modified(path);
     if (mtime === undefined || !abandoned(name, mtime, now, graceMs)) continue;
+    // A killed install's downloads stay, as partials the next get continues (until they are old).
+    if (!dryRun && name.startsWith(STAGING_PREFIX)) keepPartials(root, join(path, 'blobs'));
     result.bytes += await diskUsage(path);
     if (!dryRun) await removeTree(path);
     result.staging.push(relative(root, path));

@@ -27,6 +27,9 @@ export const storePaths = {
   tmp: (root: string) => join(root, 'tmp'),
 };
 
+/** The name (uniqueName prefix) of an install's staging directory in `tmp/`. */
+export const STAGING_PREFIX = 'install-';
+
 /** Inside a package directory. */
 export const PACKAGE_INFO_FILE = 'package.json';
 export const PACKAGE_ROOT_DIR = 'root';
