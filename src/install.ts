@@ -8,6 +8,7 @@ import { trustRuleFor } from './project/trust.js';
 import { keyId, readPublicKey } from './sign/keys.js';
 import { storeRoot } from './store/paths.js';
 import { recordProject } from './store/projects.js';
+import type { TagMove } from './store/refs.js';
 import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
@@ -44,6 +45,8 @@ export interface InstallResult {
   written: boolean;
   /** Images whose tag now points elsewhere than the lockfile says. */
   drifted: string[];
+  /** The pins this run moved (`update`): from the locked digest to what the tag points at now. */
+  moved: TagMove[];
 }
 
 
@@ -99,6 +102,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
 
   const next: Lockfile = { packages: {} };
   const drifted: string[] = [];
+  const moved: TagMove[] = [];
 
   // Keyed as written (a lock entry per canonical reference); the identity for one version per
   // repository is that reference, so two tags of one repository conflict even when they name one
@@ -115,6 +119,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
         if (offline) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
         options.progress?.(`locking ${image}`);
         entry = await lockImage(located);
+        if (locked && locked.digest !== entry.digest) moved.push({ image, from: locked.digest, to: entry.digest });
       } else if (!offline && (await checkDrift(image, located, entry, warn))) {
         drifted.push(image);
       }
@@ -141,5 +146,5 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
   if (changed) writeLockfile(project.dir, next);
   // So that `ocipkg store prune` keeps what this lockfile pins, for as long as it exists.
   recordProject(options.storeRoot ?? storeRoot(), project.dir);
-  return { project, lockfile: next, written: changed, drifted };
+  return { project, lockfile: next, written: changed, drifted, moved };
 }

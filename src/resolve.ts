@@ -8,7 +8,7 @@ import { canonicalReference, parseReference, repositoryOf } from './reference.js
 import { walkRequirements, type Walked } from './requirements.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
-import { readRef } from './store/refs.js';
+import { readRef, type TagMove } from './store/refs.js';
 import { markUsed } from './store/usage.js';
 import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
@@ -28,6 +28,13 @@ export interface ResolveOptions {
   beforeFetch?: () => void | Promise<void>;
   /** Follow the nearest project's aliases and lockfile pins (default true). */
   project?: boolean;
+  /**
+   * Ask the registry what a tag points at now even when the store has it, as `docker pull` does
+   * (`ocipkg get`); a pinned or digest reference, and offline, never ask. Default: the store's answer.
+   */
+  refresh?: boolean;
+  /** Told when a re-resolved tag points elsewhere than the store recorded. */
+  moved?: (move: TagMove) => void;
 }
 
 /** A resolved package and what it links. */
@@ -84,7 +91,8 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
 
   // The policy of the nearest project applies even where its aliases and pins do not (install).
   const trust = trustRuleFor(canonicalReference(ref), project ?? findProject());
-  if (!options.force) {
+  const refresh = (options.refresh ?? false) && !offline && !pinned && ref.digest === undefined;
+  if (!options.force && !refresh) {
     const record = pinned ? undefined : readRef(root, ref);
     const manifestDigest = pinned ? pinned.digest : (record?.manifests[triple] ?? record?.manifests['']);
     const installed = manifestDigest === undefined ? undefined : readInstalledPackage(root, manifestDigest);
@@ -108,6 +116,7 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
     ...(options.progress && { progress: options.progress }),
     requirementNames: requirementNamesWithin(options, chain.at(-1) === canonicalReference(named) ? chain : [...chain, canonicalReference(named)]),
     ...(trust && { trust }),
+    ...(options.moved && { moved: options.moved }),
   });
   markUsed(root, pkg.manifestDigest);
   return pkg;

@@ -3,12 +3,14 @@ import { OcipkgError } from '../errors.js';
 import { canonicalReference, formatReference, parseReference } from '../reference.js';
 import { requirementNamesWithin, resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
+import type { TagMove } from '../store/refs.js';
 import { selectTriple } from '../triple.js';
 import { parseOptions, printJson, printLine, progress, readStdin, runMain, usageError } from './common.js';
 import { tuneForTransfers } from '../tuning.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 import { INSTALL_OPTIONS, INSTALL_SUMMARY, INSTALL_USAGE, runInstall, runUpdate, UPDATE_OPTIONS, UPDATE_SUMMARY, UPDATE_USAGE } from './project.js';
 import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './publish.js';
+import { OUTDATED_OPTIONS, OUTDATED_SUMMARY, OUTDATED_USAGE } from './outdated.js';
 import { GENERATE_KEY_PAIR_OPTIONS, GENERATE_KEY_PAIR_SUMMARY, GENERATE_KEY_PAIR_USAGE } from './keys.js';
 import { SIGN_OPTIONS, SIGN_SUMMARY, SIGN_USAGE, VERIFY_OPTIONS, VERIFY_SUMMARY, VERIFY_USAGE } from './sign.js';
 
@@ -106,12 +108,13 @@ const COMMANDS: Record<string, Command> = {
   publish: { usage: PUBLISH_USAGE, summary: PUBLISH_SUMMARY, options: PUBLISH_OPTIONS, run: runPublish },
   get: {
     usage: 'ocipkg get IMAGE [-f] [--target TRIPLE]',
-    summary: 'fetch an image into the local store and print its directory',
-    options: '  -f, --force             fetch again even if the store has it\n  --target TRIPLE         target triple (default: npm_config_arch for a cross build, then OCIPKG_TARGET, then the host)\n  --offline               use only the store (as OCIPKG_OFFLINE=1 does)',
+    summary: 'fetch an image into the local store and print its directory; a tag is looked up again each time, as `docker pull` does',
+    options: '  -f, --force             fetch again even if the store has it (a digest or lockfile pin too)\n  --target TRIPLE         target triple (default: npm_config_arch for a cross build, then OCIPKG_TARGET, then the host)\n  --offline               use only the store, never asking where a tag points now (as OCIPKG_OFFLINE=1 does)',
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' }, offline: { type: 'boolean' } }, 'get');
       const [image] = positionals(pos, 1, 1, 'get');
-      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline, progress, beforeFetch: tuneForTransfers, ...(values.target !== undefined && { target: values.target }) });
+      const moved = (move: TagMove) => void process.stderr.write(`ocipkg: ${move.image} has moved from ${move.from} to ${move.to}\n`);
+      const pkg = await resolvePackage(image!, { force: values.force ?? false, refresh: true, moved, offline: values.offline, progress, beforeFetch: tuneForTransfers, ...(values.target !== undefined && { target: values.target }) });
       out(pkg.root);
     },
   },
@@ -160,6 +163,7 @@ const COMMANDS: Record<string, Command> = {
   },
   install: { usage: INSTALL_USAGE, summary: INSTALL_SUMMARY, options: INSTALL_OPTIONS, run: runInstall },
   update: { usage: UPDATE_USAGE, summary: UPDATE_SUMMARY, options: UPDATE_OPTIONS, run: runUpdate },
+  outdated: { usage: OUTDATED_USAGE, summary: OUTDATED_SUMMARY, options: OUTDATED_OPTIONS, run: async (args) => (await import('./outdated.js')).runOutdated(args) },
   list: {
     usage: 'ocipkg list [--json]',
     summary: 'the same as `ocipkg store list`',

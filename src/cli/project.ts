@@ -58,5 +58,8 @@ export async function runUpdate(args: string[]): Promise<void> {
     progress,
     ...(values.target !== undefined && { target: values.target }),
   });
+  // What moved, from what to what: the pins the lockfile now holds instead.
+  for (const move of result.moved) process.stdout.write(`moved ${move.image} from ${move.from} to ${move.to}\n`);
+  if (result.moved.length === 0) progress('nothing moved: every tag points where the lockfile pins it');
   report(result.written, result.project.dir);
 }

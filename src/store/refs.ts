@@ -41,6 +41,16 @@ export interface RefRecord {
   updated: string;
 }
 
+/** A tag that points elsewhere than it did: what `get`, `outdated` and `update` report. */
+export interface TagMove {
+  /** Canonical reference (or the alias, for a declared package). */
+  image: string;
+  /** The digest it pointed at (recorded or locked), or null when nothing was. */
+  from: string | null;
+  /** The digest it points at now. */
+  to: string;
+}
+
 /** The reference an `oci:` path is recorded under: relative paths made absolute. */
 function normalized(ref: ImageReference): ImageReference {
   return ref.kind === 'oci' ? { ...ref, path: resolve(ref.path) } : ref;
