@@ -33,6 +33,8 @@ export interface FetchOptions {
   trust?: TrustRule;
   /** Told when the tag now points elsewhere than the store recorded (as `docker pull` says it got a newer image). */
   moved?: (move: TagMove) => void;
+  /** Go through everything (requirements included) even when the tag has not moved from a package the store holds. */
+  force?: boolean;
 }
 
 export async function fetchPackage(ref: ImageReference, triple: string, storeRoot: string, options: FetchOptions = {}): Promise<InstalledPackage> {
@@ -92,7 +94,7 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   if (previous && previous.digest !== rootDesc.digest) install.moved?.({ image, from: previous.digest, to: rootDesc.digest });
   // The tag still points where the store says, at a package it holds (verified, under a policy):
   // re-resolving it cost one request, and nothing more is needed.
-  const current = previous?.digest === rootDesc.digest ? (previous.manifests[triple] ?? previous.manifests['']) : undefined;
+  const current = previous?.digest === rootDesc.digest && !install.force ? (previous.manifests[triple] ?? previous.manifests['']) : undefined;
   const unchanged = current === undefined ? undefined : readInstalledPackage(storeRoot, current);
   if (unchanged && (!install.trust || verifiedWith(storeRoot, unchanged.manifestDigest, install.trust.keys.map((k) => k.pem)) !== undefined)) {
     writeRef(storeRoot, { ...previous!, updated: new Date().toISOString() });

@@ -117,6 +117,7 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
     requirementNames: requirementNamesWithin(options, chain.at(-1) === canonicalReference(named) ? chain : [...chain, canonicalReference(named)]),
     ...(trust && { trust }),
     ...(options.moved && { moved: options.moved }),
+    ...(options.force && { force: true }),
   });
   markUsed(root, pkg.manifestDigest);
   return pkg;
