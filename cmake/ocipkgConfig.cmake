@@ -6,6 +6,10 @@
 #   target_link_libraries(addon PRIVATE ocipkg::zstd)
 #   ocipkg_bundle_runtime(addon)                       # shared libraries beside addon, $ORIGIN rpath
 #
+# Library authors: ocipkg_package(IMAGE ghcr.io/acme/zstd ...) adds the build targets ocipkg-pack
+# and ocipkg-push (ocipkgPackage.cmake). A project that is not a Node project finds this package
+# with cmake -Docipkg_DIR="$(npx ocipkg cmake-dir)".
+#
 # Packages are fetched at configure time by the ocipkg-link script of this npm package (its --json
 # output is the whole interface), so a build never touches the network. Re-run CMake to pick up a
 # tag that has moved: the resolved manifest digest is kept on the target (OCIPKG_MANIFEST_DIGEST).
@@ -32,27 +36,32 @@ get_filename_component(_ocipkg_package_dir "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLU
 set_property(GLOBAL PROPERTY OCIPKG_PACKAGE_DIR "${_ocipkg_package_dir}")
 unset(_ocipkg_package_dir)
 
+# The Node.js executable that runs ocipkg's scripts.
+function(_ocipkg_node out)
+  if(OCIPKG_NODE)
+    set(${out} "${OCIPKG_NODE}" PARENT_SCOPE)
+  elseif(DEFINED ENV{npm_node_execpath} AND EXISTS "$ENV{npm_node_execpath}")
+    # npm and cmake-js run CMake from a Node process: use the very Node that started the build (not
+    # cached, so switching Node versions between builds is followed).
+    set(${out} "$ENV{npm_node_execpath}" PARENT_SCOPE)
+  elseif(DEFINED ENV{NODE} AND EXISTS "$ENV{NODE}")
+    set(${out} "$ENV{NODE}" PARENT_SCOPE)
+  else()
+    find_program(OCIPKG_NODE NAMES node nodejs DOC "Node.js executable that runs ocipkg-link")
+    if(NOT OCIPKG_NODE)
+      message(FATAL_ERROR "ocipkg: Node.js not found; set OCIPKG_NODE to the node executable")
+    endif()
+    set(${out} "${OCIPKG_NODE}" PARENT_SCOPE)
+  endif()
+endfunction()
+
 # The ocipkg-link command line.
 function(_ocipkg_link_command out)
   if(OCIPKG_LINK)
     set(${out} "${OCIPKG_LINK}" PARENT_SCOPE)
     return()
   endif()
-  if(OCIPKG_NODE)
-    set(node "${OCIPKG_NODE}")
-  elseif(DEFINED ENV{npm_node_execpath} AND EXISTS "$ENV{npm_node_execpath}")
-    # npm and cmake-js run CMake from a Node process: use the very Node that started the build (not
-    # cached, so switching Node versions between builds is followed).
-    set(node "$ENV{npm_node_execpath}")
-  elseif(DEFINED ENV{NODE} AND EXISTS "$ENV{NODE}")
-    set(node "$ENV{NODE}")
-  else()
-    find_program(OCIPKG_NODE NAMES node nodejs DOC "Node.js executable that runs ocipkg-link")
-    if(NOT OCIPKG_NODE)
-      message(FATAL_ERROR "ocipkg: Node.js not found; set OCIPKG_NODE to the node executable")
-    endif()
-    set(node "${OCIPKG_NODE}")
-  endif()
+  _ocipkg_node(node)
   get_property(package_dir GLOBAL PROPERTY OCIPKG_PACKAGE_DIR)
   set(${out} "${node};${package_dir}/bin/ocipkg-link.cjs" PARENT_SCOPE)
 endfunction()
@@ -397,3 +406,5 @@ function(_ocipkg_bundle_runtime_now target)
       VERBATIM)
   endif()
 endfunction()
+
+include("${CMAKE_CURRENT_LIST_DIR}/ocipkgPackage.cmake")
