@@ -270,6 +270,50 @@ describe('ocipkg_package with other generators and toolchains', () => {
   }, 120_000);
 });
 
+describe('ocipkg_package describes dependencies from the targets', () => {
+  it('follows INTERFACE libraries and imported INTERFACE targets, records -l flags, warns about what the package does not carry', async () => {
+    const project = join(work, 'deps');
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'core.c'), 'int core(void) { return 1; }\n');
+    await writeFile(join(project, 'api.c'), 'int core(void);\nint api(void) { return core(); }\n');
+    await writeFile(join(project, 'CMakeLists.txt'), [
+      'cmake_minimum_required(VERSION 3.19)',
+      'project(deps VERSION 2.0 LANGUAGES C)',
+      'set(CMAKE_POSITION_INDEPENDENT_CODE ON)',
+      'set(THREADS_PREFER_PTHREAD_FLAG ON)',
+      'find_package(Threads REQUIRED)',
+      'find_package(ZLIB REQUIRED)',
+      // Header-only settings every user of the API gets.
+      'add_library(settings INTERFACE)',
+      'target_compile_definitions(settings INTERFACE DEPS_API=2 $<BUILD_INTERFACE:DEPS_BUILDING>)',
+      'target_link_libraries(settings INTERFACE dl)',
+      'add_library(core STATIC core.c)',
+      'add_library(api STATIC api.c)',
+      'target_link_libraries(api PUBLIC settings Threads::Threads PRIVATE core ZLIB::ZLIB)',
+      // A helper that is built but never installed.
+      'add_library(helper STATIC core.c)',
+      'target_link_libraries(api PRIVATE helper)',
+      'install(TARGETS api core settings)',
+      'find_package(ocipkg CONFIG REQUIRED)',
+      `ocipkg_package(IMAGE ${registry.host}/acme/deps)`,
+      '',
+    ].join('\n'));
+    const build = join(project, 'build');
+    await cmake(['-S', project, '-B', build, '-DCMAKE_BUILD_TYPE=Release', `-Docipkg_DIR=${cmakeDir}`]);
+    const { stderr } = await cmake(['--build', build, '--target', 'ocipkg-pack']);
+    const flat = stderr.replace(/\s+/g, ' ');
+    expect(flat).toMatch(/api links ZLIB::ZLIB, a target of another project the package does not carry/);
+    expect(flat).toMatch(/api links helper, which the install rules do not install/);
+    const meta = await packageOf(join(build, `deps-2.0-x86_64-unknown-linux-gnu.tar`));
+    expect(meta.defines).toEqual(['DEPS_API=2']);
+    // Threads::Threads is an imported INTERFACE target: what it links is recorded (nothing where
+    // glibc has pthread built in, as here), and it is not warned about.
+    expect(flat).not.toMatch(/Threads::Threads/);
+    expect(meta.linkFlags).toEqual(['-ldl']);
+    expect(meta.staticLinkFlags).toEqual([]);
+  }, 180_000);
+});
+
 describe('the example addon selects the build of the target it is built for', () => {
   it('node-gyp cross-building for arm64 links the aarch64 build', async () => {
     const tarball = await packOcipkg(join(work, 'tarball'));
