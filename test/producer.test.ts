@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildExample, EXAMPLES, installExample, packOcipkg, run } from '../scripts/examples.mjs';
+import { buildExample, EXAMPLES, installExample, packOcipkg, REPO as REPO_ROOT, run } from '../scripts/examples.mjs';
 import { ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { selectTriple } from '../src/triple.js';
 
 /**
  * The producer side from CMake: examples/c-library (libgreet, static and shared, with its own
@@ -312,6 +313,84 @@ describe('ocipkg_package describes dependencies from the targets', () => {
     expect(meta.linkFlags).toEqual(['-ldl']);
     expect(meta.staticLinkFlags).toEqual([]);
   }, 180_000);
+});
+
+/**
+ * The steps of examples/github-actions/publish-greet.yml that run on Linux, run here as the runner
+ * would run them (bash, the matrix values and secrets filled in, `ocipkg` on PATH): each Linux
+ * matrix job's configure and pack, then the publish job over the artifacts laid out as
+ * actions/download-artifact lays them out. The macOS and Windows jobs are only checked for their
+ * target names.
+ */
+describe('the GitHub Actions recipe', () => {
+  const WORKFLOW = join(EXAMPLES, 'github-actions', 'publish-greet.yml');
+
+  /** The `run:` script of the step named `name` (a block scalar or one line). */
+  function stepScript(text: string, name: string): string {
+    const lines = text.split('\n');
+    const start = lines.findIndex((l) => l.trim() === `- name: ${name}`);
+    expect(start, `step "${name}"`).toBeGreaterThan(0);
+    const indent = lines[start]!.indexOf('-') + 2;
+    for (let i = start + 1; i < lines.length && lines[i]!.search(/\S/) >= indent; i++) {
+      const line = lines[i]!;
+      if (line.slice(indent).startsWith('run: |')) {
+        const body: string[] = [];
+        for (let j = i + 1; j < lines.length && (lines[j]!.trim() === '' || lines[j]!.search(/\S/) > indent); j++) body.push(lines[j]!.slice(indent + 2));
+        return body.join('\n');
+      }
+      if (line.slice(indent).startsWith('run: ')) return line.slice(indent + 5);
+    }
+    throw new Error(`step "${name}" has no run`);
+  }
+
+  function fill(script: string, values: Record<string, string>): string {
+    return script.replace(/\$\{\{\s*([\w.]+)\s*\}\}/g, (_, key: string) => {
+      if (!(key in values)) throw new Error(`the test does not know \${{ ${key} }}`);
+      return values[key]!;
+    });
+  }
+
+  it('runs its Linux jobs and its publish job against a real registry', async () => {
+    const text = await readFile(WORKFLOW, 'utf8');
+    const rows = [...text.matchAll(/- \{ name: ([\w-]+), os: ([\w.-]+)(?:, apt: [\w-]+)?(?:, toolchain: (\S+))? \}/g)].map((m) => ({ name: m[1]!, os: m[2]!, toolchain: m[3] }));
+    expect(rows.map((r) => r.name)).toEqual(['linux-x64', 'linux-arm64', 'linux-x64-musl', 'darwin-arm64', 'win32-x64']);
+    for (const row of rows) expect(selectTriple(row.name)).toMatch(/-/);
+
+    const root = join(work, 'gha');
+    const bin = join(root, 'bin');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'ocipkg'), `#!/bin/sh\nexec "${process.execPath}" "${join(REPO_ROOT, 'bin', 'ocipkg.js')}" "$@"\n`, { mode: 0o755 });
+    const ghaImage = `${registry.host}/acme/greet-gha`;
+    const jobEnv = { ...env, OCIPKG_CONFIG_DIR: join(root, 'config'), PATH: `${bin}:${process.env.PATH}`, GREET_IMAGE: ghaImage, RUNNER_TEMP: root, GITHUB_REF_NAME: 'v1.2.0' };
+    for (const row of rows.filter((r) => r.os.startsWith('ubuntu'))) {
+      const checkout = join(root, row.name);
+      await cp(join(EXAMPLES, 'c-library'), join(checkout, 'examples', 'c-library'), { recursive: true });
+      const values = { 'matrix.toolchain': row.toolchain ?? '' };
+      for (const step of ['configure']) await run('bash', ['-euo', 'pipefail', '-c', fill(stepScript(text, step), values)], { cwd: checkout, env: jobEnv });
+      await run('bash', ['-euo', 'pipefail', '-c', fill(stepScript(text, 'pack (build, install into a staging prefix, ocipkg pack)'), values)], { cwd: checkout, env: jobEnv });
+      // upload-artifact of build/greet-*.tar, then download-artifact into artifacts/<artifact name>/.
+      const artifact = join(root, 'publish', 'artifacts', `greet-${row.name}`);
+      await mkdir(artifact, { recursive: true });
+      for (const file of await readdir(join(checkout, 'build'))) if (/^greet-.*\.tar$/.test(file)) await cp(join(checkout, 'build', file), join(artifact, file));
+    }
+    const publishDir = join(root, 'publish');
+    const output = join(root, 'github-output');
+    await writeFile(output, '');
+    const secrets = {
+      'secrets.GITHUB_TOKEN': 'unused-token', 'github.actor': 'ci', 'secrets.COSIGN_PASSWORD': env.COSIGN_PASSWORD!,
+      'secrets.COSIGN_PRIVATE_KEY': await readFile(join(work, 'cosign.key'), 'utf8'),
+    };
+    const publishEnv = { ...jobEnv, GITHUB_OUTPUT: output, COSIGN_PRIVATE_KEY: secrets['secrets.COSIGN_PRIVATE_KEY'] };
+    const script = fill(stepScript(text, 'publish every target under one index, signed'), secrets);
+    const login = fill(stepScript(text, 'registry login'), secrets).replace('ghcr.io', registry.host);
+    await run('bash', ['-euo', 'pipefail', '-c', login], { cwd: publishDir, env: publishEnv });
+    await run('bash', ['-euo', 'pipefail', '-c', script], { cwd: publishDir, env: publishEnv });
+    const result = JSON.parse(await readFile(join(publishDir, 'publish.json'), 'utf8')) as { index: string; targets: Record<string, string> };
+    expect(Object.keys(result.targets).sort()).toEqual(['aarch64-unknown-linux-gnu', 'x86_64-unknown-linux-gnu', 'x86_64-unknown-linux-musl']);
+    expect(await readFile(output, 'utf8')).toBe(`index=${result.index}\n`);
+    expect(existsSync(join(root, 'cosign.key'))).toBe(false);
+    expect((await ocipkg(['verify', '--key', join(work, 'cosign.pub'), `${ghaImage}:1.2.0`], env)).code).toBe(0);
+  }, 600_000);
 });
 
 describe('the example addon selects the build of the target it is built for', () => {
