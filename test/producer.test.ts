@@ -393,6 +393,33 @@ describe('the GitHub Actions recipe', () => {
   }, 600_000);
 });
 
+describe('ocipkg_package COMPONENT', () => {
+  it('packs only what the install rules of the components given install', async () => {
+    const project = join(work, 'components');
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'lib.c'), 'int f(void) { return 1; }\n');
+    await writeFile(join(project, 'lib.h'), 'int f(void);\n');
+    await writeFile(join(project, 'tool.c'), 'int main(void) { return 0; }\n');
+    await writeFile(join(project, 'CMakeLists.txt'), [
+      'cmake_minimum_required(VERSION 3.19)', 'project(parts VERSION 0.3 LANGUAGES C)',
+      'add_library(parts STATIC lib.c)', 'set_target_properties(parts PROPERTIES POSITION_INDEPENDENT_CODE ON)',
+      'add_executable(parts-tool tool.c)',
+      'install(TARGETS parts COMPONENT dev)', 'install(FILES lib.h DESTINATION include COMPONENT dev)',
+      'install(TARGETS parts-tool COMPONENT tools)',
+      'find_package(ocipkg CONFIG REQUIRED)', `ocipkg_package(IMAGE ${registry.host}/acme/parts COMPONENT dev)`, '',
+    ].join('\n'));
+    const build = join(project, 'build');
+    await cmake(['-S', project, '-B', build, `-Docipkg_DIR=${cmakeDir}`]);
+    await cmake(['--build', build, '--target', 'ocipkg-pack']);
+    const archive = join(build, 'parts-0.3-x86_64-unknown-linux-gnu.tar');
+    const inspected = JSON.parse((await ocipkg(['inspect', archive], env)).stdout) as { manifest: { layers: { digest: string }[] } };
+    const layer = inspected.manifest.layers[0]!.digest.replace(':', '/');
+    const listing = execFileSync('sh', ['-c', `tar -xOf "$1" "blobs/${layer}" | tar -tzf -`, 'sh', archive], { encoding: 'utf8' });
+    const files = listing.split('\n').filter((f) => f && !f.endsWith('/'));
+    expect(files.sort()).toEqual(['include/lib.h', 'lib/libparts.a']);
+  }, 180_000);
+});
+
 describe('the example addon selects the build of the target it is built for', () => {
   it('node-gyp cross-building for arm64 links the aarch64 build', async () => {
     const tarball = await packOcipkg(join(work, 'tarball'));
