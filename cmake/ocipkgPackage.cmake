@@ -172,8 +172,16 @@ function(ocipkg_package)
     message(FATAL_ERROR "ocipkg_package: no version: give project(... VERSION x.y.z) or VERSION <v>")
   endif()
 
-  set(triple "${arg_TARGET}")
-  if(triple STREQUAL "")
+  _ocipkg_cli_command(cli)
+  if(arg_TARGET)
+    # The one triple table is ocipkg's: it says what a Node-style name (linux-arm64) stands for.
+    execute_process(COMMAND ${cli} target "${arg_TARGET}" OUTPUT_VARIABLE triple ERROR_VARIABLE error
+                    RESULT_VARIABLE failed OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(failed)
+      string(STRIP "${error}" error)
+      message(FATAL_ERROR "ocipkg_package: TARGET ${arg_TARGET}: ${error}")
+    endif()
+  else()
     _ocipkg_cross_triple(triple)
   endif()
   if(triple STREQUAL "")
@@ -248,7 +256,6 @@ function(ocipkg_package)
     list(APPEND metadata "--link-flag=${flag}")
   endforeach()
 
-  _ocipkg_cli_command(cli)
   add_custom_target(ocipkg-pack
     COMMAND "${CMAKE_COMMAND}" -E rm -rf "${prefix}"
     ${install_commands}

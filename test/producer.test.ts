@@ -258,6 +258,23 @@ describe('ocipkg_package with other generators and toolchains', () => {
     expect(failed!.stderr.replace(/\s+/g, ' ')).toMatch(/ocipkg_package: cannot tell the target triple of this toolchain \(CMAKE_SYSTEM_NAME=Linux, CMAKE_SYSTEM_PROCESSOR=xtensa\); pass TARGET <triple>/);
   }, 120_000);
 
+  it('takes TARGET as a triple or a Node-style name, and names the archive by the triple', async () => {
+    const project = join(work, 'named-target');
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'lib.c'), 'int f(void) { return 1; }\n');
+    await writeFile(join(project, 'CMakeLists.txt'), [
+      'cmake_minimum_required(VERSION 3.19)', 'project(named VERSION 1.0 LANGUAGES C)',
+      'set(CMAKE_POSITION_INDEPENDENT_CODE ON)', 'add_library(named STATIC lib.c)', 'install(TARGETS named)',
+      'find_package(ocipkg CONFIG REQUIRED)', `ocipkg_package(IMAGE ${registry.host}/acme/named TARGET \${WANTED})`, '',
+    ].join('\n'));
+    await cmake(['-S', project, '-B', join(project, 'build'), `-Docipkg_DIR=${cmakeDir}`, '-DWANTED=linux-x64']);
+    await cmake(['--build', join(project, 'build'), '--target', 'ocipkg-pack']);
+    expect((await packageOf(join(project, 'build', 'named-1.0-x86_64-unknown-linux-gnu.tar'))).target).toBe('x86_64-unknown-linux-gnu');
+    const failed = await cmake(['-S', project, '-B', join(project, 'build-bad'), `-Docipkg_DIR=${cmakeDir}`, '-DWANTED=linux-x65'])
+      .then(() => undefined, (err: Error & { stderr: string }) => err);
+    expect(failed!.stderr.replace(/\s+/g, ' ')).toMatch(/ocipkg_package: TARGET linux-x65: ocipkg: unknown target triple "linux-x65"/);
+  }, 180_000);
+
   it('warns at configure time about a static library that is not position-independent', async () => {
     const project = join(work, 'no-pic');
     await mkdir(project, { recursive: true });

@@ -215,6 +215,15 @@ const COMMANDS: Record<string, Command> = {
     options: '  --dry-run               list what would be removed, remove nothing\n  --min-age MINUTES       keep anything newer (default 10: it may be a fetch in progress)\n  --json                  one JSON object instead of lines',
     run: async (args) => (await import('./maintenance.js')).runPrune(args, 'prune'),
   },
+  target: {
+    usage: 'ocipkg target [NAME]',
+    summary: 'print the target triple NAME stands for (a triple or a Node-style name such as linux-arm64), or the one get resolves for here',
+    options: '',
+    async run(args) {
+      const [name] = positionals(parseOptions(args, {}, 'target').positionals, 0, 1, 'target');
+      out(selectTriple(name));
+    },
+  },
   'cmake-dir': {
     usage: 'ocipkg cmake-dir',
     summary: 'print the directory of the CMake package, for cmake -Docipkg_DIR="$(ocipkg cmake-dir)"',
