@@ -55,15 +55,16 @@ function(_ocipkg_node out)
   endif()
 endfunction()
 
-# The ocipkg-link command line.
-function(_ocipkg_link_command out)
-  if(OCIPKG_LINK)
-    set(${out} "${OCIPKG_LINK}" PARENT_SCOPE)
+# The command line that runs one of ocipkg's bins (bin/<script>): the cache variable <override>
+# when set (a whole command, as a list), else Node with the script of this package.
+function(_ocipkg_script_command out override script)
+  if(${override})
+    set(${out} "${${override}}" PARENT_SCOPE)
     return()
   endif()
   _ocipkg_node(node)
   get_property(package_dir GLOBAL PROPERTY OCIPKG_PACKAGE_DIR)
-  set(${out} "${node};${package_dir}/bin/ocipkg-link.cjs" PARENT_SCOPE)
+  set(${out} "${node};${package_dir}/bin/${script}" PARENT_SCOPE)
 endfunction()
 
 # The ocipkg target triple for the platform CMake builds for, or "" when it cannot be told.
@@ -209,7 +210,7 @@ function(ocipkg_add_package name)
     message(FATAL_ERROR "ocipkg_add_package(${name}): ocipkg::${name} already names ${previous}")
   endif()
 
-  _ocipkg_link_command(link)
+  _ocipkg_script_command(link OCIPKG_LINK ocipkg-link.cjs)
   set(command ${link} --json)
   if(target)
     list(APPEND command --target "${target}")

@@ -11,17 +11,6 @@
 
 include_guard(GLOBAL)
 
-# The ocipkg command line (the CLI, not ocipkg-link), run by the build.
-function(_ocipkg_cli_command out)
-  if(OCIPKG_CLI)
-    set(${out} "${OCIPKG_CLI}" PARENT_SCOPE)
-    return()
-  endif()
-  _ocipkg_node(node)
-  get_property(package_dir GLOBAL PROPERTY OCIPKG_PACKAGE_DIR)
-  set(${out} "${node};${package_dir}/bin/ocipkg.js" PARENT_SCOPE)
-endfunction()
-
 # <value> as a JSON string literal.
 function(_ocipkg_json_quote out value)
   string(REPLACE "\\" "\\\\" value "${value}")
@@ -172,7 +161,7 @@ function(ocipkg_package)
     message(FATAL_ERROR "ocipkg_package: no version: give project(... VERSION x.y.z) or VERSION <v>")
   endif()
 
-  _ocipkg_cli_command(cli)
+  _ocipkg_script_command(cli OCIPKG_CLI ocipkg.js)
   if(arg_TARGET)
     # The one triple table is ocipkg's: it says what a Node-style name (linux-arm64) stands for.
     execute_process(COMMAND ${cli} target "${arg_TARGET}" OUTPUT_VARIABLE triple ERROR_VARIABLE error
