@@ -6,6 +6,10 @@
 #   target_link_libraries(addon PRIVATE ocipkg::zstd)
 #   ocipkg_bundle_runtime(addon)                       # shared libraries beside addon, $ORIGIN rpath
 #
+# Library authors: ocipkg_package(IMAGE ghcr.io/acme/zstd ...) adds the build targets ocipkg-pack
+# and ocipkg-push (ocipkgPackage.cmake). A project that is not a Node project finds this package
+# with cmake -Docipkg_DIR="$(npx ocipkg cmake-dir)".
+#
 # Packages are fetched at configure time by the ocipkg-link script of this npm package (its --json
 # output is the whole interface), so a build never touches the network. Once a tag is in the store,
 # ocipkg-link answers from there without asking the registry, so re-running CMake does not follow a
@@ -34,29 +38,35 @@ get_filename_component(_ocipkg_package_dir "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLU
 set_property(GLOBAL PROPERTY OCIPKG_PACKAGE_DIR "${_ocipkg_package_dir}")
 unset(_ocipkg_package_dir)
 
-# The ocipkg-link command line.
-function(_ocipkg_link_command out)
-  if(OCIPKG_LINK)
-    set(${out} "${OCIPKG_LINK}" PARENT_SCOPE)
-    return()
-  endif()
+# The Node.js executable that runs ocipkg's scripts.
+function(_ocipkg_node out)
   if(OCIPKG_NODE)
-    set(node "${OCIPKG_NODE}")
+    set(${out} "${OCIPKG_NODE}" PARENT_SCOPE)
   elseif(DEFINED ENV{npm_node_execpath} AND EXISTS "$ENV{npm_node_execpath}")
     # npm and cmake-js run CMake from a Node process: use the very Node that started the build (not
     # cached, so switching Node versions between builds is followed).
-    set(node "$ENV{npm_node_execpath}")
+    set(${out} "$ENV{npm_node_execpath}" PARENT_SCOPE)
   elseif(DEFINED ENV{NODE} AND EXISTS "$ENV{NODE}")
-    set(node "$ENV{NODE}")
+    set(${out} "$ENV{NODE}" PARENT_SCOPE)
   else()
     find_program(OCIPKG_NODE NAMES node nodejs DOC "Node.js executable that runs ocipkg-link")
     if(NOT OCIPKG_NODE)
       message(FATAL_ERROR "ocipkg: Node.js not found; set OCIPKG_NODE to the node executable")
     endif()
-    set(node "${OCIPKG_NODE}")
+    set(${out} "${OCIPKG_NODE}" PARENT_SCOPE)
   endif()
+endfunction()
+
+# The command line that runs one of ocipkg's bins (bin/<script>): the cache variable <override>
+# when set (a whole command, as a list), else Node with the script of this package.
+function(_ocipkg_script_command out override script)
+  if(${override})
+    set(${out} "${${override}}" PARENT_SCOPE)
+    return()
+  endif()
+  _ocipkg_node(node)
   get_property(package_dir GLOBAL PROPERTY OCIPKG_PACKAGE_DIR)
-  set(${out} "${node};${package_dir}/bin/ocipkg-link.cjs" PARENT_SCOPE)
+  set(${out} "${node};${package_dir}/bin/${script}" PARENT_SCOPE)
 endfunction()
 
 # The ocipkg target triple for the platform CMake builds for, or "" when it cannot be told.
@@ -202,7 +212,7 @@ function(ocipkg_add_package name)
     message(FATAL_ERROR "ocipkg_add_package(${name}): ocipkg::${name} already names ${previous}")
   endif()
 
-  _ocipkg_link_command(link)
+  _ocipkg_script_command(link OCIPKG_LINK ocipkg-link.cjs)
   set(command ${link} --json)
   if(target)
     list(APPEND command --target "${target}")
@@ -399,3 +409,5 @@ function(_ocipkg_bundle_runtime_now target)
       VERBATIM)
   endif()
 endfunction()
+
+include("${CMAKE_CURRENT_LIST_DIR}/ocipkgPackage.cmake")

@@ -67,11 +67,25 @@ export function isKnownTriple(triple: string): boolean {
   return TRIPLES.some((t) => t.triple === triple);
 }
 
-export function assertTriple(triple: string): string {
-  if (!isKnownTriple(triple)) {
-    throw new OcipkgError('EUSAGE', `unknown target triple "${triple}" (known: ${TRIPLES.map((t) => t.triple).join(', ')})`);
-  }
-  return triple;
+/**
+ * The Node-style name of a table entry, as prebuildify, node-gyp and npm's `os`/`cpu` users write
+ * it: `<process.platform>-<process.arch>`, `-musl` for musl builds (`linux-x64-musl`). Where two
+ * entries share one (32-bit arm v6 and v7), the first in the table (v7, Node's own arm build) has it.
+ */
+function nodeStyleName(info: TripleInfo): string {
+  return `${info.node.platform}-${info.node.arch}${info.node.libc === 'musl' ? '-musl' : ''}`;
+}
+
+/**
+ * The triple `name` stands for: a triple of the table, or a Node-style name (`linux-x64`,
+ * `linux-arm64`, `linux-x64-musl`, `darwin-arm64`, `win32-x64`) mapped to its triple. Everything that
+ * takes a target from a user goes through here, so the triple is what is recorded and printed.
+ */
+export function assertTriple(name: string): string {
+  if (isKnownTriple(name)) return name;
+  const aliased = TRIPLES.find((t) => nodeStyleName(t) === name);
+  if (aliased) return aliased.triple;
+  throw new OcipkgError('EUSAGE', `unknown target triple "${name}" (known: ${TRIPLES.map((t) => t.triple).join(', ')}; or a Node-style name such as linux-x64, linux-x64-musl, darwin-arm64, win32-x64)`);
 }
 
 /** The OCI platform of a triple. */

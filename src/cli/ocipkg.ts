@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { OcipkgError } from '../errors.js';
 import { canonicalReference, formatReference, parseReference } from '../reference.js';
 import { requirementNamesWithin, resolvePackage } from '../resolve.js';
@@ -44,11 +45,13 @@ const COMMANDS: Record<string, Command> = {
     options: [
       '  -t, --tag IMAGE         image name recorded in the archive (required)',
       '  --target TRIPLE         target triple (default: detected from the libraries)',
+      '  --cmake-targets FILE    what a CMake build says about its library targets (definitions, system',
+      '                          libraries), as CMake\'s ocipkg_package writes it for its ocipkg-pack target',
       PACK_METADATA_HELP,
     ].join('\n'),
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, {
-        tag: { type: 'string', short: 't' }, target: { type: 'string' }, ...PACK_METADATA_OPTIONS,
+        tag: { type: 'string', short: 't' }, target: { type: 'string' }, 'cmake-targets': { type: 'string' }, ...PACK_METADATA_OPTIONS,
       }, 'pack');
       const [dir, output] = positionals(pos, 2, 2, 'pack');
       if (!values.tag) throw usageError('pack: -t IMAGE is required');
@@ -57,6 +60,7 @@ const COMMANDS: Record<string, Command> = {
       const result = await pack(dir!, output!, {
         image,
         ...(values.target !== undefined && { target: selectTriple(values.target) }),
+        ...(values['cmake-targets'] !== undefined && { cmakeTargets: values['cmake-targets'] }),
         ...packMetadata(values),
       });
       out(result.manifestDigest);
@@ -215,6 +219,24 @@ const COMMANDS: Record<string, Command> = {
     summary: 'the same as `ocipkg store prune`',
     options: '  --dry-run               list what would be removed, remove nothing\n  --min-age AGE           keep what was used within AGE (minutes, or 12h, 30d; default 10; 0 keeps only lockfile pins)\n  --json                  one JSON object instead of lines',
     run: async (args) => (await import('./maintenance.js')).runPrune(args, 'prune'),
+  },
+  target: {
+    usage: 'ocipkg target [NAME]',
+    summary: 'print the target triple NAME stands for (a triple or a Node-style name such as linux-arm64), or the one get resolves for here',
+    options: '',
+    async run(args) {
+      const [name] = positionals(parseOptions(args, {}, 'target').positionals, 0, 1, 'target');
+      out(selectTriple(name));
+    },
+  },
+  'cmake-dir': {
+    usage: 'ocipkg cmake-dir',
+    summary: 'print the directory of the CMake package, for cmake -Docipkg_DIR="$(ocipkg cmake-dir)"',
+    options: '',
+    async run(args) {
+      positionals(parseOptions(args, {}, 'cmake-dir').positionals, 0, 0, 'cmake-dir');
+      out(fileURLToPath(new URL('../../cmake', import.meta.url)));
+    },
   },
   'generate-key-pair': { usage: GENERATE_KEY_PAIR_USAGE, summary: GENERATE_KEY_PAIR_SUMMARY, options: GENERATE_KEY_PAIR_OPTIONS, run: async (args) => (await import('./keys.js')).runGenerateKeyPair(args) },
   sign: { usage: SIGN_USAGE, summary: SIGN_SUMMARY, options: SIGN_OPTIONS, run: async (args) => (await import('./sign.js')).runSign(args) },

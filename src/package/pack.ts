@@ -19,6 +19,7 @@ import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary/
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
 import { directoryEntries, placeBySoname, writeLayer, type LayerEntry } from './layer.js';
 import { readShippedFiles } from './shipped-pc.js';
+import { describeFromCmake, readCmakeTargets } from './cmake-targets.js';
 import { createdAnnotation } from './source-date.js';
 import { parsePackageConfig, type LibraryInfo, type PackageConfig, type PackageMetadata } from '../artifact/config.js';
 
@@ -48,6 +49,10 @@ export interface PackOptions {
   defines?: string[];
   /** Flags consumers link after the libraries (`-lm`), besides what the package's `.pc` says. */
   linkFlags?: string[];
+  /** Flags consumers link only with a static library of the package (its private dependencies). */
+  staticLinkFlags?: string[];
+  /** What a CMake build says about its library targets (CMake's ocipkg_package writes it); see cmake-targets.ts. */
+  cmakeTargets?: string;
   /** Called with one line per problem worth telling the user that does not stop packing. */
   warn?: (message: string) => void;
 }
@@ -174,8 +179,8 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
       libraries,
       includeDirs: input.includeDirs,
       defines: [...new Set([...(input.defines ?? []), ...(options.defines ?? [])])],
-      linkFlags: [...(input.linkFlags ?? []), ...(options.linkFlags ?? [])],
-      staticLinkFlags: input.staticLinkFlags ?? [],
+      linkFlags: [...new Set([...(input.linkFlags ?? []), ...(options.linkFlags ?? [])])],
+      staticLinkFlags: [...new Set([...(input.staticLinkFlags ?? []), ...(options.staticLinkFlags ?? [])])],
       requires,
     };
     const config: PackageConfig = { layers: { [layer.descriptor.digest]: layer.paths }, package: metadata };
@@ -217,8 +222,18 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
 export async function pack(dir: string, output: string, options: PackOptions): Promise<PackResult> {
   const [libraries, includeDirs, declared] = await Promise.all([discoverLibraries(dir), discoverIncludeDirs(dir), declaredRequires(dir)]);
   const requires = [...new Set([...(options.requires ?? []), ...declared].map((r) => canonicalReference(parseReference(r))))];
-  const shipped = await readShippedFiles(dir, await directoryEntries(dir), libraries, requires, options.warn ?? (() => {}));
-  return writeArtifact({ ...shipped, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, { ...options, requires });
+  const warn = options.warn ?? (() => {});
+  const shipped = await readShippedFiles(dir, await directoryEntries(dir), libraries, requires, warn);
+  const fromCmake = options.cmakeTargets !== undefined ? describeFromCmake(await readCmakeTargets(options.cmakeTargets), libraries, warn) : undefined;
+  return writeArtifact({ ...shipped, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, {
+    ...options,
+    requires,
+    ...(fromCmake && {
+      defines: [...fromCmake.defines, ...(options.defines ?? [])],
+      linkFlags: [...fromCmake.linkFlags, ...(options.linkFlags ?? [])],
+      staticLinkFlags: [...fromCmake.staticLinkFlags, ...(options.staticLinkFlags ?? [])],
+    }),
+  });
 }
 
 /** `requires` from an `ocipkg.json` in the packed directory: what a library's own build says it needs. */
