@@ -13,7 +13,10 @@ import { digestHex } from '../oci/digest.js';
  *     root/                                      the extracted layers
  *   refs/<registry>/<repository>/<tag>.json      tag -> digests, for lookups without network (both encoded, see refs.ts)
  *   verified/sha256/<hex>.json                   which trusted keys verified a package (verified.ts)
+ *   used/sha256/<hex>                            when a lookup last returned a package, as an mtime (usage.ts)
+ *   projects/<hash>.json                         projects whose lockfile prune keeps (projects.ts)
  *   tmp/                                         staging; anything here is incomplete by definition
+ *   tmp/partial-<hex>                            an interrupted download, continued by the next get (partial.ts)
  */
 export function storeRoot(): string {
   return dataDir();
