@@ -56,10 +56,9 @@ function list(values: string[]): string {
 /** The IMPORTED target of one library, with the properties cmake/ocipkgConfig.cmake gives it too. */
 function importedLibrary(target: string, lib: LinkedLibrary): string[] {
   if (lib.importLibrary !== null) {
-    return [
-      `add_library(${target} SHARED IMPORTED)`,
-      `set_target_properties(${target} PROPERTIES IMPORTED_IMPLIB ${located(lib.importLibrary)} IMPORTED_LOCATION ${located(lib.runtime!)})`,
-    ];
+    // Windows: the import library links, the DLL is what runs (and what a bundling step copies).
+    const location = lib.runtime !== null ? ` IMPORTED_LOCATION ${located(lib.runtime)}` : '';
+    return [`add_library(${target} SHARED IMPORTED)`, `set_target_properties(${target} PROPERTIES IMPORTED_IMPLIB ${located(lib.importLibrary)}${location})`];
   }
   const imported = [
     `add_library(${target} ${lib.kind === 'static' ? 'STATIC' : 'SHARED'} IMPORTED)`,

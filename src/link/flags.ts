@@ -119,7 +119,7 @@ export function linkedLibraries(dir: string, desc: LinkDescription, shared: bool
     name: lib.name,
     kind: lib.kind,
     file: under(dir, lib.file),
-    runtime: lib.kind === 'shared' ? under(dir, lib.runtime ?? lib.file) : null,
+    runtime: lib.kind === 'shared' && lib.runtime !== null ? under(dir, lib.runtime ?? lib.file) : null,
     importLibrary: lib.importLibrary !== undefined ? under(dir, lib.importLibrary) : null,
   }));
 }
@@ -144,6 +144,7 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
   const body: string[] = [];
   let linksShared = false;
   const elf = os !== 'darwin' && os !== 'windows';
+  const msvc = os === 'windows' && !(options.target ?? '').endsWith('-windows-gnu');
   const archives: string[] = [];
   /** Repositories a package linked shared requires: linked shared in turn (packages come in link order). */
   const sharedRequired = new Set<string>();
@@ -155,9 +156,13 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
 
     const shared = (options.shared ?? false) || (image !== undefined && sharedRequired.has(repositoryOf(parseReference(image))));
     const selected = linkedLibraries(dir, desc, shared);
-    out.libraries.push(...selected);
     if (selected.some((lib) => lib.kind === 'shared')) for (const required of desc.requires) sharedRequired.add(repositoryOf(parseReference(required)));
-    for (const { name, kind, file, runtime } of selected) {
+    for (const lib of selected) {
+      const { name, kind, file, runtime } = lib;
+      if (runtime !== null) pushUnique(out.runtimeFiles, runtime);
+      // MSVC's linker links a DLL only through its import library: one without is shipped, not linked.
+      if (msvc && /\.dll$/i.test(file)) continue;
+      out.libraries.push(lib);
       out.libFiles.push(file);
       if (kind === 'static' && elf) pushUnique(archives, posix.basename(file));
       if (kind === 'static' || os === 'windows') {
@@ -171,7 +176,6 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
           body.push(file);
         }
       }
-      if (runtime !== null) pushUnique(out.runtimeFiles, runtime);
     }
     body.push(...desc.linkFlags.map((flag) => expandDir(dir, flag)));
     if (selected.some((lib) => lib.kind === 'static')) body.push(...desc.staticLinkFlags.map((flag) => expandDir(dir, flag)));
