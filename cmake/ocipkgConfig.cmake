@@ -337,11 +337,15 @@ endfunction()
 #[[
 ocipkg_bundle_runtime(<target>)
 
-Copies the runtime files (shared libraries) of every ocipkg::* package <target> links next to the
-built <target> after each build, and adds the directory of the loading binary ($ORIGIN on ELF,
-@loader_path on macOS) to its build and install rpath, so the result loads on a machine that never
-ran ocipkg. Call it anywhere in the directory that defines <target>: the copies are set up at the
-end of that directory, once all of its target_link_libraries calls are known.
+Copies the runtime files (shared libraries: .so under their SONAME, dylibs under their install
+name, the DLLs of Windows import libraries) of every ocipkg package <target> links, through
+ocipkg_add_package or a generated <name>Config.cmake, next to the built <target> after each build,
+and adds the directory of the loading binary ($ORIGIN on ELF, @loader_path on macOS) to its build
+and install rpath, so the result loads on a machine that never ran ocipkg. Windows has no rpath:
+Node loads an addon with LOAD_WITH_ALTERED_SEARCH_PATH, so the DLLs it imports are looked for in
+the addon's own directory first. Call it anywhere in the directory that defines <target>: the
+copies are set up at the end of that directory, once all of its target_link_libraries calls are
+known.
 ]]
 function(ocipkg_bundle_runtime target)
   if(NOT TARGET "${target}")

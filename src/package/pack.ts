@@ -121,7 +121,7 @@ function detectTarget(objects: ObjectInfo[], origin: string): string | undefined
   }
   if (platforms.size > 1 || libcs.size > 1) {
     const seen = [...platforms.keys(), ...libcs].join(', ');
-    const universal = objects.some((o) => o.where.endsWith(']')) ? ' (a universal binary: pass --target for the slice to pack)' : '';
+    const universal = objects.some((o) => o.universal) ? ' (a universal binary: pass --target for the slice to pack)' : '';
     throw new OcipkgError('EINPUT', `libraries in ${origin} are built for different targets (${seen})${universal}; pack one target per archive or pass --target`);
   }
   if (abis.size > 1) {

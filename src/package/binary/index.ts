@@ -46,7 +46,7 @@ async function inspectRange(range: ByteRange, inArchive: boolean, options: Inspe
       return [await inspectPe(range)];
     case 'fat': {
       const slices = (await fatSlices(range)).filter((s) => options.architecture === undefined || s.architecture === options.architecture);
-      return (await Promise.all(slices.map((s) => inspectRange(s.range, inArchive, options)))).flat();
+      return (await Promise.all(slices.map((s) => inspectRange(s.range, inArchive, options)))).flat().map((o) => ({ ...o, universal: true }));
     }
     case 'ar': {
       if (inArchive) return [];

@@ -31,6 +31,8 @@ export interface ObjectInfo {
   importsFrom?: string;
   /** PE images: the DLLs it imports from. */
   imports?: string[];
+  /** From one slice of a universal (fat) binary. */
+  universal?: boolean;
 }
 
 /**
