@@ -103,7 +103,7 @@ export async function inspectPe(range: ByteRange): Promise<ObjectInfo> {
   if (optionalSize < 96) return info;
   const optional = new Fields(await range.read(lfanew + 24, optionalSize), true);
   const directories = optional.u16(0) === PE32_PLUS ? 112 : 96;
-  const table = await sections(range, lfanew + 24 + optionalSize, header.readUInt16LE(2));
+  const table = await sections(range, lfanew + 24 + optionalSize, header.readUInt16LE(6));
   const fileOffset = (rva: number): number => {
     const s = table.find((t) => rva >= t.virtualAddress && rva < t.virtualAddress + Math.max(t.virtualSize, t.rawSize));
     if (!s) throw new OcipkgError('EINPUT', `${range.where}: address 0x${rva.toString(16)} is in no section`);
@@ -172,6 +172,8 @@ export async function inspectCoff(range: ByteRange, head: Buffer): Promise<Objec
   const info = windowsObject(range.where, 'coff', architecture, 'relocatable');
   const table = await sections(range, 20, head.readUInt16LE(2));
   for (const s of table) {
+    // Names over 8 bytes (`.rdata$zzz`) are `/<offset>` into the string table after the symbols.
+    if (/^\/\d+$/.test(s.name)) s.name = await stringAt(range, head.readUInt32LE(8) + head.readUInt32LE(12) * COFF_SYMBOL + Number(s.name.slice(1))).catch(() => s.name);
     if (s.name.startsWith('.idata$')) info.type = 'import';
     // GNU ld and dlltool write `.idata$7` (the DLL name, or a pointer to it); MSVC's import objects are short ones.
     if (s.name === '.idata$7') info.abi = 'gnu';
