@@ -391,12 +391,29 @@ function(_ocipkg_collect_runtime out target)
 endfunction()
 
 function(_ocipkg_bundle_runtime_now target)
-  _ocipkg_collect_runtime(files "${target}")
+  _ocipkg_collect_runtime(runtime "${target}")
+  # A macOS framework ships as its whole .framework directory, the others as single files.
+  set(files "")
+  set(bundles "")
+  foreach(file IN LISTS runtime)
+    if(IS_DIRECTORY "${file}")
+      list(APPEND bundles "${file}")
+    else()
+      list(APPEND files "${file}")
+    endif()
+  endforeach()
+  set(commands "")
   if(files)
     # copy_if_different follows the store's symlinks: the copies are real files named as the
     # loader looks for them (the SONAME), and unchanged files keep their time stamps.
-    add_custom_command(TARGET "${target}" POST_BUILD
-      COMMAND "${CMAKE_COMMAND}" -E copy_if_different ${files} "$<TARGET_FILE_DIR:${target}>"
+    list(APPEND commands COMMAND "${CMAKE_COMMAND}" -E copy_if_different ${files} "$<TARGET_FILE_DIR:${target}>")
+  endif()
+  foreach(bundle IN LISTS bundles)
+    get_filename_component(name "${bundle}" NAME)
+    list(APPEND commands COMMAND "${CMAKE_COMMAND}" -E copy_directory "${bundle}" "$<TARGET_FILE_DIR:${target}>/${name}")
+  endforeach()
+  if(commands)
+    add_custom_command(TARGET "${target}" POST_BUILD ${commands}
       COMMENT "ocipkg: copying runtime libraries beside ${target}"
       VERBATIM)
   endif()

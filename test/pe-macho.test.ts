@@ -373,6 +373,31 @@ describe('macOS packages', () => {
     expect(machoLoads(machoBundle('addon-tbd.node', ['addon-tbd.o'], libs)).dylibs).toEqual(['/usr/lib/libgreetsys.dylib']);
   });
 
+  it('a framework: -F and -framework link it by its @rpath/ install name, and the runtime file is the whole .framework', async () => {
+    machoObject('greet.c', 'greet-fw.o', ['-D__declspec(x)=']);
+    const fw = join(work, 'mac-fw', 'lib', 'Greet.framework');
+    await mkdir(join(fw, 'Versions', 'A', 'Headers'), { recursive: true });
+    dylib('greet-fw.o', '@rpath/Greet.framework/Versions/A/Greet', join(fw, 'Versions', 'A', 'Greet'));
+    await files(fw, { 'Versions/A/Headers/greet.h': GREET_H, 'Versions/Current': '->A', Greet: '->Versions/Current/Greet', Headers: '->Versions/Current/Headers' });
+    const image = `${registry.host}/acme/greet-fw:1`;
+    const { meta } = await publish(join(work, 'mac-fw'), image);
+    expect(meta.target).toBe('aarch64-apple-darwin');
+    expect(meta.libraries).toEqual([{ name: 'Greet', kind: 'shared', file: 'lib/Greet.framework/Greet', soname: '@rpath/Greet.framework/Versions/A/Greet' }]);
+
+    const cflags = await link([...target, '--cflags', image]);
+    const libs = await link([...target, '--libs', image]);
+    const frameworks = cflags.find((flag) => flag.startsWith('-F'))!;
+    expect(libs).toEqual([frameworks, '-framework', 'Greet', '-Wl,-rpath,@loader_path']);
+    const runtime = await link([...target, '--runtime-files', image]);
+    expect(runtime).toEqual([`${frameworks.slice(2)}/Greet.framework`]);
+    await writeFile(join(work, 'addon-fw.c'), versionAddon('Greet/greet.h', 'greet()'));
+    machoObject('addon-fw.c', 'addon-fw.o', [`-I${NODE_INCLUDE}`, ...cflags]);
+    const loads = machoLoads(machoBundle('addon-fw.node', ['addon-fw.o'], libs));
+    expect(loads).toEqual({ dylibs: ['@rpath/Greet.framework/Versions/A/Greet'], rpaths: ['@loader_path'] });
+    // Copied beside the addon, the framework holds the file that install name names under @loader_path.
+    expect(existsSync(join(runtime[0]!, 'Versions', 'A', 'Greet'))).toBe(true);
+  });
+
   it('a universal static archive is packed for the architecture asked for, and refused without one', async () => {
     machoObject('greet.c', 'greet-arm64.o', ['-D__declspec(x)=']);
     sh('clang', ['-target', 'x86_64-apple-macos11', '-D__declspec(x)=', '-c', 'greet.c', '-o', 'greet-x86_64.o']);
@@ -393,5 +418,32 @@ describe('macOS packages', () => {
     const bundle = machoBundle('addon-fat.node', ['addon-fat.o'], libs);
     expect(machoLoads(bundle).dylibs).toEqual([]);
     expect(sh('llvm-nm', ['--defined-only', bundle])).toMatch(/ T _greet$/m);
+  });
+});
+
+describe('ocipkg_bundle_runtime with a framework among the runtime files', () => {
+  it('copies the .framework directory whole and the other runtime files as files', async () => {
+    // A stand-in for ocipkg-link (the module's whole interface is its --json output), so that this
+    // runs with the host's compiler: what is under test is the copying CMake sets up.
+    const pkg = await files(join(work, 'bundle-runtime'), {
+      'Greet.framework/Versions/A/Greet': 'framework binary\n', 'Greet.framework/Greet': '->Versions/A/Greet', 'libother.so.1': 'shared object\n',
+      'main.c': 'int main(void) { return 0; }\n',
+      'stand-in.mjs': `console.log(JSON.stringify({ packages: [{ target: 'aarch64-apple-darwin', manifestDigest: 'sha256:${'0'.repeat(64)}', version: '1', root: '/' }],
+        libraries: [], includeDirs: [], defines: [], cflags: [], libs: [], prefix: [], runtimeFiles: process.argv.slice(2, 4) }));`,
+      'CMakeLists.txt': `cmake_minimum_required(VERSION 3.19)
+project(app C)
+find_package(ocipkg CONFIG REQUIRED)
+ocipkg_add_package(fw IMAGE example.com/acme/fw:1)
+add_executable(app main.c)
+target_link_libraries(app PRIVATE ocipkg::fw)
+ocipkg_bundle_runtime(app)
+`,
+    });
+    const stub = [process.execPath, join(pkg, 'stand-in.mjs'), join(pkg, 'Greet.framework'), join(pkg, 'libother.so.1')].join(';');
+    const build = join(pkg, 'build');
+    execFileSync('cmake', ['-S', pkg, '-B', build, `-Docipkg_DIR=${join(REPO, 'cmake')}`, `-DOCIPKG_LINK=${stub}`], { stdio: 'pipe' });
+    execFileSync('cmake', ['--build', build], { stdio: 'pipe' });
+    expect(await readFile(join(build, 'Greet.framework', 'Versions', 'A', 'Greet'), 'utf8')).toBe('framework binary\n');
+    expect(await readFile(join(build, 'libother.so.1'), 'utf8')).toBe('shared object\n');
   });
 });

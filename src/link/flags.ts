@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import type { LibraryKind } from '../artifact/config.js';
-import { linkerFileNames } from '../package/library-name.js';
+import { frameworkOf, linkerFileNames } from '../package/library-name.js';
 import { parseReference, repositoryOf } from '../reference.js';
 import { tripleToPlatform } from '../triple.js';
 import { expandDir, type LinkDescription, type LinkLibrary } from './description.js';
@@ -146,6 +146,8 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
   const elf = os !== 'darwin' && os !== 'windows';
   const msvc = os === 'windows' && !(options.target ?? '').endsWith('-windows-gnu');
   const archives: string[] = [];
+  /** `-F<dir>` of the frameworks linked, for the compiler (headers) and the linker alike. */
+  const frameworkDirs: string[] = [];
   /** Repositories a package linked shared requires: linked shared in turn (packages come in link order). */
   const sharedRequired = new Set<string>();
 
@@ -165,7 +167,13 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
       out.libraries.push(lib);
       out.libFiles.push(file);
       if (kind === 'static' && elf) pushUnique(archives, posix.basename(file));
-      if (kind === 'static' || os === 'windows') {
+      const framework = os === 'darwin' ? frameworkOf(file) : undefined;
+      if (framework !== undefined) {
+        // Headers come as <Greet/greet.h> from the framework's Headers/, found through -F too.
+        linksShared = true;
+        pushUnique(frameworkDirs, `-F${posix.dirname(framework.bundle)}`);
+        body.push('-framework', framework.name);
+      } else if (kind === 'static' || os === 'windows') {
         body.push(file);
       } else {
         linksShared = true;
@@ -181,9 +189,9 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
     if (selected.some((lib) => lib.kind === 'static')) body.push(...desc.staticLinkFlags.map((flag) => expandDir(dir, flag)));
   }
 
-  out.cflags = [...out.includeDirs.map((d) => `-I${d}`), ...out.defines.map((d) => `-D${d}`), ...otherCflags];
+  out.cflags = [...out.includeDirs.map((d) => `-I${d}`), ...frameworkDirs, ...out.defines.map((d) => `-D${d}`), ...otherCflags];
   const libFiles = new Set(out.libFiles);
-  out.libs = [...out.libDirs.map((d) => `-L${d}`), ...keepLastLibraries(body, (flag) => flag.startsWith('-l') || libFiles.has(flag))];
+  out.libs = [...out.libDirs.map((d) => `-L${d}`), ...frameworkDirs, ...keepLastLibraries(body, (flag) => flag.startsWith('-l') || libFiles.has(flag))];
   out.libs.push(...archives.map((archive) => `-Wl,--exclude-libs,${archive}`));
   if (linksShared) {
     if (os === 'darwin') out.libs.push('-Wl,-rpath,@loader_path');

@@ -5,7 +5,7 @@ import { errno, OcipkgError } from '../errors.js';
 import { ANNOTATION_VERSION } from '../oci/mediatypes.js';
 import { gnuCxxForMsvc, inspectFile } from '../package/binary/index.js';
 import { discoverIncludeDirs, discoverLibraries, importedDll } from '../package/discover.js';
-import { linkerFileNames } from '../package/library-name.js';
+import { frameworkOf, linkerFileNames } from '../package/library-name.js';
 import type { LibraryKind, PackageMetadata } from '../artifact/config.js';
 import { PACKAGE_ROOT_DIR } from '../store/paths.js';
 import type { PackageInfo } from '../store/package.js';
@@ -85,6 +85,9 @@ async function linkLibrary(dir: string, name: string, kind: LibraryKind, file: s
     const runtime = recordedRuntime ?? (await dllOf(dir, file));
     return { name, kind, file, runtime: runtime ?? null, importLibrary: file };
   }
+  // A framework ships whole (its binary, resources, the Versions/Current link): the `.framework` directory.
+  const framework = frameworkOf(file);
+  if (framework !== undefined) return { name, kind, file, runtime: /\.tbd$/.test(file) ? null : framework.bundle };
   const runtime = await runtimeFile(dir, file, soname);
   if (/\.tbd$/.test(file)) return { name, kind, file, runtime: runtime ?? null };
   return { name, kind, file, runtime: runtime ?? file };

@@ -1,9 +1,9 @@
-import type { Dirent } from 'node:fs';
+import { existsSync, type Dirent } from 'node:fs';
 import { readdir, realpath } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { errno, isOcipkgError, OcipkgError } from '../errors.js';
 import { inspectFile, type ObjectInfo } from './binary/index.js';
-import { classifyLibraryName } from './library-name.js';
+import { classifyLibraryName, frameworkOf } from './library-name.js';
 import type { LibraryInfo } from '../artifact/config.js';
 
 /**
@@ -15,6 +15,8 @@ import type { LibraryInfo } from '../artifact/config.js';
 /** Directories searched, relative to the package root. */
 const LIBRARY_DIRS = ['', 'lib', 'lib64'];
 const DLL_DIRS = ['bin'];
+/** Where macOS installs put frameworks (`Greet.framework/`), besides the library directories. */
+const FRAMEWORK_DIRS = ['', 'lib', 'Frameworks', 'Library/Frameworks'];
 const HEADER = /\.(h|hh|hpp|hxx|h\+\+|ipp|inl)$/i;
 
 /** True for a C or C++ header file name. */
@@ -92,7 +94,8 @@ export async function describeLibraries(files: LibraryFile[]): Promise<LibraryIn
     const chosen =
       aliases.find((a) => a.source === real) ?? [...aliases].sort((a, b) => b.path.length - a.path.length || (a.path < b.path ? -1 : 1))[0]!;
     const fileName = chosen.path.slice(chosen.path.lastIndexOf('/') + 1);
-    const { name, kind } = classifyLibraryName(fileName)!;
+    const framework = frameworkOf(chosen.path);
+    const { name, kind } = framework ? { name: framework.name, kind: 'shared' as const } : classifyLibraryName(fileName)!;
     const facts = await factsOf(real);
     const info: LibraryInfo = { name, kind: facts.importsFrom !== undefined ? 'shared' : /\.(a|lib)$/i.test(fileName) ? 'static' : kind, file: chosen.path };
     const soname = info.kind === 'shared' ? facts.objects.find((o) => o.soname !== undefined)?.soname : undefined;
@@ -126,6 +129,16 @@ export async function discoverLibraries(root: string): Promise<LibraryInfo[]> {
   };
   for (const dir of LIBRARY_DIRS) await scan(dir, () => true);
   for (const dir of DLL_DIRS) await scan(dir, (name) => /\.dll$/i.test(name));
+  for (const dir of FRAMEWORK_DIRS) {
+    for (const entry of await readDirEntries(join(root, dir))) {
+      const name = /^(.+)\.framework$/.exec(entry.name)?.[1];
+      if (name === undefined || !entry.isDirectory()) continue;
+      const bundle = dir ? `${dir}/${entry.name}` : entry.name;
+      // The binary at the top (a symlink into Versions/Current on macOS), else its stub.
+      const binary = [name, `${name}.tbd`].find((file) => existsSync(join(root, bundle, file)));
+      if (binary !== undefined) files.push({ path: `${bundle}/${binary}`, source: join(root, bundle, binary) });
+    }
+  }
   return describeLibraries(files);
 }
 

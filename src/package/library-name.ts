@@ -37,3 +37,14 @@ export function classifyLibraryName(fileName: string): { name: string; kind: Lib
 export function linkerFileNames(name: string): Record<LibraryKind, string[]> {
   return { static: [`lib${name}.a`, `${name}.lib`], shared: [`lib${name}.so`, `lib${name}.tbd`, `lib${name}.dylib`, `lib${name}.dll.a`] };
 }
+
+/**
+ * The framework a path is the binary (or `.tbd` stub) of: `Greet` for `lib/Greet.framework/Greet`,
+ * `…/Greet.framework/Greet.tbd` or `…/Greet.framework/Versions/A/Greet`; undefined otherwise.
+ * A framework links as `-F<its directory> -framework Greet`.
+ */
+export function frameworkOf(path: string): { name: string; bundle: string } | undefined {
+  const m = /^(.*?)([^/]+)\.framework\/(?:Versions\/[^/]+\/)?([^/]+?)(\.tbd)?$/.exec(path);
+  if (!m || m[3] !== m[2]) return undefined;
+  return { name: m[2]!, bundle: `${m[1]}${m[2]}.framework` };
+}
