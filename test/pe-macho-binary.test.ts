@@ -1,8 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePackageConfig } from '../src/artifact/config.js';
+import { OCIPKG_CONFIG } from '../src/oci/mediatypes.js';
 import { gnuCxxForMsvc, inspectFile, tripleOf } from '../src/package/binary/index.js';
+import { nodeToTriple, platformToTriples } from '../src/triple.js';
 import { describeLibraries } from '../src/package/discover.js';
 import { classifyLibraryName } from '../src/package/library-name.js';
 import { tempDir } from './helpers/cli.js';
@@ -13,6 +16,9 @@ import { tempDir } from './helpers/cli.js';
  * llvm-lipo universal archives.
  */
 let work: string;
+
+/** Debian names LLVM 14's Mach-O tools with their version; newer packages also without. */
+const tool = (name: string) => [name, `${name}-14`].find((candidate) => execFileSync('sh', ['-c', `command -v ${candidate} || true`], { encoding: 'utf8' }).trim() !== '') ?? name;
 
 function sh(cmd: string, args: string[]): void {
   execFileSync(cmd, args, { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -34,8 +40,8 @@ beforeAll(async () => {
     sh('clang', ['-target', `${arch}-apple-macos11`, '-D__declspec(x)=', '-c', 'greet.c', '-o', `greet-${arch}.o`]);
     sh('llvm-ar', ['rc', `libgreet-${arch}.a`, `greet-${arch}.o`]);
   }
-  sh('llvm-lipo-14', ['-create', 'libgreet-arm64.a', 'libgreet-x86_64.a', '-output', 'libgreet-universal.a']);
-  sh('ld64.lld-14', ['-arch', 'arm64', '-platform_version', 'macos', '11.0', '11.0', '-dylib', '-install_name', '@rpath/libgreet.1.dylib', '-o', 'libgreet.1.dylib', 'greet-arm64.o']);
+  sh(tool('llvm-lipo'), ['-create', 'libgreet-arm64.a', 'libgreet-x86_64.a', '-output', 'libgreet-universal.a']);
+  sh(tool('ld64.lld'), ['-arch', 'arm64', '-platform_version', 'macos', '11.0', '11.0', '-dylib', '-install_name', '@rpath/libgreet.1.dylib', '-o', 'libgreet.1.dylib', 'greet-arm64.o']);
 });
 
 afterAll(async () => {
@@ -161,5 +167,37 @@ describe('library file names', () => {
     ['libgreet.a', 'greet', 'static'],
   ])('%s is %s, %s by its name (content decides for archives)', (file, name, kind) => {
     expect(classifyLibraryName(file)).toEqual({ name, kind });
+  });
+});
+
+describe('hostile or broken input', () => {
+  it('a truncated DLL, a PE whose export table points nowhere and an oversized or malformed stub are refused with EINPUT', async () => {
+    const dll = await readFile(join(work, 'libgreet.dll'));
+    await writeFile(join(work, 'truncated.dll'), dll.subarray(0, 400));
+    await expect(inspectFile(join(work, 'truncated.dll'))).rejects.toMatchObject({ code: 'EINPUT' });
+    const bent = Buffer.from(dll);
+    const lfanew = bent.readUInt32LE(0x3c);
+    bent.writeUInt32LE(0x7fff0000, lfanew + 24 + 112); // the export directory's RVA, PE32+
+    await writeFile(join(work, 'bent.dll'), bent);
+    await expect(inspectFile(join(work, 'bent.dll'))).rejects.toMatchObject({ code: 'EINPUT' });
+    await writeFile(join(work, 'bad.tbd'), '{"tapi_tbd_version": 5, ');
+    await expect(inspectFile(join(work, 'bad.tbd'))).rejects.toMatchObject({ code: 'EINPUT' });
+  });
+
+  it('install names are checked as package data: @rpath/, @loader_path/ and absolute paths pass, .. and shell syntax do not', () => {
+    const config = (soname: string) => {
+      const bytes = Buffer.from(JSON.stringify({ layers: {}, package: { schema: 1, name: 'greet', libraries: [{ name: 'greet', kind: 'shared', file: 'lib/libgreet.dylib', soname }] } }));
+      return () => parsePackageConfig({ mediaType: OCIPKG_CONFIG, digest: `sha256:${'0'.repeat(64)}`, size: bytes.length }, bytes, 'test');
+    };
+    for (const good of ['libz.so.1', '@rpath/libgreet.1.dylib', '@loader_path/Frameworks/Greet.framework/Versions/A/Greet', '/usr/lib/libSystem.B.dylib']) expect(config(good)).not.toThrow();
+    for (const bad of ['@rpath/../../etc/x.dylib', '@rpath/$(id).dylib', 'lib/libz.dylib', '/Users/John Smith/libz.dylib']) expect(config(bad)).toThrow(/is neither a SONAME nor a Mach-O install name/);
+  });
+});
+
+describe('Windows triples', () => {
+  it("Node's own Windows builds are MSVC's: the host triple there is MSVC, and a windows/amd64 platform is MSVC first", () => {
+    expect(nodeToTriple('win32', 'x64')).toBe('x86_64-pc-windows-msvc');
+    expect(nodeToTriple('win32', 'ia32')).toBe('i686-pc-windows-msvc');
+    expect(platformToTriples({ os: 'windows', architecture: 'amd64' })).toEqual(['x86_64-pc-windows-msvc', 'x86_64-pc-windows-gnu']);
   });
 });

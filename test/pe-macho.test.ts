@@ -30,6 +30,11 @@ const ADDON = versionAddon('greet.h', 'greet()');
 const GREET_C = '__declspec(dllexport) const char *greet(void) { return "hello"; }\n';
 const GREET_H = 'const char *greet(void);\n';
 
+/** Debian names LLVM 14's Mach-O tools with their version; newer packages also without. */
+const tool = (name: string) => [name, `${name}-14`].find((candidate) => execFileSync('sh', ['-c', `command -v ${candidate} || true`], { encoding: 'utf8' }).trim() !== '') ?? name;
+const LD64 = tool('ld64.lld');
+const LIPO = tool('llvm-lipo');
+
 function sh(cmd: string, args: string[], cwd = work): string {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -319,12 +324,12 @@ function machoObject(source: string, out: string, cflags: string[] = []): void {
 
 /** What a clang driver does with ocipkg-link's flags for a macOS addon: a bundle, linked by ld64.lld. */
 function machoBundle(out: string, objects: string[], libs: string[]): string {
-  sh('clang', ['-target', 'arm64-apple-macos11', '--ld-path=/usr/bin/ld64.lld-14', '-mlinker-version=609', '-nostdlib', '-bundle', '-undefined', 'dynamic_lookup', ...objects, ...libs, '-o', out]);
+  sh('clang', ['-target', 'arm64-apple-macos11', `--ld-path=${execFileSync('sh', ['-c', `command -v ${LD64}`], { encoding: 'utf8' }).trim()}`, '-mlinker-version=609', '-nostdlib', '-bundle', '-undefined', 'dynamic_lookup', ...objects, ...libs, '-o', out]);
   return join(work, out);
 }
 
 function dylib(object: string, installName: string, out: string): void {
-  sh('ld64.lld-14', ['-arch', 'arm64', '-platform_version', 'macos', '11.0', '11.0', '-dylib', '-install_name', installName, '-o', out, object]);
+  sh(LD64, ['-arch', 'arm64', '-platform_version', 'macos', '11.0', '11.0', '-dylib', '-install_name', installName, '-o', out, object]);
 }
 
 describe('macOS packages', () => {
@@ -403,7 +408,7 @@ describe('macOS packages', () => {
     sh('clang', ['-target', 'x86_64-apple-macos11', '-D__declspec(x)=', '-c', 'greet.c', '-o', 'greet-x86_64.o']);
     sh('llvm-ar', ['rc', 'libgreet-arm64.a', 'greet-arm64.o']);
     sh('llvm-ar', ['rc', 'libgreet-x86_64.a', 'greet-x86_64.o']);
-    sh('llvm-lipo-14', ['-create', 'libgreet-arm64.a', 'libgreet-x86_64.a', '-output', 'libgreet-universal.a']);
+    sh(LIPO, ['-create', 'libgreet-arm64.a', 'libgreet-x86_64.a', '-output', 'libgreet-universal.a']);
     const prefix = await files(join(work, 'mac-fat'), { 'include/greet.h': GREET_H, 'lib/libgreet.a': join(work, 'libgreet-universal.a') });
     const refused = await ocipkg(['pack', prefix, join(work, 'fat.tar'), '-t', `${registry.host}/acme/greet-fat:1`]);
     expect(refused.code).toBe(1);
