@@ -23,6 +23,13 @@ import { expandDir, type LinkDescription, type LinkLibrary } from './description
  *   libpng16.so finds the libz.so.1 beside it even when the addon itself does not need libz
  *   (`--as-needed`), where a DT_RUNPATH would let the system's copy load.
  *
+ * - Windows: every library by path, a shared one by its import library (MSVC's `.lib`, MinGW's
+ *   `.dll.a`), whose DLL is the runtime file. MSVC's linker cannot link a DLL, so for an MSVC
+ *   triple a DLL without an import library is shipped but not linked. There is no rpath: Node
+ *   loads addons with LOAD_WITH_ALTERED_SEARCH_PATH, so the addon's directory is searched first.
+ * - macOS frameworks: `-F<dir> -framework <Name>` (the `-F` in the cflags too, for their headers),
+ *   shipped as the whole `.framework` directory.
+ *
  * Linkage follows requirements: a package linked shared has its requirements linked shared too
  * (where they ship a shared build), so a shared libpng16.so never sits beside a static libz.a whose
  * code it cannot reach.
@@ -169,7 +176,6 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
       if (kind === 'static' && elf) pushUnique(archives, posix.basename(file));
       const framework = os === 'darwin' ? frameworkOf(file) : undefined;
       if (framework !== undefined) {
-        // Headers come as <Greet/greet.h> from the framework's Headers/, found through -F too.
         linksShared = true;
         pushUnique(frameworkDirs, `-F${posix.dirname(framework.bundle)}`);
         body.push('-framework', framework.name);
