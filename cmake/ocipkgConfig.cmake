@@ -117,7 +117,12 @@ function(_ocipkg_cross_triple out)
   elseif(CMAKE_SYSTEM_NAME STREQUAL "Darwin")
     set(triple "${arch}-apple-darwin")
   elseif(CMAKE_SYSTEM_NAME STREQUAL "Windows")
-    set(triple "${arch}-pc-windows-msvc")
+    # MinGW builds use the GNU ABI (their own C++ library, Itanium mangling); Node's are MSVC.
+    if(MINGW)
+      set(triple "${arch}-pc-windows-gnu")
+    else()
+      set(triple "${arch}-pc-windows-msvc")
+    endif()
   elseif(CMAKE_SYSTEM_NAME STREQUAL "FreeBSD")
     set(triple "${arch}-unknown-freebsd")
   endif()
@@ -349,11 +354,15 @@ endfunction()
 #[[
 ocipkg_bundle_runtime(<target>)
 
-Copies the runtime files (shared libraries) of every ocipkg::* package <target> links next to the
-built <target> after each build, and adds the directory of the loading binary ($ORIGIN on ELF,
-@loader_path on macOS) to its build and install rpath, so the result loads on a machine that never
-ran ocipkg. Call it anywhere in the directory that defines <target>: the copies are set up at the
-end of that directory, once all of its target_link_libraries calls are known.
+Copies the runtime files (shared libraries: .so under their SONAME, dylibs under their install
+name, the DLLs of Windows import libraries) of every ocipkg package <target> links, through
+ocipkg_add_package or a generated <name>Config.cmake, next to the built <target> after each build,
+and adds the directory of the loading binary ($ORIGIN on ELF, @loader_path on macOS) to its build
+and install rpath, so the result loads on a machine that never ran ocipkg. Windows has no rpath:
+Node loads an addon with LOAD_WITH_ALTERED_SEARCH_PATH, so the DLLs it imports are looked for in
+the addon's own directory first. Call it anywhere in the directory that defines <target>: the
+copies are set up at the end of that directory, once all of its target_link_libraries calls are
+known.
 ]]
 function(ocipkg_bundle_runtime target)
   if(NOT TARGET "${target}")
@@ -399,12 +408,29 @@ function(_ocipkg_collect_runtime out target)
 endfunction()
 
 function(_ocipkg_bundle_runtime_now target)
-  _ocipkg_collect_runtime(files "${target}")
+  _ocipkg_collect_runtime(runtime "${target}")
+  # A macOS framework ships as its whole .framework directory, the others as single files.
+  set(files "")
+  set(bundles "")
+  foreach(file IN LISTS runtime)
+    if(IS_DIRECTORY "${file}")
+      list(APPEND bundles "${file}")
+    else()
+      list(APPEND files "${file}")
+    endif()
+  endforeach()
+  set(commands "")
   if(files)
     # copy_if_different follows the store's symlinks: the copies are real files named as the
     # loader looks for them (the SONAME), and unchanged files keep their time stamps.
-    add_custom_command(TARGET "${target}" POST_BUILD
-      COMMAND "${CMAKE_COMMAND}" -E copy_if_different ${files} "$<TARGET_FILE_DIR:${target}>"
+    list(APPEND commands COMMAND "${CMAKE_COMMAND}" -E copy_if_different ${files} "$<TARGET_FILE_DIR:${target}>")
+  endif()
+  foreach(bundle IN LISTS bundles)
+    get_filename_component(name "${bundle}" NAME)
+    list(APPEND commands COMMAND "${CMAKE_COMMAND}" -E copy_directory "${bundle}" "$<TARGET_FILE_DIR:${target}>/${name}")
+  endforeach()
+  if(commands)
+    add_custom_command(TARGET "${target}" POST_BUILD ${commands}
       COMMENT "ocipkg: copying runtime libraries beside ${target}"
       VERBATIM)
   endif()

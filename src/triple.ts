@@ -59,6 +59,10 @@ export const TRIPLES: readonly TripleInfo[] = [
   { triple: 'x86_64-pc-windows-msvc', platform: { os: 'windows', architecture: 'amd64' }, node: { platform: 'win32', arch: 'x64' } },
   { triple: 'aarch64-pc-windows-msvc', platform: { os: 'windows', architecture: 'arm64' }, node: { platform: 'win32', arch: 'arm64' } },
   { triple: 'i686-pc-windows-msvc', platform: { os: 'windows', architecture: '386' }, node: { platform: 'win32', arch: 'ia32' } },
+  // MinGW builds: the same platform as MSVC's, told apart by the triple alone (as gnu and musl are).
+  // Node's own Windows builds are MSVC's, so the host is never one of these (no `libc` matches).
+  { triple: 'x86_64-pc-windows-gnu', platform: { os: 'windows', architecture: 'amd64' }, node: { platform: 'win32', arch: 'x64', libc: 'gnu' } },
+  { triple: 'i686-pc-windows-gnu', platform: { os: 'windows', architecture: '386' }, node: { platform: 'win32', arch: 'ia32', libc: 'gnu' } },
   { triple: 'x86_64-unknown-freebsd', platform: { os: 'freebsd', architecture: 'amd64' }, node: { platform: 'freebsd', arch: 'x64' } },
   { triple: 'aarch64-unknown-freebsd', platform: { os: 'freebsd', architecture: 'arm64' }, node: { platform: 'freebsd', arch: 'arm64' } },
 ];

@@ -125,20 +125,22 @@ const COMMANDS: Record<string, Command> = {
   load: {
     usage: 'ocipkg load ARCHIVE [-f] [--target TRIPLE]',
     summary: 'load an oci-archive into the local store under the name it records',
-    options: '  -f, --force             load even if the store already has that name\n  --target TRIPLE         for a multi-target archive, the build to load',
+    options: '  -f, --force             load even if the store already has that name\n  --target TRIPLE         for a multi-target archive, the build to load (default: the triple a\n                          single-target archive records)',
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' } }, 'load');
       const [archive] = positionals(pos, 1, 1, 'load');
       assertArchive(archive!);
-      const triple = selectTriple(values.target);
       tuneForTransfers();
-      const [{ openArchive }, { installImage }, { archiveImage, requireName }] = await Promise.all([
-        import('../layout/archive.js'), import('../fetch.js'), import('./archive-name.js'),
+      const [{ openArchive }, { installImage }, { archiveImage, requireName }, { recordedTarget }] = await Promise.all([
+        import('../layout/archive.js'), import('../fetch.js'), import('./archive-name.js'), import('../artifact/config.js'),
       ]);
       const opened = await openArchive(archive!);
       try {
         const { sourceRef, name } = await archiveImage(opened.layout, archive!);
         const ref = parseReference(requireName(name, archive!));
+        // An archive of one build is loaded for the triple it records (one packed on Linux for
+        // Windows, say); --target and the usual choice are for multi-target archives and unrecorded ones.
+        const triple = values.target !== undefined ? selectTriple(values.target) : ((await recordedTarget(opened.layout, sourceRef, archive!)) ?? selectTriple());
         if (!values.force) {
           const existing = await resolvePackage(canonicalReference(ref), { target: triple, offline: true }).catch(() => undefined);
           if (existing) throw new OcipkgError('EINPUT', `${canonicalReference(ref)} is already in the store (use -f to replace it)`);
