@@ -11,6 +11,7 @@ import type { Descriptor } from '../oci/types.js';
 import { VerifyingStream } from '../oci/verify.js';
 import type { RegistryReference } from '../reference.js';
 import { RegistryRepository } from './client.js';
+import { debugLine as log } from './debug-line.js';
 import { allowPlainHttp } from './http.js';
 import { pullEndpoints } from './registries-conf.js';
 
@@ -27,18 +28,6 @@ interface Endpoint {
   repository: RegistryRepository;
   /** `mirror 127.0.0.1:5001/acme/zstd`, `primary ghcr.io/acme/zstd`. */
   label: string;
-}
-
-/**
- * The CLIs' `--verbose` (or OCIPKG_DEBUG=1), read from the process: this layer sits below the CLIs
- * and serves every command that pulls, so asking the process saves threading a flag through each.
- */
-function verbose(): boolean {
-  return process.env.OCIPKG_DEBUG === '1' || process.argv.includes('--verbose');
-}
-
-function log(line: string): void {
-  if (verbose()) process.stderr.write(`ocipkg: ${line}\n`);
 }
 
 export class EndpointSource implements ContentSource {
