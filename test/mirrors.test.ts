@@ -150,6 +150,11 @@ location = "any.example"
     }
   });
 
+  it('insecure is read per endpoint: the mirror and the primary each keep their own', async () => {
+    await useConf('insecure', '[[registry]]\nlocation = "example.com"\n[[registry.mirror]]\nlocation = "plain.example"\ninsecure = true\n[[registry.mirror]]\nlocation = "tls.example"\n');
+    expect(pullEndpoints(reg('example.com/x:1')).map((e) => [e.registry, e.insecure])).toEqual([['plain.example', true], ['tls.example', false], ['example.com', false]]);
+  });
+
   it('a blocked registry is refused', async () => {
     await useConf('blocked', '[[registry]]\nlocation = "blocked.example"\nblocked = true\n');
     expect(codeOfSync(() => pullEndpoints(reg('blocked.example/x:1')))).toBe('EDENIED');
