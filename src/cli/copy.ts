@@ -160,7 +160,7 @@ async function copyLockfile(lockfile: string | undefined, prefix: string): Promi
     const entry = lock.packages[image]!;
     const ref = parseReference(image);
     if (ref.kind !== 'registry') {
-      progress(`skipping ${image}: vendored in the project, not in a registry`);
+      process.stderr.write(`ocipkg: skipping ${image}: vendored in the project, not in a registry\n`);
       continue;
     }
     // By the locked digest (so digest-only mirrors serve it, and a moved tag does not matter).
