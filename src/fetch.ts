@@ -5,7 +5,7 @@ import { preparePackage } from './link/generate.js';
 import type { ContentSource } from './oci/content.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import type { Descriptor } from './oci/types.js';
-import { openContent } from './open.js';
+import { openSource } from './open.js';
 import { canonicalReference, isLoopbackRegistry, parseReference, tagOrDigest, type ImageReference } from './reference.js';
 import { installPackage } from './store/install.js';
 import { writeStoreIndex } from './store/index-json.js';
@@ -38,7 +38,7 @@ export interface FetchOptions {
 }
 
 export async function fetchPackage(ref: ImageReference, triple: string, storeRoot: string, options: FetchOptions = {}): Promise<InstalledPackage> {
-  return installImage({ source: openContent(ref), tagOrDigest: tagOrDigest(ref), recordAs: ref, triple, storeRoot, ...options });
+  return installImage({ source: openSource(ref), tagOrDigest: tagOrDigest(ref), recordAs: ref, triple, storeRoot, ...options });
 }
 
 /**
@@ -46,7 +46,7 @@ export async function fetchPackage(ref: ImageReference, triple: string, storeRoo
  * installing anything: an index lists them all; a single manifest serves the one its config records.
  */
 export async function imageTriples(ref: ImageReference): Promise<{ root: Descriptor; manifests: Record<string, string> }> {
-  const source = openContent(ref);
+  const source = openSource(ref);
   const root = await source.resolve(tagOrDigest(ref));
   const parsed = parseManifest(await fetchSmallBlob(source, root), root.mediaType, canonicalReference(ref));
   if (parsed.kind === 'index') return { root, manifests: indexTriples(parsed.index) };

@@ -1,6 +1,6 @@
 import { OcipkgError } from './errors.js';
 import { imageTriples } from './fetch.js';
-import { openContent } from './open.js';
+import { openSource } from './open.js';
 import { canonicalReference, formatReference, parseReference, tagOrDigest, type ImageReference } from './reference.js';
 import { linkDescriptionOf, resolvePackage } from './resolve.js';
 import { walkRequirements } from './requirements.js';
@@ -66,7 +66,7 @@ async function lockImage(ref: ImageReference): Promise<LockEntry> {
 async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, warn: (message: string) => void): Promise<boolean> {
   if (ref.digest !== undefined) return false;
   try {
-    const now = await openContent(ref).resolve(tagOrDigest(ref));
+    const now = await openSource(ref).resolve(tagOrDigest(ref));
     if (now.digest === entry.digest) return false;
     warn(`${image} has moved: locked at ${entry.digest}, the tag now points at ${now.digest}; keeping the lock (run \`ocipkg update ${image}\` to move it)`);
     return true;

@@ -10,6 +10,7 @@ import { sha256 } from '../src/oci/verify.js';
 import { parseReference } from '../src/reference.js';
 import { RegistryRepository } from '../src/registry/client.js';
 import { closeDispatchers } from '../src/registry/http.js';
+import { useBlobLocationRecord } from '../src/registry/mount.js';
 import { resolvePackage } from '../src/resolve.js';
 import { OCIPKG, ocipkg, tempDir } from './helpers/cli.js';
 import { codeOf } from './helpers/errors.js';
@@ -177,9 +178,13 @@ describe('interrupted blob uploads start a new session', () => {
   const UPLOAD_PUT = /\/blobs\/uploads\/[^/?]+\?/;
   let pushes = 0;
 
-  /** Pushes zstd through the proxy into a repository of its own (so no blob is there yet). */
+  /**
+   * Pushes zstd through the proxy into a repository of its own (so no blob is there yet), with no
+   * record of the other repositories holding its blobs: a mount would take the place of the uploads.
+   */
   async function push(rules: FaultRule[]): Promise<string> {
     await arm(rules);
+    useBlobLocationRecord({ repositories: () => [], record: () => {} });
     const repository = `faults/upload-${++pushes}`;
     const layout = new LayoutDirectory(join(home, 'layout-faults-zstd'));
     await copy(layout, '1', new RegistryRepository(proxy.host, repository), '1');

@@ -4,7 +4,7 @@ import type { ContentSource } from '../oci/content.js';
 import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
 import { fetchPackageConfig } from '../artifact/config.js';
 import { canonicalReference, parseReference, tagOrDigest } from '../reference.js';
-import { openContent } from '../open.js';
+import { openSource } from '../open.js';
 import { archiveImage } from './archive-name.js';
 
 /** What `ocipkg inspect` prints: the document a name points at, and for a manifest its ocipkg config. */
@@ -28,5 +28,5 @@ export async function inspect(what: string): Promise<Record<string, unknown>> {
     }
   }
   const ref = parseReference(what);
-  return describe(openContent(ref), tagOrDigest(ref), canonicalReference(ref));
+  return describe(openSource(ref), tagOrDigest(ref), canonicalReference(ref));
 }

@@ -14,6 +14,7 @@ import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './p
 import { OUTDATED_OPTIONS, OUTDATED_SUMMARY, OUTDATED_USAGE } from './outdated.js';
 import { GENERATE_KEY_PAIR_OPTIONS, GENERATE_KEY_PAIR_SUMMARY, GENERATE_KEY_PAIR_USAGE } from './keys.js';
 import { SIGN_OPTIONS, SIGN_SUMMARY, SIGN_USAGE, VERIFY_OPTIONS, VERIFY_SUMMARY, VERIFY_USAGE } from './sign.js';
+import { COPY_OPTIONS, COPY_SUMMARY, COPY_USAGE } from './copy.js';
 
 /**
  * `ocipkg`: a superset of the Rust ocipkg's commands. Each command parses its own options and
@@ -243,6 +244,7 @@ const COMMANDS: Record<string, Command> = {
   'generate-key-pair': { usage: GENERATE_KEY_PAIR_USAGE, summary: GENERATE_KEY_PAIR_SUMMARY, options: GENERATE_KEY_PAIR_OPTIONS, run: async (args) => (await import('./keys.js')).runGenerateKeyPair(args) },
   sign: { usage: SIGN_USAGE, summary: SIGN_SUMMARY, options: SIGN_OPTIONS, run: async (args) => (await import('./sign.js')).runSign(args) },
   verify: { usage: VERIFY_USAGE, summary: VERIFY_SUMMARY, options: VERIFY_OPTIONS, run: async (args) => (await import('./sign.js')).runVerify(args) },
+  copy: { usage: COPY_USAGE, summary: COPY_SUMMARY, options: COPY_OPTIONS, run: async (args) => (await import('./copy.js')).runCopy(args) },
   login: {
     usage: 'ocipkg login REGISTRY -u USER (-p PASSWORD | --password-stdin)',
     summary: "check credentials against a registry and save them in ocipkg's auth file (mode 0600)",

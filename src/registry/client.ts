@@ -8,6 +8,7 @@ import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../
 import type { Descriptor } from '../oci/types.js';
 import { repositoryScope, sessionFor } from './auth.js';
 import { Backoff, discard, isTransient, isTransientStatus, readBody, registryOrigin, sleep, statusError, transportError, type HttpMethod, type HttpResponse } from './http.js';
+import { mountBlob, noteManifestBlobs } from './mount.js';
 import { resumingBody } from './resume.js';
 
 /** Every manifest type ocipkg reads, so the registry need not convert (or refuse) what it stores. */
@@ -162,7 +163,9 @@ export class RegistryRepository implements ContentStore {
       const res = await this.request('GET', `manifests/${reference}`, 'pull', { headers: { accept } });
       await this.expect(res, (s) => s === 200, what);
       try {
-        return { res, bytes: await readBody(res, MAX_MANIFEST_BYTES, what) };
+        const bytes = await readBody(res, MAX_MANIFEST_BYTES, what);
+        noteManifestBlobs(this.registry, this.repository, bytes);
+        return { res, bytes };
       } catch (err) {
         const delay = isTransient(err) ? backoff.next() : undefined;
         if (delay === undefined) throw transportError(err, await this.url(`manifests/${reference}`), this.registry, Math.max(backoff.failures, 1));
@@ -241,6 +244,7 @@ export class RegistryRepository implements ContentStore {
       return;
     }
     if (await this.exists(desc)) return;
+    if (await mountBlob(this, desc)) return;
     const what = `upload of ${this.what('blob', desc.digest)}`;
     const backoff = new Backoff();
     for (;;) {
@@ -300,6 +304,7 @@ export class RegistryRepository implements ContentStore {
     const bytes = content instanceof Readable ? await readManifestBytes(content, what) : Buffer.from(content);
     verifyBytes(desc, bytes, this.location);
     await this.putManifest(desc, bytes, desc.digest);
+    noteManifestBlobs(this.registry, this.repository, bytes);
     this.manifests.set(desc.digest, bytes);
   }
 
