@@ -81,6 +81,16 @@ export class EndpointSource implements ContentSource {
     return this.walk(`blob ${desc.digest}`, ({ repository }, last) => (last ? repository.fetch(desc) : this.spooled(repository, desc)));
   }
 
+  /**
+   * The rest of a blob from `offset`, for a download that continues a partial one. Streamed from the
+   * first endpoint that answers, unspooled: the part already held cannot be verified apart from the
+   * rest, so the reader's check of the whole blob is the one check, and a mismatch there makes the
+   * store fetch the blob again from nothing, through `fetch` and its per-endpoint fallback.
+   */
+  fetchFrom(desc: Descriptor, offset: number): Promise<Readable> {
+    return this.walk(`blob ${desc.digest} from byte ${offset}`, ({ repository }) => repository.fetchFrom(desc, offset));
+  }
+
   /** The blob fetched whole into the spool and verified, then read back from an unlinked file. */
   private async spooled(repository: RegistryRepository, desc: Descriptor): Promise<Readable> {
     await mkdir(this.spoolDir, { recursive: true });
