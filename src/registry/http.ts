@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+// undici's index loads all of undici (fetch, WebSocket, mocks, caches), and its cookie module reads
+// globalThis.Headers, which makes Node load its own bundled copy of undici as well (~12 MiB and tens
+// of ms before the first request): the three parts used here are required alone.
+import Agent from 'undici/lib/dispatcher/agent.js';
+import EnvHttpProxyAgent from 'undici/lib/dispatcher/env-http-proxy-agent.js';
+import dispatch from 'undici/lib/api/api-request.js';
 import { OcipkgError, errno, type ErrorCode } from '../errors.js';
 import { readAll } from '../oci/manifest.js';
 import { isLoopbackRegistry, registryApiHost } from '../reference.js';
@@ -114,6 +120,11 @@ export async function closeDispatchers(): Promise<void> {
   await Promise.all(open.map((d) => d.close()));
 }
 
+/** undici's `request(url, options)`, through the dispatcher for `url`. */
+function request(url: URL, options: { method: HttpMethod; headers?: Record<string, string>; body?: Uint8Array | Readable }): Promise<HttpResponse> {
+  return dispatch.call(dispatcherFor(url), { ...options, origin: url.origin, path: `${url.pathname}${url.search}` });
+}
+
 function insecureRegistries(): string[] {
   return (process.env.OCIPKG_INSECURE_REGISTRIES ?? '')
     .split(',')
@@ -150,7 +161,7 @@ async function chooseScheme(registry: string, host: string): Promise<'https:' | 
   if (!isLoopbackRegistry(registry)) return 'https:';
   const url = new URL(`https://${host}/v2/`);
   try {
-    const res = await request(url, { method: 'GET', dispatcher: dispatcherFor(url) });
+    const res = await request(url, { method: 'GET' });
     await res.body.dump();
     return 'https:';
   } catch (err) {
@@ -300,12 +311,7 @@ export async function send(req: HttpRequest, registry: string): Promise<HttpResp
   for (;;) {
     let res: HttpResponse;
     try {
-      res = await request(req.url, {
-        method: req.method,
-        headers: req.headers,
-        body: req.body,
-        dispatcher: dispatcherFor(req.url),
-      });
+      res = await request(req.url, { method: req.method, headers: req.headers, body: req.body });
     } catch (err) {
       if (!replayable || !isTransient(err)) throw transportError(err, req.url, registry);
       const delay = backoff.next();
