@@ -29,7 +29,7 @@ rmSync(CODE_CACHE, { force: true });
 
 /**
  * The warm path reaches the cold one only through src/cold.ts, whose one dynamic import() of
- * cold-path.js stays a dynamic import of the dist/ module, re-pointed from the bundle's place.
+ * cold-path.js stays a dynamic import, of the cold-path entry of the `ocipkg` CLI's bundle (below).
  * Any other dynamic import would pull a second way into the cold path (or a copy of it) into the
  * bundle: the build fails instead.
  */

@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { OcipkgError } from './errors.js';
 import type { ContentSource, ContentSink } from './oci/content.js';
 import { VerifyingStream } from './oci/verify.js';
-import { noteBufferChurn } from './tuning.js';
+import { HELD_LIMIT, noteBufferChurn } from './tuning.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { MANIFEST_TYPES } from './oci/mediatypes.js';
 import type { Descriptor } from './oci/types.js';
@@ -80,7 +80,7 @@ async function uploadBlob(src: ContentSource, dst: ContentSink, desc: Descriptor
     body.on('error', (err) => out.destroy(fromSource(err)));
     verified.on('error', (err) => out.destroy(fromSource(err)));
     // Every chunk read is a new buffer, dead once sent; V8 would let tens of MiB of them pile up.
-    verified.on('data', (chunk: Buffer) => noteBufferChurn(chunk.length));
+    verified.on('data', (chunk: Buffer) => noteBufferChurn(chunk.length, HELD_LIMIT.upload));
     // A registry can answer (refusing the digest) before verification fails at the stream's end,
     // and stop listening: the failure is in sourceFailure, and a sink verifies what it keeps.
     out.on('error', () => {});
