@@ -4,10 +4,14 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 // undici's index loads all of undici (fetch, WebSocket, mocks, caches), and its cookie module reads
 // globalThis.Headers, which makes Node load its own bundled copy of undici as well (~12 MiB and tens
-// of ms before the first request): the three parts used here are required alone.
+// of ms before the first request): the parts used here are required alone, and given the request
+// methods (`request`, and `connect`, which the proxy agent tunnels with) as the index gives them.
 import Agent from 'undici/lib/dispatcher/agent.js';
+import DispatcherBase from 'undici/lib/dispatcher/dispatcher.js';
 import EnvHttpProxyAgent from 'undici/lib/dispatcher/env-http-proxy-agent.js';
-import dispatch from 'undici/lib/api/api-request.js';
+import api from 'undici/lib/api/index.js';
+
+Object.assign(DispatcherBase.prototype, api);
 import { OcipkgError, errno, type ErrorCode } from '../errors.js';
 import { readAll } from '../oci/manifest.js';
 import { isLoopbackRegistry, registryApiHost } from '../reference.js';
@@ -122,7 +126,7 @@ export async function closeDispatchers(): Promise<void> {
 
 /** undici's `request(url, options)`, through the dispatcher for `url`. */
 function request(url: URL, options: { method: HttpMethod; headers?: Record<string, string>; body?: Uint8Array | Readable }): Promise<HttpResponse> {
-  return dispatch.call(dispatcherFor(url), { ...options, origin: url.origin, path: `${url.pathname}${url.search}` });
+  return dispatcherFor(url).request({ ...options, origin: url.origin, path: `${url.pathname}${url.search}` });
 }
 
 function insecureRegistries(): string[] {
@@ -139,10 +143,13 @@ const schemes = new Map<string, Promise<'https:' | 'http:'>>();
 
 /**
  * `https://HOST` or `http://HOST` for a registry. HTTPS everywhere, except registries listed in
- * OCIPKG_INSECURE_REGISTRIES, and loopback registries whose server does not speak TLS at all: those
- * are probed once over TLS (as docker does for localhost) and fall back to plain HTTP only when the
- * handshake fails for want of TLS. A loopback server with a bad certificate is an ETLS error. The
- * decision is remembered for the process.
+ * OCIPKG_INSECURE_REGISTRIES, and loopback registries whose server does not speak TLS at all. A
+ * loopback registry is asked for /v2/ in plain HTTP first (no credentials go with it): a registry's
+ * answer there, 200 or 401, says the server speaks plain HTTP, and costs neither the TLS stack nor
+ * a handshake. Anything else (a TLS server answers 400 or drops the connection) is probed over TLS,
+ * as docker does for localhost, and falls back to plain HTTP only when the handshake fails for want
+ * of TLS. A loopback server with a bad certificate is an ETLS error. The decision is remembered for
+ * the process.
  */
 export async function registryOrigin(registry: string): Promise<string> {
   const host = registryApiHost(registry);
@@ -156,9 +163,21 @@ export async function registryOrigin(registry: string): Promise<string> {
   return `${await scheme}//${host}`;
 }
 
+/** Whether `host` answers /v2/ in plain HTTP as a registry does. */
+async function answersPlainHttp(host: string): Promise<boolean> {
+  try {
+    const res = await request(new URL(`http://${host}/v2/`), { method: 'GET' });
+    await res.body.dump();
+    return res.statusCode === 200 || res.statusCode === 401;
+  } catch {
+    return false;
+  }
+}
+
 async function chooseScheme(registry: string, host: string): Promise<'https:' | 'http:'> {
   if (insecureRegistries().includes(registry)) return 'http:';
   if (!isLoopbackRegistry(registry)) return 'https:';
+  if (await answersPlainHttp(host)) return 'http:';
   const url = new URL(`https://${host}/v2/`);
   try {
     const res = await request(url, { method: 'GET' });

@@ -1,5 +1,5 @@
-// Types for the three parts of undici that http.ts requires alone (undici's types cover only its
-// index): each module exports what the index re-exports under the same name.
+// Types for the parts of undici that http.ts requires alone (undici's types cover only its index):
+// each module exports what the index exports under the same name.
 declare module 'undici/lib/dispatcher/agent.js' {
   import { Agent } from 'undici';
   export = Agent;
@@ -10,9 +10,13 @@ declare module 'undici/lib/dispatcher/env-http-proxy-agent.js' {
   export = EnvHttpProxyAgent;
 }
 
-declare module 'undici/lib/api/api-request.js' {
-  import type { Dispatcher } from 'undici';
-  /** Dispatcher.prototype.request: the index assigns it there; called here with the dispatcher as `this`. */
-  function request(this: Dispatcher, options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData>;
-  export = request;
+declare module 'undici/lib/dispatcher/dispatcher.js' {
+  import { Dispatcher } from 'undici';
+  export = Dispatcher;
+}
+
+declare module 'undici/lib/api/index.js' {
+  /** The request methods the index assigns to Dispatcher.prototype. */
+  const api: Record<string, unknown>;
+  export = api;
 }
