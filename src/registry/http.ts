@@ -143,13 +143,13 @@ const schemes = new Map<string, Promise<'https:' | 'http:'>>();
 
 /**
  * `https://HOST` or `http://HOST` for a registry. HTTPS everywhere, except registries listed in
- * OCIPKG_INSECURE_REGISTRIES, and loopback registries whose server does not speak TLS at all. A
- * loopback registry is asked for /v2/ in plain HTTP first (no credentials go with it): a registry's
- * answer there, 200 or 401, says the server speaks plain HTTP, and costs neither the TLS stack nor
- * a handshake. Anything else (a TLS server answers 400 or drops the connection) is probed over TLS,
- * as docker does for localhost, and falls back to plain HTTP only when the handshake fails for want
- * of TLS. A loopback server with a bad certificate is an ETLS error. The decision is remembered for
- * the process.
+ * OCIPKG_INSECURE_REGISTRIES, and loopback registries whose server does not speak TLS at all: those
+ * are probed once over TLS (as docker does for localhost) and fall back to plain HTTP only when the
+ * handshake fails for want of TLS. A loopback server with a bad certificate is an ETLS error. The
+ * decision is remembered for the process.
+ *
+ * (Asking /v2/ in plain HTTP first, which skips the TLS stack, was measured and dropped: the peak
+ * memory of a cold get of 500 MiB rose from 77 to 92 MiB.)
  */
 export async function registryOrigin(registry: string): Promise<string> {
   const host = registryApiHost(registry);
@@ -163,21 +163,9 @@ export async function registryOrigin(registry: string): Promise<string> {
   return `${await scheme}//${host}`;
 }
 
-/** Whether `host` answers /v2/ in plain HTTP as a registry does. */
-async function answersPlainHttp(host: string): Promise<boolean> {
-  try {
-    const res = await request(new URL(`http://${host}/v2/`), { method: 'GET' });
-    await res.body.dump();
-    return res.statusCode === 200 || res.statusCode === 401;
-  } catch {
-    return false;
-  }
-}
-
 async function chooseScheme(registry: string, host: string): Promise<'https:' | 'http:'> {
   if (insecureRegistries().includes(registry)) return 'http:';
   if (!isLoopbackRegistry(registry)) return 'https:';
-  if (await answersPlainHttp(host)) return 'http:';
   const url = new URL(`https://${host}/v2/`);
   try {
     const res = await request(url, { method: 'GET' });
