@@ -1,21 +1,31 @@
 #!/usr/bin/env node
 // Side-by-side benchmarks of ocipkg against the tools a user would otherwise reach for. Figures are
-// ratios measured in one run on one machine, so they travel between machines better than seconds.
+// ratios of two sides measured in one run on one machine, taken in turn (interleaved), so they
+// travel between machines better than seconds, and a machine shared with other work slows both.
 //
 //   node bench/run.mjs [--size-mb 150] [--memory-size-mb 500] [--runs 3] [--warm-runs 30]
+//                      [--entries 5000] [--only warm,push,cold-get,memory,entries,install,resume]
 //
-// 1. cold `ocipkg get` of a SIZE package from a loopback registry, against
-//    `skopeo copy` to an OCI layout + `tar -xzf` of the layer, and `curl | sha256sum | tar -xz`;
-// 2. peak memory (max RSS) of a cold `ocipkg get` of a MEMORY_SIZE package;
-// 3. warm `ocipkg-link --cflags --libs` against `node -e 0`, also for a package verified under a trust policy;
-// 4. peak memory of cold gets of packages of many small files, ENTRIES and 4 x ENTRIES of them:
+// 1. warm `ocipkg-link --cflags --libs` against `node -e 0`, also for a package verified under a
+//    trust policy; binding.gyp's forms against the same: `node -p "require('ocipkg')..."` (the
+//    in-process CommonJS API), `npx ocipkg-link` and `ocipkg-link` on the PATH npm sets for scripts;
+// 2. cold `ocipkg push` of a SIZE oci-archive to an empty registry against `skopeo copy
+//    oci-archive:... docker://...`, time and peak memory (each side gets a registry of its own
+//    every run: skopeo remembers where blobs are and would mount them from an earlier run);
+// 3. cold `ocipkg get` of the SIZE package from a loopback registry, against `skopeo copy` to an
+//    OCI layout + `tar -xzf` of the layer, `curl | sha256sum | tar -xz`, and Node inflating the
+//    same layer file alone (no network, no writes: the floor a get stands on);
+// 4. peak memory (max RSS) of a cold `ocipkg get` of a MEMORY_SIZE package;
+// 5. peak memory of cold gets of packages of many small files, ENTRIES and 4 x ENTRIES of them:
 //    memory should stay flat with the entry count;
-// 5. a cold get of a SIZE package interrupted at half its layer, then run again: bytes the rerun transfers.
+// 6. cold `ocipkg install` of a project declaring four packages (SIZE, SIZE/2, SIZE/4, SIZE/4)
+//    against a cold `ocipkg get` of the largest alone.
+// 7. a cold get of a SIZE package interrupted at half its layer, then run again: bytes the rerun transfers.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRegistry } from '../scripts/registry.mjs';
 
@@ -26,8 +36,11 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     'warm-runs': { type: 'string', default: '30' },
     entries: { type: 'string', default: '5000' },
+    only: { type: 'string' },
   },
 });
+const only = values.only?.split(',');
+const wanted = (name) => only === undefined || only.includes(name);
 const repo = resolve(import.meta.dirname, '..');
 const ocipkg = join(repo, 'bin', 'ocipkg.js');
 const ocipkgLink = join(repo, 'bin', 'ocipkg-link.cjs');
@@ -43,8 +56,8 @@ function makePrefix(dir, mb) {
   for (let i = 0; i * chunk < mb; i++) writeFileSync(join(dir, 'lib', `libbench${i}.a`), randomBytes(Math.min(chunk, mb - i * chunk) * 1024 * 1024));
 }
 
-function run(cmd, args, env = {}) {
-  const result = spawnSync(cmd, args, { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 26 });
+function run(cmd, args, env = {}, options = {}) {
+  const result = spawnSync(cmd, args, { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 26, ...options });
   if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${result.stderr}`);
   return result.stdout;
 }
@@ -82,7 +95,12 @@ function coldGet(registry, runs) {
   log(`cold get: publishing a ${mb} MiB package`);
   const { image, layer } = publish(registry, 'cold', mb);
   const repository = image.slice(registry.host.length + 1).replace(/:1$/, '');
-  const times = { ocipkg: [], skopeo: [], curl: [] };
+  const times = { ocipkg: [], skopeo: [], curl: [], inflate: [] };
+  const layerFile = join(work, 'layer.gz');
+  run('curl', ['-sfL', '-o', layerFile, `${registry.url}/v2/${repository}/blobs/${layer}`]);
+  // Inflated into 1 MiB chunks, as ocipkg does, and dropped: no network, no writes, no hashing.
+  const inflate = `const { createReadStream } = require('node:fs'); const { createGunzip } = require('node:zlib');
+    createReadStream(${JSON.stringify(layerFile)}).pipe(createGunzip({ chunkSize: 1 << 20 })).resume();`;
   for (let i = 0; i < runs; i++) {
     const store = fresh('store');
     times.ocipkg.push(seconds(() => run(process.execPath, [ocipkg, 'get', image], { OCIPKG_DATA_DIR: store })));
@@ -95,10 +113,69 @@ function coldGet(registry, runs) {
     const out2 = fresh('out2');
     times.curl.push(seconds(() => run('bash', ['-o', 'pipefail', '-c',
       `curl -sfL ${registry.url}/v2/${repository}/blobs/${layer} | tee >(sha256sum > ${join(work, 'sum')}) | tar -xz -C ${out2}`])));
-    log(`  run ${i + 1}: ocipkg ${times.ocipkg[i].toFixed(2)}s, skopeo+tar ${times.skopeo[i].toFixed(2)}s, curl|sha256sum|tar ${times.curl[i].toFixed(2)}s`);
+    times.inflate.push(seconds(() => run(process.execPath, ['-e', inflate])));
+    log(`  run ${i + 1}: ocipkg ${times.ocipkg[i].toFixed(2)}s, skopeo+tar ${times.skopeo[i].toFixed(2)}s, curl|sha256sum|tar ${times.curl[i].toFixed(2)}s, node inflating the layer ${times.inflate[i].toFixed(2)}s`);
   }
   const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-  return { sizeMiB: mb, medianSeconds: m, ratioVsSkopeoTar: m.ocipkg / m.skopeo, ratioVsCurlTar: m.ocipkg / m.curl };
+  return { sizeMiB: mb, runs, medianSeconds: m, ratioVsSkopeoTar: m.ocipkg / m.skopeo, ratioVsCurlTar: m.ocipkg / m.curl, ratioVsInflate: m.ocipkg / m.inflate };
+}
+
+/**
+ * Cold push of an oci-archive against skopeo's, to a registry of its own each time (empty, and
+ * unknown to skopeo's blob-info cache, which would otherwise mount blobs from an earlier run).
+ */
+async function coldPush(runs) {
+  const mb = Number(values['size-mb']);
+  log(`cold push: packing a ${mb} MiB package`);
+  const prefix = join(work, 'push-prefix');
+  makePrefix(prefix, mb);
+  const archive = join(work, 'push.tar');
+  run(process.execPath, [ocipkg, 'pack', prefix, archive, '-t', 'localhost/bench/push:1', '--target', 'x86_64-unknown-linux-gnu']);
+  rmSync(prefix, { recursive: true });
+  const sides = { ocipkg: [], skopeo: [] };
+  const commands = {
+    ocipkg: (host) => [process.execPath, [ocipkg, 'push', archive, `${host}/bench/push:1`]],
+    skopeo: (host) => ['skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${archive}`, `docker://${host}/bench/push:1`]],
+  };
+  for (let i = 0; i < runs; i++) {
+    for (const side of Object.keys(sides)) {
+      const target = await startRegistry();
+      try {
+        sides[side].push(await peakOf(...commands[side](target.host)));
+      } finally {
+        await target.stop();
+      }
+    }
+    log(`  run ${i + 1}: ocipkg ${sides.ocipkg[i].seconds.toFixed(2)}s ${sides.ocipkg[i].maxRssMiB} MiB, skopeo ${sides.skopeo[i].seconds.toFixed(2)}s ${sides.skopeo[i].maxRssMiB} MiB`);
+  }
+  const m = (side, key) => median(sides[side].map((r) => r[key]));
+  return {
+    sizeMiB: mb,
+    runs,
+    medianSeconds: { ocipkg: m('ocipkg', 'seconds'), skopeo: m('skopeo', 'seconds') },
+    ratioVsSkopeo: m('ocipkg', 'seconds') / m('skopeo', 'seconds'),
+    medianMaxRssMiB: { ocipkg: m('ocipkg', 'maxRssMiB'), skopeo: m('skopeo', 'maxRssMiB') },
+  };
+}
+
+/** Cold `ocipkg install` of four declared packages against a cold get of the largest alone. */
+async function installOfFour(registry, runs) {
+  const mb = Number(values['size-mb']);
+  const sizes = [mb, Math.ceil(mb / 2), Math.ceil(mb / 4), Math.ceil(mb / 4)];
+  log(`install of four: publishing packages of ${sizes.join(', ')} MiB`);
+  const images = sizes.map((size, i) => publish(registry, `four${i}`, size).image);
+  const project = fresh('four-project');
+  const packages = Object.fromEntries(images.map((image, i) => [`p${i}`, image]));
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'bench-four', private: true, ocipkg: { packages } }));
+  const times = { install: [], largest: [] };
+  for (let i = 0; i < runs; i++) {
+    rmSync(join(project, 'ocipkg-lock.json'), { force: true });
+    times.install.push((await peakOf(process.execPath, [ocipkg, 'install'], { OCIPKG_DATA_DIR: fresh('store') }, { cwd: project })).seconds);
+    times.largest.push((await peakOf(process.execPath, [ocipkg, 'get', images[0]], { OCIPKG_DATA_DIR: fresh('store') })).seconds);
+    log(`  run ${i + 1}: install of four ${times.install[i].toFixed(2)}s, get of the largest ${times.largest[i].toFixed(2)}s`);
+  }
+  const m = { install: median(times.install), largest: median(times.largest) };
+  return { sizesMiB: sizes, runs, medianSeconds: m, ratio: m.install / m.largest };
 }
 
 /** Kernel-reported memory of a running process, in KiB: all of it, and its private (anonymous) part. */
@@ -146,10 +223,12 @@ async function manyEntries(registry) {
   return { peaks, ratioAnonymous: peaks[1].maxAnonymousRssMiB / peaks[0].maxAnonymousRssMiB };
 }
 
-/** Max RSS and max anonymous RSS of a cold get of `image` into a fresh store. */
-async function peakOfGet(image) {
-  const store = fresh('store');
-  const child = spawn(process.execPath, [ocipkg, 'get', image], { env: { ...process.env, OCIPKG_DATA_DIR: store }, stdio: 'ignore' });
+/** Wall time, max RSS and max anonymous RSS of running `cmd args`, sampled every 10 ms from /proc. */
+async function peakOf(cmd, args, env = {}, options = {}) {
+  const start = process.hrtime.bigint();
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], ...options });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
   const peak = { rss: 0, anon: 0 };
   const timer = setInterval(() => {
     const now = memoryOf(child.pid);
@@ -158,8 +237,14 @@ async function peakOfGet(image) {
   }, 10);
   const code = await new Promise((resolve) => child.on('close', resolve));
   clearInterval(timer);
-  if (code !== 0) throw new Error(`get failed with exit code ${code}`);
-  return { maxRssMiB: Math.round(peak.rss / 1024), maxAnonymousRssMiB: Math.round(peak.anon / 1024) };
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed with exit code ${code}: ${stderr}`);
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, maxRssMiB: Math.round(peak.rss / 1024), maxAnonymousRssMiB: Math.round(peak.anon / 1024) };
+}
+
+/** Max RSS and max anonymous RSS of a cold get of `image` into a fresh store. */
+async function peakOfGet(image) {
+  const { maxRssMiB, maxAnonymousRssMiB } = await peakOf(process.execPath, [ocipkg, 'get', image], { OCIPKG_DATA_DIR: fresh('store') });
+  return { maxRssMiB, maxAnonymousRssMiB };
 }
 
 /**
@@ -177,27 +262,55 @@ function signedProject(image, store) {
 }
 
 /**
- * Warm `ocipkg-link` against `node -e 0`, interleaved. Node's own start depends on the environment
- * (NODE_EXTRA_CA_CERTS makes every start load a CA bundle), so when that is set the pair is also
- * measured without it.
+ * A project with ocipkg installed in its node_modules, as `npm install ocipkg` leaves it: the
+ * package (a link to this checkout) and its bins in node_modules/.bin.
+ */
+function consumerProject() {
+  const dir = fresh('consumer');
+  mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'bench-consumer', private: true }));
+  symlinkSync(repo, join(dir, 'node_modules', 'ocipkg'));
+  symlinkSync(join('..', 'ocipkg', 'bin', 'ocipkg-link.cjs'), join(dir, 'node_modules', '.bin', 'ocipkg-link'));
+  return dir;
+}
+
+/**
+ * Warm `ocipkg-link` and binding.gyp's other forms against `node -e 0`, interleaved. Node's own
+ * start depends on the environment (NODE_EXTRA_CA_CERTS makes every start load a CA bundle), so
+ * when that is set the pair is also measured without it.
  */
 function warmLink(registry, runs) {
   log('warm ocipkg-link: publishing a small package');
   const { image } = publish(registry, 'warm', 1);
   const store = fresh('store');
   run(process.execPath, [ocipkg, 'get', image], { OCIPKG_DATA_DIR: store });
-  const measure = (env) => {
-    const link = [], bare = [];
+  const consumer = consumerProject();
+  const flags = ['--cflags', '--libs', image];
+  const bare = [process.execPath, ['-e', '0']];
+  /** Medians of each form and of `node -e 0`, taken in turn; each form's ratio to `node -e 0`. */
+  const measure = (env, forms, options = {}) => {
+    const times = Object.fromEntries(Object.keys(forms).map((name) => [name, []]));
+    times.nodeE0 = [];
     for (let i = 0; i < runs; i++) {
-      link.push(seconds(() => run(process.execPath, [ocipkgLink, '--cflags', '--libs', image], env)));
-      bare.push(seconds(() => run(process.execPath, ['-e', '0'], env)));
+      for (const [name, [cmd, args]] of Object.entries(forms)) times[name].push(seconds(() => run(cmd, args, env, options)));
+      times.nodeE0.push(seconds(() => run(...bare, env, options)));
     }
-    return { medianSeconds: { ocipkgLink: median(link), nodeE0: median(bare) }, ratio: median(link) / median(bare) };
+    const m = Object.fromEntries(Object.entries(times).map(([name, xs]) => [name, median(xs)]));
+    return { medianSeconds: m, ratio: Object.fromEntries(Object.keys(forms).map((name) => [name, m[name] / m.nodeE0])) };
   };
-  const asIs = measure({ OCIPKG_DATA_DIR: store });
-  const verified = measure({ OCIPKG_DATA_DIR: store, OCIPKG_PROJECT_DIR: signedProject(image, store) });
-  if (!process.env.NODE_EXTRA_CA_CERTS) return { runs, environment: asIs, verifiedUnderPolicy: verified };
-  return { runs, environment: asIs, verifiedUnderPolicy: verified, withoutNodeExtraCaCerts: measure({ OCIPKG_DATA_DIR: store, NODE_EXTRA_CA_CERTS: undefined }) };
+  const link = { ocipkgLink: [process.execPath, [ocipkgLink, ...flags]] };
+  const asIs = measure({ OCIPKG_DATA_DIR: store }, link);
+  const verified = measure({ OCIPKG_DATA_DIR: store, OCIPKG_PROJECT_DIR: signedProject(image, store) }, link);
+  // binding.gyp's forms, run from the addon's directory as node-gyp runs them; `ocipkg-link` on the
+  // PATH is how npm runs an install or build script.
+  const gyp = measure({ OCIPKG_DATA_DIR: store, PATH: `${join(consumer, 'node_modules', '.bin')}${delimiter}${process.env.PATH}` }, {
+    commonJsApi: [process.execPath, ['-p', `require('ocipkg').flags(${JSON.stringify(image)})`]],
+    onNpmPath: ['ocipkg-link', flags],
+    npx: ['npx', ['ocipkg-link', ...flags]],
+  }, { cwd: consumer });
+  const results = { runs, environment: asIs, verifiedUnderPolicy: verified, bindingGyp: gyp };
+  if (!process.env.NODE_EXTRA_CA_CERTS) return results;
+  return { ...results, withoutNodeExtraCaCerts: measure({ OCIPKG_DATA_DIR: store, NODE_EXTRA_CA_CERTS: undefined }, link) };
 }
 
 /**
@@ -254,11 +367,13 @@ const registry = await startRegistry();
 try {
   const results = {
     machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
-    warmLink: warmLink(registry, Number(values['warm-runs'])),
-    coldGet: coldGet(registry, Number(values.runs)),
-    peakMemory: await peakMemory(registry),
-    manyEntries: await manyEntries(registry),
-    resumedGet: await resumedGet(registry),
+    ...(wanted('warm') && { warmLink: warmLink(registry, Number(values['warm-runs'])) }),
+    ...(wanted('push') && { coldPush: await coldPush(Number(values.runs)) }),
+    ...(wanted('cold-get') && { coldGet: coldGet(registry, Number(values.runs)) }),
+    ...(wanted('memory') && { peakMemory: await peakMemory(registry) }),
+    ...(wanted('entries') && { manyEntries: await manyEntries(registry) }),
+    ...(wanted('install') && { installOfFour: await installOfFour(registry, Number(values.runs)) }),
+    ...(wanted('resume') && { resumedGet: await resumedGet(registry) }),
   };
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 } finally {

@@ -14,21 +14,25 @@ const { Script } = require('node:vm');
 const BUNDLE = join(__dirname, '..', 'dist', 'cli', 'ocipkg-link.cjs');
 const CODE_CACHE = join(__dirname, '..', 'dist', 'cli', 'ocipkg-link.v8cache');
 
+/** The cold path, imported relative to the bundle. */
+const importFromBundle = (specifier) => import(pathToFileURL(join(dirname(BUNDLE), specifier)).href);
+
 /**
  * Compiles and runs the bundle's top level, as Node's module loader would, and returns its exports
  * and the compiled script. Code compiled by vm cannot `import()` (not without an experimental flag),
  * so the bundler turned the bundle's one dynamic import, of the cold path (src/cold.ts), into a call of `importCold`,
- * which imports here, relative to the bundle.
+ * which imports here, relative to the bundle. The CommonJS API (dist/cjs/) runs the bundle in a
+ * `context` of its own and passes an `importCold` of its own (see src/cjs/index.cts).
  */
-function loadBundle(cachedData) {
+function loadBundle(cachedData, { context, importCold = importFromBundle } = {}) {
   const source = readFileSync(BUNDLE, 'utf8');
   const script = new Script(`(function (exports, require, module, __filename, __dirname, importCold) {${source}\n})`, {
     filename: BUNDLE,
     cachedData,
   });
   const module = { exports: {} };
-  const importCold = (specifier) => import(pathToFileURL(join(dirname(BUNDLE), specifier)).href);
-  script.runInThisContext()(module.exports, require, module, BUNDLE, dirname(BUNDLE), importCold);
+  const wrapper = context ? script.runInContext(context) : script.runInThisContext();
+  wrapper(module.exports, require, module, BUNDLE, dirname(BUNDLE), importCold);
   return { exports: module.exports, script };
 }
 
@@ -46,6 +50,6 @@ if (require.main === module) {
       process.exitCode = 1;
     });
 } else {
-  // For the build (scripts/bundle.mjs), which writes the code cache.
+  // For the build (scripts/bundle.mjs), which writes the code cache, and the CommonJS API.
   module.exports = { loadBundle, CODE_CACHE };
 }

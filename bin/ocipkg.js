@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/ocipkg.js';
+import { main } from '../dist/bundle/ocipkg.js';
 
 await main(process.argv.slice(2));

@@ -1,8 +1,9 @@
 /**
  * What the warm path reaches for when the store misses, loaded only through cold.ts: fetching and
  * installing, describing a package installed before link descriptions were stored, and tuning the
- * process for transfers. Always the dist/ modules, never copies inside ocipkg-link's bundle:
- * extraction reports buffer churn to dist/tuning.js, and a second copy of it would tune nothing.
+ * process for transfers. It is an entry point of the `ocipkg` CLI's bundle (dist/bundle/cold-path.js),
+ * never copied into ocipkg-link's: extraction reports buffer churn to tuning.ts, and a second copy
+ * of it, tuned by nobody, would collect nothing.
  */
 export { fetchPackage } from './fetch.js';
 export { describePackage } from './link/generate.js';

@@ -2,6 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { OcipkgError } from './errors.js';
 import type { ContentSource, ContentSink } from './oci/content.js';
 import { VerifyingStream } from './oci/verify.js';
+import { HELD_LIMIT, noteBufferChurn } from './tuning.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { MANIFEST_TYPES } from './oci/mediatypes.js';
 import type { Descriptor } from './oci/types.js';
@@ -48,11 +49,20 @@ async function at<T>(side: Side, content: { location: string }, what: string, st
 const copying = (desc: Descriptor) => `copying ${desc.digest} (${desc.mediaType})`;
 
 async function copyBlob(src: ContentSource, dst: ContentSink, desc: Descriptor, options: CopyOptions): Promise<void> {
-  const what = copying(desc);
-  if (await at('destination', dst, what, () => dst.exists(desc))) {
+  if (await at('destination', dst, copying(desc), () => dst.exists(desc))) {
     options.onCopied?.(desc, true);
     return;
   }
+  await uploadBlob(src, dst, desc);
+  options.onCopied?.(desc, false);
+}
+
+/**
+ * Sends one blob the destination does not have, streamed from the source and verified on the way.
+ * The destination asks nothing more before it writes: the one question, `exists`, was asked above.
+ */
+async function uploadBlob(src: ContentSource, dst: ContentSink, desc: Descriptor): Promise<void> {
+  const what = copying(desc);
   // The destination sees a failure of the source only as its stream failing, and fails with it.
   // Recorded here, where it is known to be the source's, it is reported as the source's.
   let sourceFailure: OcipkgError | undefined;
@@ -69,6 +79,8 @@ async function copyBlob(src: ContentSource, dst: ContentSink, desc: Descriptor, 
     const out = new PassThrough();
     body.on('error', (err) => out.destroy(fromSource(err)));
     verified.on('error', (err) => out.destroy(fromSource(err)));
+    // Every chunk read is a new buffer, dead once sent; V8 would let tens of MiB of them pile up.
+    verified.on('data', (chunk: Buffer) => noteBufferChurn(chunk.length, HELD_LIMIT.upload));
     // A registry can answer (refusing the digest) before verification fails at the stream's end,
     // and stop listening: the failure is in sourceFailure, and a sink verifies what it keeps.
     out.on('error', () => {});
@@ -83,14 +95,14 @@ async function copyBlob(src: ContentSource, dst: ContentSink, desc: Descriptor, 
   } catch (err) {
     throw sourceFailure ?? failedAt(err, 'destination', dst, what);
   }
-  options.onCopied?.(desc, false);
 }
 
 /**
  * Copies the graph under `desc` (index -> manifests -> config and layers), children before
- * parents, so a destination never holds a manifest whose blobs are missing.
+ * parents, so a destination never holds a manifest whose blobs are missing. A manifest given `tag`
+ * goes up under it in one step, asked nothing first: a registry stores and tags it in one PUT.
  */
-async function copyNode(src: ContentSource, dst: ContentSink, desc: Descriptor, options: CopyOptions): Promise<void> {
+async function copyNode(src: ContentSource, dst: ContentSink, desc: Descriptor, options: CopyOptions, tag?: string): Promise<void> {
   if (!MANIFEST_TYPES.includes(desc.mediaType)) {
     await copyBlob(src, dst, desc, options);
     return;
@@ -105,11 +117,14 @@ async function copyNode(src: ContentSource, dst: ContentSink, desc: Descriptor, 
   } else {
     await eachLimited([parsed.manifest.config, ...parsed.manifest.layers], limit, (blob) => copyBlob(src, dst, blob, options));
   }
-  if (await at('destination', dst, what, () => dst.exists(desc))) {
+  if (tag !== undefined) {
+    await at('destination', dst, `${what} as ${tag}`, () => dst.push(desc, bytes, tag));
+  } else if (await at('destination', dst, what, () => dst.exists(desc))) {
     options.onCopied?.(desc, true);
     return;
+  } else {
+    await at('destination', dst, what, () => dst.push(desc, bytes));
   }
-  await at('destination', dst, what, () => dst.push(desc, bytes));
   options.onCopied?.(desc, false);
 }
 
@@ -121,7 +136,9 @@ async function copyNode(src: ContentSource, dst: ContentSink, desc: Descriptor, 
  */
 export async function copy(src: ContentSource, srcRef: string, dst: ContentSink, dstRef?: string, options: CopyOptions = {}): Promise<Descriptor> {
   const root = await at('source', src, `resolving ${srcRef}`, () => src.resolve(srcRef));
-  await copyNode(src, dst, root, options);
-  if (dstRef !== undefined) await at('destination', dst, `tagging ${root.digest} as ${dstRef}`, () => dst.tag(root, dstRef));
+  if (dstRef !== undefined && !MANIFEST_TYPES.includes(root.mediaType)) {
+    throw failedAt(new OcipkgError('EMANIFEST', `${root.mediaType} is not a manifest or index`), 'source', src, `tagging ${root.digest} as ${dstRef}`);
+  }
+  await copyNode(src, dst, root, options, dstRef);
   return root;
 }

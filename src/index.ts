@@ -1,6 +1,6 @@
 /**
  * ocipkg's programmatic API (ESM). The CommonJS entry for binding.gyp's `node -p` lives beside it
- * and goes through the `ocipkg-link` CLI.
+ * (src/cjs/) and runs `ocipkg-link`'s bundled warm path in-process.
  */
 export { OcipkgError, type ErrorCode } from './errors.js';
 export { parseReference, formatReference, canonicalReference, type ImageReference } from './reference.js';

@@ -107,32 +107,46 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
   // Keyed as written (a lock entry per canonical reference); the identity for one version per
   // repository is that reference, so two tags of one repository conflict even when they name one
   // build today: the lockfile must not hold two pins that may part tomorrow.
-  await walkRequirements(
-    Object.values(project.packages).map((declared) => declared.image),
-    async (image) => {
-      // Fetched from where a relative `oci:` path in package.json really is.
-      const located = locateDeclared(parseReference(image), project);
-      const locked = existing?.packages[image];
-      let entry = movesAll || moving?.has(image) ? undefined : locked;
-      if (entry === undefined) {
-        if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
-        if (offline) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
-        options.progress?.(`locking ${image}`);
-        entry = await lockImage(located);
-        if (locked && locked.digest !== entry.digest) moved.push({ image, from: locked.digest, to: entry.digest });
-      } else if (!offline && (await checkDrift(image, located, entry, warn))) {
-        drifted.push(image);
-      }
-      const pkg = await resolvePackage(formatReference(pinnedReference(located, entry, triple, project.dir)), {
-        target: triple, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
-      });
-      const requires = (await linkDescriptionOf(pkg)).requires.map(canonical);
-      const { signedBy: _previous, ...pin } = entry;
-      const signedBy = verifiedBy(image, pkg.manifestDigest, options.storeRoot ?? storeRoot(), project);
-      next.packages[image] = { ...pin, requires, ...(signedBy !== undefined && { signedBy }) };
-      return { value: undefined, requires, identity: image };
-    },
-  );
+  /** An image pinned (locked now, or as locked, checked for drift) and its package in the store. */
+  const pinAndFetch = async (image: string) => {
+    // Fetched from where a relative `oci:` path in package.json really is.
+    const located = locateDeclared(parseReference(image), project);
+    const locked = existing?.packages[image];
+    let entry = movesAll || moving?.has(image) ? undefined : locked;
+    let drift = false;
+    if (entry === undefined) {
+      if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
+      if (offline) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
+      options.progress?.(`locking ${image}`);
+      entry = await lockImage(located);
+      if (locked && locked.digest !== entry.digest) moved.push({ image, from: locked.digest, to: entry.digest });
+    } else if (!offline) {
+      drift = await checkDrift(image, located, entry, warn);
+    }
+    const pkg = await resolvePackage(formatReference(pinnedReference(located, entry, triple, project.dir)), {
+      target: triple, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
+    });
+    return { entry, drift, pkg };
+  };
+  // The declared packages are fetched side by side (the store takes concurrent fetches); the walk
+  // below still visits them, and what they require, one by one in declaration order, so the
+  // lockfile, the drift list and the first error are what a sequential install gives.
+  const declared = Object.values(project.packages).map((d) => d.image);
+  const started = new Map(declared.map((image) => [canonical(image), pinAndFetch(canonical(image))]));
+  for (const pending of started.values()) pending.catch(() => {});
+
+  // Keyed as written (a lock entry per canonical reference); the identity for one version per
+  // repository is that reference, so two tags of one repository conflict even when they name one
+  // build today: the lockfile must not hold two pins that may part tomorrow.
+  await walkRequirements(declared, async (image) => {
+    const { entry, drift, pkg } = await (started.get(image) ?? pinAndFetch(image));
+    if (drift) drifted.push(image);
+    const requires = (await linkDescriptionOf(pkg)).requires.map(canonical);
+    const { signedBy: _previous, ...pin } = entry;
+    const signedBy = verifiedBy(image, pkg.manifestDigest, options.storeRoot ?? storeRoot(), project);
+    next.packages[image] = { ...pin, requires, ...(signedBy !== undefined && { signedBy }) };
+    return { value: undefined, requires, identity: image };
+  });
 
   const unknown = [...(moving ?? [])].filter((image) => !next.packages[image]);
   if (unknown.length > 0) throw new OcipkgError('EINPUT', `${unknown.join(', ')}: not a package declared in ${project.dir}/package.json or required by one`);

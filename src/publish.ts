@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { copy } from './copy.js';
 import { errno, isOcipkgError, OcipkgError } from './errors.js';
 import { openArchive, type OpenedArchive } from './layout/archive.js';
-import type { LayoutDirectory } from './layout/directory.js';
+import type { LayoutReader } from './layout/directory.js';
 import type { ContentStore, ContentSink } from './oci/content.js';
 import { descriptorFor } from './oci/verify.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
@@ -124,7 +124,7 @@ async function openInput(input: PublishInput, image: ImageReference, tag: string
  * given. One that records none (the Rust ocipkg writes no metadata) is taken at its word: the
  * index annotation then records it; without a TRIPLE it cannot be placed in the index.
  */
-async function builtFor(source: LayoutDirectory, input: PublishInput): Promise<{ triple: string; manifest: Descriptor; artifactType?: string }> {
+async function builtFor(source: LayoutReader, input: PublishInput): Promise<{ triple: string; manifest: Descriptor; artifactType?: string }> {
   const manifest = await source.resolve().catch((err: unknown) => {
     if (isOcipkgError(err, 'ENOTFOUND')) throw new OcipkgError('EINPUT', `${input.path}: ${(err as Error).message}; publish takes one image per archive`, { cause: err });
     throw err;

@@ -8,6 +8,7 @@ import { isOcipkgError, type OcipkgError } from '../src/errors.js';
 import { LayoutDirectory } from '../src/layout/directory.js';
 import { RegistryRepository } from '../src/registry/client.js';
 import { closeDispatchers } from '../src/registry/http.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { buildImage, writeImage, type TestImage } from './helpers/layers.js';
 import { freePort, startRegistry, type TestRegistry } from './helpers/registry.js';
 
@@ -52,6 +53,32 @@ async function failure(promise: Promise<unknown>): Promise<OcipkgError> {
 async function downRegistry(): Promise<string> {
   return `127.0.0.1:${await freePort()}`;
 }
+
+describe('a copy to a registry', () => {
+  it('asks once per blob whether the registry has it, and puts the manifest once, under its tag', async () => {
+    // The proxy forwards everything and records each request.
+    const proxy = await startFaultProxy(registry.url);
+    try {
+      const source = await sourceLayout();
+      const blobs = [image.configDesc, ...image.layers.map((l) => l.desc)].map((d) => d.digest);
+      const sent = () => proxy.requests.filter((r) => r.path.startsWith('/v2/acme/once/')).map((r) => `${r.method} ${r.path.replace(/^\/v2\/acme\/once\//, '').replace(/\?.*$/, '')}`);
+      const dst = new RegistryRepository(proxy.host, 'acme/once');
+      await copy(source, '1', dst, '1');
+      const first = sent();
+      for (const digest of blobs) expect(first.filter((r) => r === `HEAD blobs/${digest}`)).toHaveLength(1);
+      expect(first.filter((r) => r.startsWith('POST blobs/uploads'))).toHaveLength(blobs.length);
+      expect(first.filter((r) => r.startsWith('PUT manifests/') || r.startsWith('HEAD manifests/'))).toEqual(['PUT manifests/1']);
+
+      // Again: every blob is there, so nothing is opened or uploaded; the tag is put again.
+      proxy.reset();
+      await copy(source, '1', new RegistryRepository(proxy.host, 'acme/once'), '1');
+      expect(sent().sort()).toEqual([...blobs.map((d) => `HEAD blobs/${d}`), 'PUT manifests/1'].sort());
+      expect((await dst.resolve('1')).digest).toBe(image.manifestDesc.digest);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
 
 describe('a copy that fails names the side that failed', () => {
   it('a layout destination that cannot be written: EIO, the destination and the digest', async () => {

@@ -128,21 +128,60 @@ describe('skopeo interop', () => {
 });
 
 describe('openArchive', () => {
-  it('serves an oci-archive written by skopeo and removes its copy on close', async () => {
+  it('serves an oci-archive written by skopeo in place, every blob a byte range of the archive', async () => {
     const src = join(work, 'src');
     const img = image();
     await writeImage(new LayoutDirectory(src), img, 'v1');
     const archive = join(work, 'demo.tar');
     execFileSync('skopeo', ['copy', '--quiet', `oci:${src}:v1`, `oci-archive:${archive}:v1`]);
+    const before = await readdir(tmpdir());
 
     const opened = await openArchive(archive);
     expect(opened.layout.location).toBe(`oci-archive:${archive}`);
     const desc = await opened.layout.resolve('v1');
     expect(desc.digest).toBe(img.manifestDesc.digest);
     expect(await opened.layout.exists(img.layers[0]!.desc)).toBe(true);
-    const extracted = opened.layout.dir;
+    expect(await opened.layout.exists({ ...img.layers[0]!.desc, digest: `sha256:${'0'.repeat(64)}` })).toBe(false);
+    expect(sha256(await readAll(await opened.layout.fetch(img.layers[0]!.desc), 1 << 24, 'layer'))).toBe(img.layers[0]!.desc.digest);
+    // Nothing was extracted anywhere.
+    expect((await readdir(tmpdir())).filter((name) => name.startsWith('ocipkg-archive-') && !before.includes(name))).toEqual([]);
+    await opened.close();
+  });
+
+  it('serves a gzip-compressed oci-archive from an extracted copy that close removes', async () => {
+    const src = join(work, 'src');
+    const img = image();
+    await writeImage(new LayoutDirectory(src), img, 'v1');
+    const archive = join(work, 'demo.tar');
+    execFileSync('skopeo', ['copy', '--quiet', `oci:${src}:v1`, `oci-archive:${archive}:v1`]);
+    execFileSync('gzip', ['-k', archive]);
+
+    const opened = await openArchive(`${archive}.gz`);
+    expect((await opened.layout.resolve('v1')).digest).toBe(img.manifestDesc.digest);
+    expect(sha256(await readAll(await opened.layout.fetch(img.layers[0]!.desc), 1 << 24, 'layer'))).toBe(img.layers[0]!.desc.digest);
+    const extracted = (opened.layout as LayoutDirectory).dir;
     await opened.close();
     expect(() => statSync(extracted)).toThrow();
+  });
+
+  it('reads the names of a tar with pax and GNU long-name headers, and refuses one cut inside an entry', async () => {
+    const layout = join(work, 'long');
+    const img = image();
+    await writeImage(new LayoutDirectory(layout), img, 'v1');
+    for (const format of ['pax', 'gnu']) {
+      const archive = join(work, `${format}.tar`);
+      // Names padded past ustar's 100 characters with `./` (which readers drop): each needs the
+      // format's long-name header.
+      execFileSync('tar', ['-c', `--format=${format}`, `--transform=s,^,${'./'.repeat(60)},`, '-f', archive, '-C', layout, 'oci-layout', 'index.json', 'blobs']);
+      expect(execFileSync('tar', ['-tvf', archive], { encoding: 'utf8' })).toContain(`${'./'.repeat(60)}index.json`);
+      const opened = await openArchive(archive);
+      expect((await opened.layout.resolve('v1')).digest).toBe(img.manifestDesc.digest);
+      expect(sha256(await readAll(await opened.layout.fetch(img.layers[0]!.desc), 1 << 24, 'layer'))).toBe(img.layers[0]!.desc.digest);
+    }
+    const whole = readFileSync(join(work, 'pax.tar'));
+    const cut = join(work, 'cut.tar');
+    await writeFile(cut, whole.subarray(0, 512 * 3 + 100));
+    expect(await codeOf(openArchive(cut))).toBe('EINPUT');
   });
 
   it('refuses a missing file, a tar that is not a layout, and a file that is not a tar with EINPUT', async () => {

@@ -1,4 +1,5 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +25,7 @@ async function importsOf(args: string[], store: string): Promise<string[]> {
   return (await readFile(log, 'utf8')).split('\n').filter((line) => line !== '' && !line.includes('record-imports.mjs'));
 }
 
-const heavy = (urls: string[]) => urls.filter((url) => /node_modules\/(undici|tar)\/|\/dist\/(cold-path|fetch|registry\/|fs\/extract)|^require:(undici|tar)$/.test(url));
+const heavy = (urls: string[]) => urls.filter((url) => /node_modules\/(undici|tar)\/|\/dist\/(bundle\/|cold-path|fetch|registry\/|fs\/extract)|^require:(undici|tar)$/.test(url));
 
 beforeAll(async () => {
   work = await tempDir('warm-path');
@@ -45,9 +46,9 @@ describe('the warm path', () => {
     const store = join(work, 'store');
     const image = `oci:${layout}:1`;
     const cold = await importsOf(['--cflags', '--libs', image], store);
-    // The hook sees the cold path when it runs: fetching from the layout loads it and tar.
-    expect(heavy(cold).some((url) => url.includes('/dist/cold-path.js'))).toBe(true);
-    expect(heavy(cold).some((url) => url.includes('node_modules/tar/'))).toBe(true);
+    // The hook sees the cold path when it runs: fetching from the layout loads its bundle, which
+    // carries tar.
+    expect(heavy(cold).some((url) => url.endsWith('/dist/bundle/cold-path.js'))).toBe(true);
 
     const warm = await importsOf(['--cflags', '--libs', image], store);
     // The hook sees the warm path too: the bin, which compiles the bundle, and what they require.
@@ -59,6 +60,30 @@ describe('the warm path', () => {
     // The search paths come from the store alone too.
     expect(heavy(await importsOf(['--pkg-config-path', image], store))).toEqual([]);
     expect(heavy(await importsOf(['--cmake-prefix-path', image], store))).toEqual([]);
+    await rm(store, { recursive: true, force: true });
+  });
+
+  it('serves the CommonJS API in-process from the store, and through the CLI when the store misses', async () => {
+    const store = join(work, 'store-cjs');
+    const image = `oci:${layout}:1`;
+    const consumer = join(work, 'consumer');
+    await mkdir(join(consumer, 'node_modules'), { recursive: true });
+    await symlink(REPO, join(consumer, 'node_modules', 'ocipkg'), 'dir').catch(() => undefined);
+    // binding.gyp's form; at exit, whether the process ever loaded child_process (to spawn the CLI).
+    const script = `process.on('exit', () => process.stderr.write(String(process.moduleLoadList.includes('NativeModule child_process'))));
+      process.stdout.write(require('ocipkg').libraries(${JSON.stringify(image)}));`;
+    const api = () => spawnSync(process.execPath, ['-e', script], { cwd: consumer, env: { ...process.env, OCIPKG_DATA_DIR: store }, encoding: 'utf8' });
+    const cold = api();
+    expect(cold.status, cold.stderr).toBe(0);
+    expect(cold.stderr).toBe('true');
+    const warm = api();
+    expect(warm.status, warm.stderr).toBe(0);
+    expect(warm.stderr).toBe('false');
+    expect(warm.stdout).toBe(cold.stdout);
+    expect(warm.stdout).toMatch(/\/lib\/libwarm\.a/);
+    // The same line as the CLI prints.
+    const cli = await ocipkgLink(['--libs', image], { OCIPKG_DATA_DIR: store });
+    expect(warm.stdout).toBe(cli.stdout.trim());
     await rm(store, { recursive: true, force: true });
   });
 });

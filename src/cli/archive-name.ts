@@ -1,5 +1,5 @@
 import { OcipkgError } from '../errors.js';
-import type { LayoutDirectory } from '../layout/directory.js';
+import type { LayoutReader } from '../layout/directory.js';
 import { parseReference } from '../reference.js';
 
 /**
@@ -7,7 +7,7 @@ import { parseReference } from '../reference.js';
  * `org.opencontainers.image.ref.name` is the full image name. Archives from other tools may carry a
  * bare tag; those need an explicit IMAGE (push) and cannot be loaded by name.
  */
-export async function archiveImage(layout: LayoutDirectory, archive: string): Promise<{ sourceRef: string; name: string | undefined }> {
+export async function archiveImage(layout: LayoutReader, archive: string): Promise<{ sourceRef: string; name: string | undefined }> {
   const refs = await layout.listRefs();
   if (refs.length !== 1) {
     throw new OcipkgError('EINPUT', `${archive}: expected exactly one named image in the archive, found ${refs.length}`);

@@ -224,9 +224,8 @@ function packageVersion(): string {
   return manifest.version;
 }
 
-async function link(argv: string[]): Promise<void> {
+async function link(argv: string[], out: (line: string) => void = printLine): Promise<void> {
   const { values, positionals: images } = parseOptions(argv, OPTIONS);
-  const out = printLine;
   if (values.help) return out(USAGE.trimEnd());
   if (values.version) return out(packageVersion());
 
@@ -279,6 +278,16 @@ async function link(argv: string[]): Promise<void> {
   );
   if (values.json) return out(jsonOutput(flags, packages));
   out(formatFlagLine(lines.flatMap((name) => lineOutput(name, flags, packages))));
+}
+
+/**
+ * What `ocipkg-link ARGV` prints, returned instead: the CommonJS API (src/cjs/) runs the bundle
+ * in-process and calls this. Failures throw, as they reach runMain in the CLI.
+ */
+export async function linkOutput(argv: string[]): Promise<string> {
+  const lines: string[] = [];
+  await link(argv, (line) => lines.push(line));
+  return lines.join('\n');
 }
 
 export async function main(argv: string[]): Promise<void> {

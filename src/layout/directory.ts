@@ -3,7 +3,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errno, OcipkgError } from '../errors.js';
-import type { BlobOpener, ContentStore } from '../oci/content.js';
+import type { BlobOpener, ContentSource, ContentStore } from '../oci/content.js';
 import { digestHex, isDigest } from '../oci/digest.js';
 import { verifyBytes, VerifyingStream } from '../oci/verify.js';
 import { readManifestBytes } from '../oci/manifest.js';
@@ -48,36 +48,22 @@ function withIndexLock<T>(dir: string, work: () => Promise<T>): Promise<T> {
 }
 
 /**
- * An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), as skopeo's and
- * oras's `oci:` transports read and write it. Tags are the `ref.name` annotations of index.json
- * entries. The directory is created on the first push or tag.
+ * The read side of an OCI image layout, wherever its files are (a directory, or entries of an
+ * oci-archive read in place): index.json, tags as the `ref.name` annotations of its entries, blobs
+ * by digest.
  */
-export class LayoutDirectory implements ContentStore {
-  readonly dir: string;
-  readonly location: string;
-  private readonly ingestDir: string;
+export abstract class LayoutReader implements ContentSource {
+  abstract readonly location: string;
 
-  constructor(dir: string, options: LayoutOptions = {}) {
-    this.dir = resolvePath(dir);
-    this.location = options.location ?? `oci:${dir}`;
-    this.ingestDir = options.ingestDir ?? this.dir;
-  }
+  /** index.json's bytes; undefined when the layout has none. */
+  protected abstract readIndexBytes(): Promise<Buffer | undefined>;
+  abstract fetch(desc: Descriptor): Promise<Readable>;
+  abstract exists(desc: Descriptor): Promise<boolean>;
 
-  blobPath(digest: string): string {
-    return join(this.dir, 'blobs', 'sha256', digestHex(digest));
-  }
-
-  /** index.json; a directory without one is not a layout (EINPUT). */
+  /** index.json; a layout without one is not a layout (EINPUT). */
   async readIndex(): Promise<ImageIndex> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(join(this.dir, 'index.json'));
-    } catch (err) {
-      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') {
-        throw new OcipkgError('EINPUT', `${this.location} is not an OCI image layout (no index.json)`, { cause: err });
-      }
-      throw err;
-    }
+    const bytes = await this.readIndexBytes();
+    if (bytes === undefined) throw new OcipkgError('EINPUT', `${this.location} is not an OCI image layout (no index.json)`);
     let index: ImageIndex;
     try {
       index = JSON.parse(bytes.toString('utf8')) as ImageIndex;
@@ -143,6 +129,36 @@ export class LayoutDirectory implements ContentStore {
     verifyBytes(desc, bytes, this.location);
     return desc;
   }
+}
+
+/**
+ * An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), as skopeo's and
+ * oras's `oci:` transports read and write it. The directory is created on the first push or tag.
+ */
+export class LayoutDirectory extends LayoutReader implements ContentStore {
+  readonly dir: string;
+  readonly location: string;
+  private readonly ingestDir: string;
+
+  constructor(dir: string, options: LayoutOptions = {}) {
+    super();
+    this.dir = resolvePath(dir);
+    this.location = options.location ?? `oci:${dir}`;
+    this.ingestDir = options.ingestDir ?? this.dir;
+  }
+
+  blobPath(digest: string): string {
+    return join(this.dir, 'blobs', 'sha256', digestHex(digest));
+  }
+
+  protected async readIndexBytes(): Promise<Buffer | undefined> {
+    try {
+      return await readFile(join(this.dir, 'index.json'));
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
+      throw err;
+    }
+  }
 
   async fetch(desc: Descriptor): Promise<Readable> {
     try {
@@ -174,9 +190,15 @@ export class LayoutDirectory implements ContentStore {
 
   /**
    * Verifies content against `desc` on its way into a temp file, then renames it into place
-   * read-only. Another writer of the same digest getting there first is success.
+   * read-only, then points `tag` at it when given. Another writer of the same digest getting there
+   * first is success.
    */
-  async push(desc: Descriptor, content: BlobOpener | Uint8Array): Promise<void> {
+  async push(desc: Descriptor, content: BlobOpener | Uint8Array, tag?: string): Promise<void> {
+    await this.pushBlob(desc, content);
+    if (tag !== undefined) await this.tag(desc, tag);
+  }
+
+  private async pushBlob(desc: Descriptor, content: BlobOpener | Uint8Array): Promise<void> {
     await this.ensureLayout();
     const tmp = join(this.ingestDir, uniqueName(`.ingest-${digestHex(desc.digest).slice(0, 12)}-`));
     try {

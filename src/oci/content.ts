@@ -39,8 +39,12 @@ export type BlobOpener = () => Promise<Readable>;
 export interface ContentSink {
   readonly location: string;
   exists(desc: Descriptor): Promise<boolean>;
-  /** Stores content; implementations must verify it against `desc` before it becomes visible. */
-  push(desc: Descriptor, content: BlobOpener | Uint8Array): Promise<void>;
+  /**
+   * Stores content; implementations must verify it against `desc` before it becomes visible. A
+   * manifest or index given `tag` is also tagged, in one step where the sink has one (a registry's
+   * PUT by tag stores and tags together).
+   */
+  push(desc: Descriptor, content: BlobOpener | Uint8Array, tag?: string): Promise<void>;
   /** Points a tag at a manifest or index already pushed. */
   tag(desc: Descriptor, reference: string): Promise<void>;
 }

@@ -233,17 +233,18 @@ export class RegistryRepository implements ContentStore {
   }
 
   /**
-   * A blob goes up as one upload session (POST for a Location, then every byte in one PUT). A
-   * session that fails for a moment (a reset, a 5xx, 408, 429) is abandoned and a new one started,
-   * with a fresh stream from `content`, under the same backoff as any other request.
+   * A blob goes up as one upload session (POST for a Location, then every byte in one PUT), asked
+   * nothing first: whether the registry has it is the caller's question (copy asks `exists` once).
+   * A session that fails for a moment (a reset, a 5xx, 408, 429) is abandoned and a new one
+   * started, with a fresh stream from `content`, under the same backoff as any other request. A
+   * manifest given `tag` is PUT by that tag alone, which stores it and tags it.
    */
-  async push(desc: Descriptor, content: BlobOpener | Uint8Array): Promise<void> {
+  async push(desc: Descriptor, content: BlobOpener | Uint8Array, tag?: string): Promise<void> {
     assertDigest(desc.digest);
     if (this.isManifest(desc)) {
-      await this.pushManifest(desc, typeof content === 'function' ? await content() : content);
+      await this.pushManifest(desc, typeof content === 'function' ? await content() : content, tag);
       return;
     }
-    if (await this.exists(desc)) return;
     if (await mountBlob(this, desc)) return;
     const what = `upload of ${this.what('blob', desc.digest)}`;
     const backoff = new Backoff();
@@ -298,12 +299,12 @@ export class RegistryRepository implements ContentStore {
     return undefined;
   }
 
-  private async pushManifest(desc: Descriptor, content: Readable | Uint8Array): Promise<void> {
+  private async pushManifest(desc: Descriptor, content: Readable | Uint8Array, tag?: string): Promise<void> {
     const what = this.what('manifest', desc.digest);
     checkManifestSize(desc, what);
     const bytes = content instanceof Readable ? await readManifestBytes(content, what) : Buffer.from(content);
     verifyBytes(desc, bytes, this.location);
-    await this.putManifest(desc, bytes, desc.digest);
+    await this.putManifest(desc, bytes, tag ?? desc.digest);
     noteManifestBlobs(this.registry, this.repository, bytes);
     this.manifests.set(desc.digest, bytes);
   }
