@@ -4,7 +4,7 @@
 // travel between machines better than seconds, and a machine shared with other work slows both.
 //
 //   node bench/run.mjs [--size-mb 150] [--memory-size-mb 500] [--runs 3] [--warm-runs 30]
-//                      [--entries 5000] [--only warm,push,cold-get,memory,entries,install,resume]
+//                      [--entries 5000] [--only warm,push,mount,cold-get,memory,entries,install,resume]
 //
 // 1. warm `ocipkg-link --cflags --libs` against `node -e 0`, also for a package verified under a
 //    trust policy; binding.gyp's forms against the same: `node -p "require('ocipkg')..."` (the
@@ -20,7 +20,8 @@
 //    memory should stay flat with the entry count;
 // 6. cold `ocipkg install` of a project declaring four packages (SIZE, SIZE/2, SIZE/4, SIZE/4)
 //    against a cold `ocipkg get` of the largest alone.
-// 7. a cold get of a SIZE package interrupted at half its layer, then run again: bytes the rerun transfers.
+// 7. a push of a SIZE package whose blobs sit in another repository of the registry (mounted) against skopeo's;
+// 8. a cold get of a SIZE package interrupted at half its layer, then run again: bytes the rerun transfers.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -156,6 +157,42 @@ async function coldPush(runs) {
     ratioVsSkopeo: m('ocipkg', 'seconds') / m('skopeo', 'seconds'),
     medianMaxRssMiB: { ocipkg: m('ocipkg', 'maxRssMiB'), skopeo: m('skopeo', 'maxRssMiB') },
   };
+}
+
+/**
+ * Push of a package whose blobs already sit in another repository of the same registry: each side
+ * first pushes the archive to one repository (untimed: that is how it learns where the blobs live,
+ * ocipkg in its store's record, skopeo in its blob-info cache), then the timed push to a second one
+ * mounts them instead of uploading. A registry of its own per side and run.
+ */
+async function mountedPush(runs) {
+  const mb = Number(values['size-mb']);
+  log(`mounted push: packing a ${mb} MiB package`);
+  const prefix = join(work, 'mount-prefix');
+  makePrefix(prefix, mb);
+  const archive = join(work, 'mount.tar');
+  run(process.execPath, [ocipkg, 'pack', prefix, archive, '-t', 'localhost/bench/mount:1', '--target', 'x86_64-unknown-linux-gnu']);
+  rmSync(prefix, { recursive: true });
+  const commands = {
+    ocipkg: (host, repo) => [process.execPath, [ocipkg, 'push', archive, `${host}/${repo}:1`]],
+    skopeo: (host, repo) => ['skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${archive}`, `docker://${host}/${repo}:1`]],
+  };
+  const times = { ocipkg: [], skopeo: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const side of Object.keys(times)) {
+      const target = await startRegistry();
+      const env = { OCIPKG_DATA_DIR: fresh('store') };
+      try {
+        run(...commands[side](target.host, 'bench/first'), env);
+        times[side].push((await peakOf(...commands[side](target.host, 'bench/second'), env)).seconds);
+      } finally {
+        await target.stop();
+      }
+    }
+    log(`  run ${i + 1}: ocipkg ${times.ocipkg[i].toFixed(2)}s, skopeo ${times.skopeo[i].toFixed(2)}s`);
+  }
+  const m = { ocipkg: median(times.ocipkg), skopeo: median(times.skopeo) };
+  return { sizeMiB: mb, runs, medianSeconds: m, ratioVsSkopeo: m.ocipkg / m.skopeo };
 }
 
 /** Cold `ocipkg install` of four declared packages against a cold get of the largest alone. */
@@ -369,6 +406,7 @@ try {
     machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
     ...(wanted('warm') && { warmLink: warmLink(registry, Number(values['warm-runs'])) }),
     ...(wanted('push') && { coldPush: await coldPush(Number(values.runs)) }),
+    ...(wanted('mount') && { mountedPush: await mountedPush(Number(values.runs)) }),
     ...(wanted('cold-get') && { coldGet: coldGet(registry, Number(values.runs)) }),
     ...(wanted('memory') && { peakMemory: await peakMemory(registry) }),
     ...(wanted('entries') && { manyEntries: await manyEntries(registry) }),
