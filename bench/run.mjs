@@ -121,6 +121,16 @@ function coldGet(registry, runs) {
   return { sizeMiB: mb, runs, medianSeconds: m, ratioVsSkopeoTar: m.ocipkg / m.skopeo, ratioVsCurlTar: m.ocipkg / m.curl, ratioVsInflate: m.ocipkg / m.inflate };
 }
 
+/** An oci-archive of an `mb` MiB package, packed from a prefix that is removed again. */
+function packedArchive(name, mb) {
+  const prefix = join(work, `${name}-prefix`);
+  makePrefix(prefix, mb);
+  const archive = join(work, `${name}.tar`);
+  run(process.execPath, [ocipkg, 'pack', prefix, archive, '-t', `localhost/bench/${name}:1`, '--target', 'x86_64-unknown-linux-gnu']);
+  rmSync(prefix, { recursive: true });
+  return archive;
+}
+
 /**
  * Cold push of an oci-archive against skopeo's, to a registry of its own each time (empty, and
  * unknown to skopeo's blob-info cache, which would otherwise mount blobs from an earlier run).
@@ -128,11 +138,7 @@ function coldGet(registry, runs) {
 async function coldPush(runs) {
   const mb = Number(values['size-mb']);
   log(`cold push: packing a ${mb} MiB package`);
-  const prefix = join(work, 'push-prefix');
-  makePrefix(prefix, mb);
-  const archive = join(work, 'push.tar');
-  run(process.execPath, [ocipkg, 'pack', prefix, archive, '-t', 'localhost/bench/push:1', '--target', 'x86_64-unknown-linux-gnu']);
-  rmSync(prefix, { recursive: true });
+  const archive = packedArchive('push', mb);
   const sides = { ocipkg: [], skopeo: [] };
   const commands = {
     ocipkg: (host) => [process.execPath, [ocipkg, 'push', archive, `${host}/bench/push:1`]],
@@ -168,11 +174,7 @@ async function coldPush(runs) {
 async function mountedPush(runs) {
   const mb = Number(values['size-mb']);
   log(`mounted push: packing a ${mb} MiB package`);
-  const prefix = join(work, 'mount-prefix');
-  makePrefix(prefix, mb);
-  const archive = join(work, 'mount.tar');
-  run(process.execPath, [ocipkg, 'pack', prefix, archive, '-t', 'localhost/bench/mount:1', '--target', 'x86_64-unknown-linux-gnu']);
-  rmSync(prefix, { recursive: true });
+  const archive = packedArchive('mount', mb);
   const commands = {
     ocipkg: (host, repo) => [process.execPath, [ocipkg, 'push', archive, `${host}/${repo}:1`]],
     skopeo: (host, repo) => ['skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${archive}`, `docker://${host}/${repo}:1`]],
