@@ -1,11 +1,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { OcipkgError } from '../errors.js';
+import { EXIT_STATUSES, OcipkgError } from '../errors.js';
 import { canonicalReference, formatReference, parseReference } from '../reference.js';
 import { requirementNamesWithin, resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
 import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../triple.js';
-import { parseOptions, printJson, printLine, progress, readStdin, runMain, usageError } from './common.js';
+import { GLOBAL_HELP, parseOptions, printJson, printLine, progress, readStdin, runMain, usageError } from './common.js';
+import { didYouMean } from '../suggest.js';
 import { tuneForTransfers } from '../tuning.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 import { INSTALL_OPTIONS, INSTALL_SUMMARY, INSTALL_USAGE, runInstall, runUpdate, UPDATE_OPTIONS, UPDATE_SUMMARY, UPDATE_USAGE } from './project.js';
@@ -247,38 +248,85 @@ function version(): string {
   return pkg.version;
 }
 
+function exitStatusHelp(): string {
+  return [
+    '  0  success',
+    '  1  any failure of no kind below',
+    ...EXIT_STATUSES.map((row) => `  ${row.status}  ${row.meaning}`),
+  ].join('\n');
+}
+
 function globalHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   return [
-    'usage: ocipkg <command> [options]',
+    'usage: ocipkg [global options] <command> [options]',
     '',
     'Prebuilt C/C++ libraries for Node native addons, through any OCI registry.',
     '',
     'commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `ocipkg <command> --help` for its options. Global: --verbose (stack traces), --version.',
+    'global options (before or after the command):',
+    GLOBAL_HELP,
+    '  -v, --version           print the version (also `ocipkg version`)',
+    '',
+    'exit status:',
+    exitStatusHelp(),
+    '',
+    'Run `ocipkg help <command>` (or `ocipkg <command> --help`) for its options.',
     `Store: ${storeRoot()} (set OCIPKG_DATA_DIR to move it).`,
   ].join('\n');
 }
 
+function commandHelp(command: Command): string {
+  return `usage: ${command.usage}\n\n${command.summary}${command.options ? `\n\noptions:\n${command.options}` : ''}\n\nglobal options:\n${GLOBAL_HELP}`;
+}
+
+/** A command by name, or a usage error that suggests the nearest one. */
+function findCommand(name: string): Command {
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) throw usageError(`unknown command "${name}"${didYouMean(name, [...Object.keys(COMMANDS), 'help', 'version'])} (run \`ocipkg --help\` for the list)`);
+  return command;
+}
+
+/** Global flags that take no value, as they may be written before the command. */
+const LEADING_FLAGS = new Set(['--verbose', '--quiet', '-q', '--plain-http', '--json']);
+
 export async function main(argv: string[]): Promise<void> {
   await runMain('ocipkg', argv, async () => {
-    const [name, ...rest] = argv;
-    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-      out(globalHelp());
+    // Options written before the command are global: moved after it, where every command takes them.
+    let first = 0;
+    while (first < argv.length && argv[first]!.startsWith('-') && argv[first] !== '-') {
+      const flag = argv[first]!;
+      if (flag === '--help' || flag === '-h') return out(globalHelp());
+      if (flag === '--version' || flag === '-v' || flag === '-V') return out(version());
+      if (!LEADING_FLAGS.has(flag) && !flag.startsWith('--tls-verify')) {
+        const known = [...LEADING_FLAGS, '--tls-verify', '--help', '--version'].filter((f) => f.startsWith('--'));
+        throw usageError(`unknown global option '${flag}'${didYouMean(flag, known, (f) => `'${f}'`)} (run \`ocipkg --help\`)`);
+      }
+      first++;
+    }
+    const globals = argv.slice(0, first);
+    const [name, ...after] = argv.slice(first);
+    if (name === undefined) {
+      // As git and npm: the help, and a failure, for a script that forgot its command.
+      process.stderr.write(`${globalHelp()}\n`);
+      process.exitCode = 1;
       return;
     }
-    if (name === '--version' || name === '-V') {
-      out(version());
-      return;
+    if (name === 'version') return out(version());
+    if (name === 'help') {
+      const [topic, ...extra] = after;
+      if (topic === undefined) return out(globalHelp());
+      if (extra.length > 0) throw usageError(`help: expected one command, got ${after.length}`);
+      return out(commandHelp(findCommand(topic)));
     }
-    const command = COMMANDS[name];
-    if (!command) throw usageError(`unknown command "${name}" (run \`ocipkg --help\` for the list)`);
-    if (rest.includes('--help') || rest.includes('-h')) {
-      out(`usage: ${command.usage}\n\n${command.summary}${command.options ? `\n\noptions:\n${command.options}` : ''}`);
-      return;
-    }
+    const command = findCommand(name);
+    // Before a `--`, which ends the options; at the end otherwise, after a subcommand (`store prune`).
+    const dashes = after.indexOf('--');
+    const rest = dashes === -1 ? [...after, ...globals] : [...after.slice(0, dashes), ...globals, ...after.slice(dashes)];
+    const options = dashes === -1 ? rest : rest.slice(0, dashes + globals.length);
+    if (options.includes('--help') || options.includes('-h')) return out(commandHelp(command));
     await command.run(rest);
   });
 }

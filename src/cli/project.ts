@@ -18,9 +18,12 @@ export const INSTALL_OPTIONS = [
   '  --target TRIPLE         the build to install (every target is locked)',
 ].join('\n');
 
-export const UPDATE_USAGE = 'ocipkg update [NAME...] [--target TRIPLE]';
+export const UPDATE_USAGE = 'ocipkg update [NAME...] [--offline] [--target TRIPLE]';
 export const UPDATE_SUMMARY = 'move the pins of the named packages (default: all) to what their tags point at now';
-export const UPDATE_OPTIONS = '  --target TRIPLE         the build to install (every target is locked)';
+export const UPDATE_OPTIONS = [
+  '  --offline               move pins to what the store last saw the tags point at, never the network',
+  '  --target TRIPLE         the build to install (every target is locked)',
+].join('\n');
 
 /** Prints the lockfile's path when it was written, nothing when it already matched. */
 function report(written: boolean, dir: string): void {
@@ -49,11 +52,12 @@ export async function runInstall(args: string[]): Promise<void> {
 }
 
 export async function runUpdate(args: string[]): Promise<void> {
-  const { values, positionals } = parseOptions(args, { target: { type: 'string' } }, 'update');
+  const { values, positionals } = parseOptions(args, { offline: { type: 'boolean' }, target: { type: 'string' } }, 'update');
   tuneForTransfers();
   const { installProject } = await import('../install.js');
   const result = await installProject({
     update: positionals.length > 0 ? positionals : true,
+    offline: values.offline,
     warn,
     progress,
     ...(values.target !== undefined && { target: values.target }),
