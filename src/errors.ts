@@ -67,7 +67,7 @@ export function errno(err: unknown): string | undefined {
  * (ocipkg-link keeps pkg-config's single 1: build tools rely on nothing finer.)
  */
 export const EXIT_STATUSES: readonly { status: number; meaning: string; codes: readonly ErrorCode[] }[] = [
-  { status: 2, meaning: 'usage: an unknown command or option, a missing argument, a malformed reference', codes: ['EUSAGE', 'EREFERENCE'] },
+  { status: 2, meaning: 'usage: an unknown command or option, a missing argument, a malformed reference, an alias package.json does not declare', codes: ['EUSAGE', 'EREFERENCE'] },
   { status: 3, meaning: 'not found: no such tag, manifest, blob, package in the store, or build for the target', codes: ['ENOTFOUND', 'ENOTARGET'] },
   { status: 4, meaning: 'unreachable: DNS, connection refused or reset, timeout, TLS', codes: ['EUNREACHABLE', 'ETLS'] },
   { status: 5, meaning: 'authentication: credentials missing, refused or unreadable, or access denied', codes: ['EAUTH', 'EDENIED', 'ECREDENTIALS'] },

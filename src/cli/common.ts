@@ -26,6 +26,10 @@ export function printLine(text: string): void {
   }
 }
 
+/** The option of every command that prints a result, and its line in the command's help. */
+export const JSON_OPTION = { json: { type: 'boolean' } } as const;
+export const JSON_HELP = '  --json                  the result as one JSON value on stdout';
+
 /** A `--json` result: one JSON value on stdout, the only thing printed there. */
 export function printJson(value: unknown): void {
   printLine(JSON.stringify(value, null, 2));
