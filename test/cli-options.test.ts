@@ -1,10 +1,14 @@
 import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_STATUSES } from '../src/errors.js';
 import { LayoutDirectory } from '../src/layout/directory.js';
-import { ocipkg, ocipkgLink, tempDir, type RunResult } from './helpers/cli.js';
+import { OCIPKG, ocipkg, ocipkgLink, tempDir, type RunResult } from './helpers/cli.js';
+import { startConnectProxy } from './helpers/connect-proxy.js';
+import { runInPty } from './helpers/pty.js';
 import { htpasswdConfig, writeHtpasswd } from './helpers/htpasswd.js';
 import { buildImage, writeImage } from './helpers/layers.js';
 import { debianPrefix } from './helpers/prefix.js';
@@ -230,5 +234,226 @@ describe('package.json mistakes are refused', () => {
     expect(link.stderr).not.toMatch(/docker\.io\/library\/lz44:latest|registry-1/);
     const get = await ocipkg(['get', 'lz44'], { OCIPKG_PROJECT_DIR: dir });
     expect(get.code).toBe(2);
+  });
+});
+
+describe('shapes people already type', () => {
+  it('docker:// and oci-archive: prefixes, as skopeo writes them', async () => {
+    const store = await tempDir('store');
+    const pushed = await ocipkg(['push', `oci-archive:${archive}`, `docker://${registry.host}/acme/prefixed:1`]);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const got = await ocipkg(['get', `docker://${registry.host}/acme/prefixed:1`], { OCIPKG_DATA_DIR: store });
+    expect(got.code, got.stderr).toBe(0);
+    expect(existsSync(join(got.stdout.trim(), 'lib', 'liblz4.a'))).toBe(true);
+    expect((await ocipkg(['load', `oci-archive:${archive}`], { OCIPKG_DATA_DIR: store })).code).toBe(0);
+    expect(JSON.parse((await ocipkg(['inspect', `oci-archive:${archive}`])).stdout)).toMatchObject({ reference: image });
+    const wrong = await ocipkg(['get', `oci-archive:${archive}`], { OCIPKG_DATA_DIR: store });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/an oci-archive is a file: `ocipkg load ARCHIVE`/);
+  });
+
+  it('--plain-http and --tls-verify=false speak HTTP to the registry named, for this command only', async () => {
+    const name = 'plain.ocipkg.test';
+    const proxy = await startConnectProxy({ [name]: '127.0.0.1' });
+    try {
+      const named = `${name}:${registry.host.split(':')[1]}/acme/lz4:1`;
+      const env = { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, OCIPKG_DATA_DIR: await tempDir('store'), OCIPKG_INSECURE_REGISTRIES: undefined, OCIPKG_RETRY_BASE_MS: '1' };
+      // HTTPS by default: a plain-HTTP registry answers no TLS handshake.
+      const refused = await ocipkg(['get', named], env);
+      expect(refused.code).not.toBe(0);
+      for (const flag of ['--plain-http', '--tls-verify=false']) {
+        const result = await ocipkg([flag, 'get', '-f', named], env);
+        expect(result.code, result.stderr).toBe(0);
+        expect(existsSync(join(result.stdout.trim(), 'lib', 'liblz4.a'))).toBe(true);
+      }
+      expect((await ocipkg(['get', '-f', named], env)).code).not.toBe(0);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('`tags REPOSITORY` lists the tags, of a registry or a layout', async () => {
+    const repo = `${registry.host}/acme/tagged`;
+    for (const tag of ['1.0', '1.1', 'latest']) expect((await ocipkg(['push', archive, `${repo}:${tag}`])).code).toBe(0);
+    const listed = await ocipkg(['tags', repo]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout.trim().split('\n').sort()).toEqual(['1.0', '1.1', 'latest']);
+    const layout = await tempDir('layout');
+    expect((await ocipkg(['push', archive, `oci:${layout}:v2`])).code).toBe(0);
+    expect((await ocipkg(['tags', `oci:${layout}`])).stdout).toBe('v2\n');
+    const tagged = await ocipkg(['tags', `${repo}:1.0`]);
+    expect(tagged.code).toBe(2);
+    expect(tagged.stderr).toMatch(/names a tag; give the repository alone/);
+  });
+
+  it('`inspect --target` shows the build of one target from an index', async () => {
+    const multi = `${registry.host}/acme/multi:1`;
+    const published = await ocipkg(['publish', multi, '--target', `x86_64-unknown-linux-gnu=${archive}`]);
+    expect(published.code, published.stderr).toBe(0);
+    const index = JSON.parse((await ocipkg(['inspect', multi])).stdout) as { index?: unknown };
+    expect(index.index).toBeDefined();
+    const one = JSON.parse((await ocipkg(['inspect', multi, '--target', 'x86_64-unknown-linux-gnu'])).stdout) as Record<string, unknown>;
+    expect(one).toMatchObject({ target: 'x86_64-unknown-linux-gnu', config: { package: { target: 'x86_64-unknown-linux-gnu' } } });
+    expect(one.manifest).toBeDefined();
+    const missing = await ocipkg(['inspect', multi, '--target', 'aarch64-apple-darwin']);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/available: x86_64-unknown-linux-gnu/);
+  });
+
+  it('`add NAME IMAGE` declares the package and locks it; a failed add leaves package.json as it was', async () => {
+    const dir = join(work, 'add');
+    await mkdir(dir, { recursive: true });
+    const original = '{\n    "name": "addon",\n    "version": "1.0.0"\n}\n';
+    await writeFile(join(dir, 'package.json'), original);
+    const env = { OCIPKG_PROJECT_DIR: dir, OCIPKG_DATA_DIR: await tempDir('store'), CI: '' };
+    const added = await ocipkg(['add', 'lz4', image, '--shared'], env);
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stdout).toBe(`${join(dir, 'ocipkg-lock.json')}\n`);
+    const text = await readFile(join(dir, 'package.json'), 'utf8');
+    expect(text).toMatch(/^\{\n {4}"name": "addon"/);
+    expect(JSON.parse(text)).toEqual({ name: 'addon', version: '1.0.0', ocipkg: { packages: { lz4: { image, linkage: 'shared' } } } });
+    const lock = JSON.parse(await readFile(join(dir, 'ocipkg-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
+    expect(Object.keys(lock.packages)).toEqual([image]);
+    const failed = await ocipkg(['add', 'gone', `${registry.host}/acme/lz4:nope`], env);
+    expect(failed.code).toBe(3);
+    expect(await readFile(join(dir, 'package.json'), 'utf8')).toBe(text);
+  });
+
+  it('`load` of an archive already in the store succeeds and says so', async () => {
+    const store = await tempDir('store');
+    const first = await ocipkg(['load', archive], { OCIPKG_DATA_DIR: store });
+    expect(first.code, first.stderr).toBe(0);
+    const again = await ocipkg(['load', archive], { OCIPKG_DATA_DIR: store });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(first.stdout);
+    expect(again.stderr).toMatch(/^ocipkg: loaded .* \(sha256:[0-9a-f]{64}, already in the store\)\n$/);
+  });
+
+  it('a missing requirement names the package that requires it', async () => {
+    const dir = join(work, 'requires');
+    const prefix = await debianPrefix(join(dir, 'prefix'), 'lz4', ['lz4.h']);
+    const out = join(dir, 'needs.tar');
+    const needing = `${registry.host}/acme/needs:1`;
+    expect((await ocipkg(['pack', prefix, out, '-t', needing, '--requires', `${registry.host}/acme/absent:1`])).code).toBe(0);
+    expect((await ocipkg(['push', out])).code).toBe(0);
+    const result = await ocipkg(['get', needing], { OCIPKG_DATA_DIR: await tempDir('store') });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(new RegExp(`acme/absent:1.*\\(required by ${needing.replace(/[.]/g, '\\.')}\\)\\n$`));
+  });
+});
+
+describe('login and logout', () => {
+  let locked: TestRegistry;
+  let helperDir: string;
+  beforeAll(async () => {
+    const htpasswd = join(work, 'htpasswd-login');
+    await writeHtpasswd(htpasswd, { alice: 'secret' });
+    locked = await startRegistry({ extraConfig: htpasswdConfig(htpasswd) });
+    // A credential helper speaking docker's protocol, keeping its store in a JSON file.
+    helperDir = await tempDir('helper');
+    await writeFile(join(helperDir, 'docker-credential-filestore'), `#!/usr/bin/env python3
+import json, os, sys
+path = os.environ['FILESTORE']
+data = json.load(open(path)) if os.path.exists(path) else {}
+action, text = sys.argv[1], sys.stdin.read()
+if action == 'store':
+    entry = json.loads(text); data[entry['ServerURL']] = entry
+elif action == 'get':
+    if text not in data: print('credentials not found in native keychain'); sys.exit(1)
+    print(json.dumps({'ServerURL': text, 'Username': data[text]['Username'], 'Secret': data[text]['Secret']})); sys.exit(0)
+elif action == 'erase':
+    if text not in data: print('credentials not found in native keychain'); sys.exit(1)
+    del data[text]
+json.dump(data, open(path, 'w'))
+`, { mode: 0o755 });
+  });
+  afterAll(async () => {
+    await locked?.stop();
+  });
+
+  const isolated = async () => {
+    const dir = await tempDir('login');
+    return { dir, env: { OCIPKG_CONFIG_DIR: join(dir, 'config'), DOCKER_CONFIG: join(dir, 'docker'), XDG_RUNTIME_DIR: undefined, REGISTRY_AUTH_FILE: undefined, OCIPKG_DATA_DIR: join(dir, 'store') } };
+  };
+
+  it('asks for the user and the password on a terminal, without echoing the password', async () => {
+    const { dir, env } = await isolated();
+    const result = await runInPty([process.execPath, OCIPKG, 'login', locked.host], env, [{ after: 'Username: ', send: 'alice\r' }, { after: 'Password: ', send: 'secret\r' }]);
+    expect(result.code, result.screen).toBe(0);
+    expect(result.screen).toMatch(/Login succeeded for /);
+    expect(result.screen).not.toContain('secret');
+    const auth = JSON.parse(await readFile(join(dir, 'config', 'auth.json'), 'utf8')) as { auths: Record<string, { auth: string }> };
+    expect(Buffer.from(auth.auths[locked.host]!.auth, 'base64').toString()).toBe('alice:secret');
+    const noTerminal = await ocipkg(['login', locked.host, '-u', 'alice'], env);
+    expect(noTerminal.code).toBe(2);
+    expect(noTerminal.stderr).toMatch(/no terminal to ask on/);
+  });
+
+  it('stores with the credential helper docker\'s config names, and logout erases it; logout twice is fine', async () => {
+    const { dir, env } = await isolated();
+    await mkdir(join(dir, 'docker'), { recursive: true });
+    await writeFile(join(dir, 'docker', 'config.json'), JSON.stringify({ credsStore: 'filestore' }));
+    const helperEnv = { ...env, PATH: `${helperDir}:${process.env.PATH}`, FILESTORE: join(dir, 'helper.json') };
+    const login = await ocipkg(['login', locked.host, '-u', 'alice', '--password-stdin', '--json'], helperEnv, 'secret\n');
+    expect(login.code, login.stderr).toBe(0);
+    expect(JSON.parse(login.stdout)).toEqual({ registry: locked.host, username: 'alice', storedIn: `credential helper docker-credential-filestore (configured in ${join(dir, 'docker', 'config.json')})` });
+    expect(JSON.parse(await readFile(join(dir, 'helper.json'), 'utf8'))).toEqual({ [locked.host]: { ServerURL: locked.host, Username: 'alice', Secret: 'secret' } });
+    expect(existsSync(join(dir, 'config', 'auth.json'))).toBe(false);
+    // The helper's credentials are what a pull then uses.
+    expect((await ocipkg(['push', archive, `${locked.host}/acme/lz4:1`], helperEnv)).code).toBe(0);
+    const logout = await ocipkg(['logout', locked.host], helperEnv);
+    expect(logout.code, logout.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(dir, 'helper.json'), 'utf8'))).toEqual({});
+    const twice = await ocipkg(['logout', locked.host], helperEnv);
+    expect(twice.code, twice.stderr).toBe(0);
+    expect(twice.stderr).toBe(`Not logged in to ${locked.host}\n`);
+  });
+
+  it('refused credentials name the file they came from', async () => {
+    const { dir, env } = await isolated();
+    await mkdir(join(dir, 'docker'), { recursive: true });
+    const file = join(dir, 'docker', 'config.json');
+    await writeFile(file, JSON.stringify({ auths: { [locked.host]: { auth: Buffer.from('alice:stale').toString('base64') } } }));
+    const result = await ocipkg(['get', `${locked.host}/acme/lz4:1`], env);
+    expect(result.code).toBe(5);
+    expect(result.stderr).toBe(`ocipkg: ${locked.host} refused the credentials of user "alice" from ${file}; run \`ocipkg login ${locked.host}\`\n`);
+  });
+});
+
+describe('a loopback registry that is still starting', () => {
+  it('is retried as other requests are, instead of failing at the first refused connection', async () => {
+    const port = await freePort();
+    const store = await tempDir('store');
+    // Nothing listens on `port` until the get is under way (it has printed its first progress
+    // line); then a relay to the running registry opens there, as a registry finishing its start.
+    const child = spawn(process.execPath, [OCIPKG, 'get', `127.0.0.1:${port}/acme/lz4:1`], {
+      env: { ...process.env, OCIPKG_DATA_DIR: store, OCIPKG_PROGRESS: '1', OCIPKG_RETRY_BASE_MS: '2000', OCIPKG_DEBUG: '' },
+    });
+    let stderr = '';
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const started = new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('resolving')) resolve();
+    }));
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await started;
+    const target = Number(registry.host.split(':')[1]);
+    const sockets = new Set<Socket>();
+    const relay = createServer((socket) => {
+      const upstream = connect(target, '127.0.0.1');
+      sockets.add(socket).add(upstream);
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+    try {
+      expect(await closed, stderr).toBe(0);
+      expect(existsSync(join(stdout.trim(), 'lib', 'liblz4.a'))).toBe(true);
+    } finally {
+      relay.close();
+      for (const socket of sockets) socket.destroy();
+    }
   });
 });

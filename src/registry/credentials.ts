@@ -227,13 +227,17 @@ export async function configuredHelper(registry: string): Promise<ConfiguredHelp
   return undefined;
 }
 
-/** `docker-credential-NAME store` (or `erase`): a failure is one line naming the helper and its message. */
-export async function helperWrite(helper: ConfiguredHelper, registry: string, creds: Credentials | undefined): Promise<void> {
+/**
+ * `docker-credential-NAME store` (or `erase`, given no credentials): false when there was nothing to
+ * erase; a failure is one line naming the helper and its message.
+ */
+export async function helperWrite(helper: ConfiguredHelper, registry: string, creds: Credentials | undefined): Promise<boolean> {
   const server = helperServer(registry);
   const input = creds ? JSON.stringify({ ServerURL: server, Username: creds.username, Secret: creds.password }) : server;
   const { code, stdout, stderr } = await runHelper(helper.program, creds ? 'store' : 'erase', input, registry);
+  if (code === 0) return true;
   // Erasing what is not there is no failure: logout is idempotent.
-  if (code === 0 || (!creds && /credentials not found/i.test(stdout + stderr))) return;
+  if (!creds && /credentials not found/i.test(stdout + stderr)) return false;
   const detail = (stderr.trim() || stdout.trim()).split('\n')[0] ?? '';
   throw new OcipkgError('ECREDENTIALS', `credential helper ${helper.program} (configured in ${helper.file}) failed to ${creds ? 'store' : 'erase'} credentials for ${registry} (exit ${code}): ${detail}`);
 }

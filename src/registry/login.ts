@@ -55,8 +55,7 @@ export async function logout(registry: string): Promise<{ registry: string; remo
   const removedFrom: string[] = [];
   if (await removeCredentials(host)) removedFrom.push(ocipkgAuthFile());
   const helper = await configuredHelper(host);
-  if (helper) {
-    await helperWrite(helper, host, undefined);
+  if (helper && (await helperWrite(helper, host, undefined))) {
     removedFrom.push(`credential helper ${helper.program} (configured in ${helper.file})`);
   }
   forgetSession(host);
