@@ -247,7 +247,7 @@ describe('ocipkg store verify', () => {
     await writeFile(header, `${await readFile(header, 'utf8')}\n#define TAMPERED 1\n`);
 
     const report = await ocipkg(['store', 'verify'], env(store));
-    expect(report.code).toBe(1);
+    expect(report.code).toBe(6);
     expect(report.stderr.trim().split('\n')).toHaveLength(1);
     const problems = lines(report);
     expect(problems.some((l) => l.startsWith(`corrupt blob ${layer}:`))).toBe(true);
@@ -264,7 +264,7 @@ describe('ocipkg store verify', () => {
     expect(existsSync(zstd)).toBe(false);
     expect(existsSync(blob)).toBe(false);
     expect((await ocipkg(['store', 'verify'], env(store))).code).toBe(0);
-    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(1);
+    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(3);
 
     // The next get fetches and verifies everything afresh.
     expect(await get(store, images.lz4)).toBe(lz4);
@@ -280,7 +280,7 @@ describe('ocipkg store verify', () => {
     await chmod(join(lz4, 'lib'), 0o755);
     await writeFile(join(lz4, 'lib', 'extra.a'), 'not from any layer');
     const report = await ocipkg(['store', 'verify', '--json'], env(store));
-    expect(report.code).toBe(1);
+    expect(report.code).toBe(6);
     const result = JSON.parse(report.stdout) as { problems: Array<{ kind: string; reason: string }> };
     expect(result.problems).toHaveLength(1);
     expect(result.problems[0]!.kind).toBe('package');

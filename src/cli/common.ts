@@ -42,9 +42,16 @@ export function isQuiet(): boolean {
   return quiet;
 }
 
+/** Where progress lines go: stderr, or through the transfer display while one draws there. */
+let progressLog: (line: string) => void = (line) => void process.stderr.write(`${line}\n`);
+
+export function setProgressLog(log: (line: string) => void): void {
+  progressLog = log;
+}
+
 /** Progress goes to stderr, and only to a terminal (or when OCIPKG_PROGRESS=1 asks), never under --quiet. */
 export function progress(message: string): void {
-  if (!quiet && (process.stderr.isTTY || process.env.OCIPKG_PROGRESS === '1')) process.stderr.write(`${message}\n`);
+  if (!quiet && (process.stderr.isTTY || process.env.OCIPKG_PROGRESS === '1')) progressLog(message);
 }
 
 export function usageError(message: string): OcipkgError {

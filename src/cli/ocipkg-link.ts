@@ -7,7 +7,7 @@ import { declaredPackage, resolveAlias } from '../project/manifest.js';
 import { coldPath } from '../cold.js';
 import { resolveWithRequirements, type ResolvedPackage } from '../resolve.js';
 import { selectTriple } from '../triple.js';
-import { debugEnabled, parseOptions, printLine, progress, runMain, usageError } from './common.js';
+import { debugEnabled, isQuiet, parseOptions, printLine, progress, runMain, setProgressLog, usageError } from './common.js';
 
 /**
  * `ocipkg-link`: pkg-config for images. Resolves each image to a package in the store (fetching it
@@ -110,9 +110,18 @@ interface LinkedPackage extends ResolvedPackage {
 /** Forward slashes everywhere: the output feeds Make, gyp and CMake, which all take them. */
 const slashes = (path: string) => path.split(sep).join('/');
 
-/** Tunes the process before the cold path loads (the bundle reaches dist/ only through cold.ts). */
+let shown = false;
+
+/**
+ * Before the cold path fetches: the process tuned and (unless --quiet) progress shown, both from
+ * dist/ through cold.ts, the bundle's one way there (the bytes are counted by dist/'s modules).
+ */
 async function tuneTransfers(): Promise<void> {
-  (await coldPath()).tuneForTransfers();
+  const cold = await coldPath();
+  cold.tuneForTransfers();
+  if (shown || isQuiet()) return;
+  shown = true;
+  setProgressLog(cold.showTransfers('fetching').log);
 }
 
 /** The images (or declared aliases) and what they require, in link order. */

@@ -7,7 +7,7 @@ import { listRefs } from '../store/refs.js';
 import { selectTriple } from '../triple.js';
 import { GLOBAL_HELP, JSON_HELP, JSON_OPTION, parseOptions, printJson, printLine, progress, readStdin, runMain, usageError } from './common.js';
 import { didYouMean } from '../suggest.js';
-import { tuneForTransfers } from '../tuning.js';
+import { beforeTransfers, copiedLine } from './transfers.js';
 import type { InstalledPackage } from '../store/package.js';
 import type { PackResult } from '../package/pack.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
@@ -28,11 +28,6 @@ interface Command {
 }
 
 const out = printLine;
-
-/** Before anything moves: the process tuned for transfers. */
-async function beforeTransfers(): Promise<void> {
-  tuneForTransfers();
-}
 
 function positionals(values: string[], min: number, max: number, command: string): string[] {
   if (values.length < min) throw usageError(`${command}: missing argument (usage: ${COMMANDS[command]!.usage})`);
@@ -106,7 +101,7 @@ const COMMANDS: Record<string, Command> = {
       const [given, image] = positionals(pos, 1, 2, 'push');
       const archive = archivePath(given!);
       assertArchive(archive);
-      tuneForTransfers();
+      await beforeTransfers('pushing');
       const [{ openArchive }, { copy }, { openContent }, { archiveImage, requireName }] = await Promise.all([
         import('../layout/archive.js'), import('../copy.js'), import('../open.js'), import('./archive-name.js'),
       ]);
@@ -116,7 +111,7 @@ const COMMANDS: Record<string, Command> = {
         const dest = parseReference(image ?? requireName(name, archive!));
         progress(`pushing ${archive} to ${canonicalReference(dest)}`);
         const pushed = await copy(opened.layout, sourceRef, openContent(dest), dest.tag ?? (dest.digest ? undefined : 'latest'), {
-          onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
+          onCopied: (desc, skipped) => progress(copiedLine(desc, skipped)),
         });
         // The pinned form: what a lockfile or a careful consumer should reference.
         const { tag: _tag, ...untagged } = dest;
@@ -136,7 +131,7 @@ const COMMANDS: Record<string, Command> = {
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' }, offline: { type: 'boolean' }, ...JSON_OPTION }, 'get');
       const [image] = positionals(pos, 1, 1, 'get');
-      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline, progress, beforeFetch: beforeTransfers, ...(values.target !== undefined && { target: values.target }) });
+      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline, progress, beforeFetch: () => beforeTransfers('fetching'), ...(values.target !== undefined && { target: values.target }) });
       if (values.json) printJson(packageResult(image!, pkg));
       else out(pkg.root);
     },
@@ -151,7 +146,7 @@ const COMMANDS: Record<string, Command> = {
       const archive = archivePath(given!);
       assertArchive(archive);
       const triple = selectTriple(values.target);
-      await beforeTransfers();
+      await beforeTransfers('loading');
       const [{ openArchive }, { installImage }, { archiveImage, requireName }] = await Promise.all([
         import('../layout/archive.js'), import('../fetch.js'), import('./archive-name.js'),
       ]);
@@ -161,7 +156,7 @@ const COMMANDS: Record<string, Command> = {
         const ref = parseReference(requireName(name, archive));
         const before = await resolvePackage(canonicalReference(ref), { target: triple, offline: true }).catch(() => undefined);
         // What the archive requires comes from registries, as `get` would fetch it.
-        const requirementNames = requirementNamesWithin({ target: triple, progress, beforeFetch: beforeTransfers }, [canonicalReference(ref)]);
+        const requirementNames = requirementNamesWithin({ target: triple, progress, beforeFetch: () => beforeTransfers('fetching') }, [canonicalReference(ref)]);
         const pkg = await installImage({ source: opened.layout, tagOrDigest: sourceRef, recordAs: ref, triple, storeRoot: storeRoot(), progress, requirementNames });
         // The name now in the store, as `docker load` says which image it loaded.
         const was = before === undefined ? '' : before.manifestDigest === pkg.manifestDigest ? ', already in the store' : `, replacing ${before.manifestDigest}`;
@@ -180,7 +175,7 @@ const COMMANDS: Record<string, Command> = {
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { target: { type: 'string' }, offline: { type: 'boolean' }, ...JSON_OPTION }, 'image-directory');
       const [image] = positionals(pos, 1, 1, 'image-directory');
-      const pkg = await resolvePackage(image!, { offline: values.offline, progress, beforeFetch: beforeTransfers, ...(values.target !== undefined && { target: values.target }) });
+      const pkg = await resolvePackage(image!, { offline: values.offline, progress, beforeFetch: () => beforeTransfers('fetching'), ...(values.target !== undefined && { target: values.target }) });
       if (values.json) printJson(packageResult(image!, pkg));
       else out(pkg.root);
     },

@@ -6,7 +6,7 @@ import { OcipkgError } from '../errors.js';
 import { writeFileAtomicSync } from '../fs/atomic.js';
 import { JSON_HELP, JSON_OPTION, parseOptions, printJson, printLine, progress, usageError } from './common.js';
 import type { InstallResult } from '../install.js';
-import { tuneForTransfers } from '../tuning.js';
+import { beforeTransfers } from './transfers.js';
 
 /** `ocipkg install` and `ocipkg update [NAME...]`: the project's declared packages and its lockfile. */
 
@@ -50,7 +50,7 @@ export async function runInstall(args: string[]): Promise<void> {
   // As pnpm does: on CI a lockfile that exists is the contract, one that does not is written.
   const project = findProject();
   const ciFrozen = process.env.CI === 'true' && !values['no-frozen-lockfile'] && project !== undefined && existsSync(lockfilePath(project.dir));
-  tuneForTransfers();
+  await beforeTransfers('fetching');
   const { installProject } = await import('../install.js');
   const result = await installProject({
     frozen: values['frozen-lockfile'] ?? ciFrozen,
@@ -64,7 +64,7 @@ export async function runInstall(args: string[]): Promise<void> {
 
 export async function runUpdate(args: string[]): Promise<void> {
   const { values, positionals } = parseOptions(args, { offline: { type: 'boolean' }, target: { type: 'string' }, ...JSON_OPTION }, 'update');
-  tuneForTransfers();
+  await beforeTransfers('fetching');
   const { installProject } = await import('../install.js');
   const result = await installProject({
     update: positionals.length > 0 ? positionals : true,
@@ -100,7 +100,7 @@ export async function runAdd(args: string[]): Promise<void> {
   const before = readFileSync(file, 'utf8');
   const linkage = values.shared ? 'shared' : values.static ? 'static' : undefined;
   writeFileAtomicSync(file, withDeclared(before, alias, image, linkage, file));
-  tuneForTransfers();
+  await beforeTransfers('fetching');
   const { installProject } = await import('../install.js');
   try {
     const result = await installProject({ start: project.dir, update: [alias], warn, progress, ...(values.target !== undefined && { target: values.target }) });

@@ -1,6 +1,6 @@
 import type { PublishInput } from '../publish.js';
 import { parseOptions, printLine, progress, usageError } from './common.js';
-import { tuneForTransfers } from '../tuning.js';
+import { beforeTransfers, copiedLine } from './transfers.js';
 import { signingKey } from './keys.js';
 import { PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 
@@ -42,13 +42,13 @@ export async function runPublish(args: string[]): Promise<void> {
   if (inputs.length === 0) throw usageError(`publish: at least one --target TRIPLE=PATH is required (usage: ${PUBLISH_USAGE})`);
   // The key first: a wrong password should stop the publish before anything is pushed.
   const key = values['sign-key'] !== undefined ? await signingKey(values['sign-key']) : undefined;
-  tuneForTransfers();
+  await beforeTransfers('pushing');
   const { publish } = await import('../publish.js');
   const result = await publish(positionals[0]!, inputs, {
     append: values.append ?? false,
     pack: packMetadata(values),
     progress,
-    onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
+    onCopied: (desc, skipped) => progress(copiedLine(desc, skipped)),
   });
   if (key) {
     const { signImage } = await import('../signing.js');
