@@ -1,7 +1,7 @@
-import { existsSync, statSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, lstatSync, realpathSync, statSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_STATUSES } from '../src/errors.js';
@@ -455,5 +455,33 @@ describe('a loopback registry that is still starting', () => {
       relay.close();
       for (const socket of sockets) socket.destroy();
     }
+  });
+});
+
+describe('ocipkg-link --copy-runtime-files', () => {
+  it('copies the shared libraries beside the addon as files, not the store\'s symlinks, and writes the stamp', async () => {
+    const prefix = join(work, 'shared-prefix');
+    await mkdir(join(prefix, 'lib'), { recursive: true });
+    await mkdir(join(prefix, 'include'), { recursive: true });
+    await copyFile('/usr/include/lz4.h', join(prefix, 'include', 'lz4.h'));
+    const real = realpathSync('/usr/lib/x86_64-linux-gnu/liblz4.so.1');
+    await copyFile(real, join(prefix, 'lib', basename(real)));
+    await symlink(basename(real), join(prefix, 'lib', 'liblz4.so.1'));
+    await symlink('liblz4.so.1', join(prefix, 'lib', 'liblz4.so'));
+    const out = join(work, 'shared.tar');
+    const shared = `${registry.host}/acme/lz4-shared:1`;
+    expect((await ocipkg(['pack', prefix, out, '-t', shared])).code).toBe(0);
+    expect((await ocipkg(['push', out])).code).toBe(0);
+    const dest = join(work, 'Release');
+    const env = { OCIPKG_DATA_DIR: await tempDir('store') };
+    const copied = await ocipkgLink([`--copy-runtime-files=${dest}`, '--shared', shared], env);
+    expect(copied.code, copied.stderr).toBe(0);
+    expect(copied.stdout).toBe(`${join(dest, 'liblz4.so.1')}\n`);
+    expect(lstatSync(join(dest, 'liblz4.so.1')).isFile()).toBe(true);
+    expect(await readFile(join(dest, 'liblz4.so.1'))).toEqual(await readFile(real));
+    const runtime = (await ocipkgLink(['--runtime-files', '--shared', shared], env)).stdout.trim();
+    expect(await readFile(join(dest, 'ocipkg-runtime.stamp'), 'utf8')).toBe(`${runtime}\n`);
+    // Again over the read-only copy: replaced, not refused.
+    expect((await ocipkgLink([`--copy-runtime-files=${dest}`, '--shared', shared], env)).code).toBe(0);
   });
 });
