@@ -40,7 +40,7 @@ afterAll(async () => {
 const offTerminalLine = (verb: string) => new RegExp(`^${verb} ${layer}: 6\\.0 MiB in \\d+\\.\\d s \\(\\d+\\.\\d [KMG]iB/s\\)$`, 'm');
 
 describe('progress off a terminal', () => {
-  it('push, get and the cold path of ocipkg-link print one line per large blob, with size and rate', async () => {
+  it('push, get, the cold path of ocipkg-link, publish and install print one line per large blob, with size and rate', async () => {
     const pushed = await ocipkg(['push', archive]);
     expect(pushed.code, pushed.stderr).toBe(0);
     expect(pushed.stderr).toMatch(offTerminalLine('pushing'));
@@ -53,6 +53,16 @@ describe('progress off a terminal', () => {
     expect(linked.code, linked.stderr).toBe(0);
     expect(linked.stderr).toMatch(offTerminalLine('fetching'));
     expect(linked.stdout).toMatch(/^-I\S+\/include\n$/);
+
+    const published = await ocipkg(['publish', `${registry.host}/acme/big-index:1`, '--target', `x86_64-unknown-linux-gnu=${archive}`]);
+    expect(published.code, published.stderr).toBe(0);
+    expect(published.stderr).toMatch(offTerminalLine('pushing'));
+    const project = join(work, 'project');
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'addon', ocipkg: { packages: { big: image } } }));
+    const installed = await ocipkg(['install'], { OCIPKG_DATA_DIR: await tempDir('store'), OCIPKG_PROJECT_DIR: project, CI: '' });
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(installed.stderr).toMatch(offTerminalLine('fetching'));
   });
 
   it('--quiet silences it, before or after the command', async () => {
