@@ -6,6 +6,10 @@
 #   target_link_libraries(addon PRIVATE ocipkg::zstd)
 #   ocipkg_bundle_runtime(addon)                       # shared libraries beside addon, $ORIGIN rpath
 #
+# Library authors: ocipkg_package(IMAGE ghcr.io/acme/zstd ...) adds the build targets ocipkg-pack
+# and ocipkg-push (ocipkgPackage.cmake). A project that is not a Node project finds this package
+# with cmake -Docipkg_DIR="$(npx ocipkg cmake-dir)".
+#
 # Packages are fetched at configure time by the ocipkg-link script of this npm package (its --json
 # output is the whole interface), so a build never touches the network. Re-run CMake to pick up a
 # tag that has moved: the resolved manifest digest is kept on the target (OCIPKG_MANIFEST_DIGEST).
@@ -32,29 +36,35 @@ get_filename_component(_ocipkg_package_dir "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLU
 set_property(GLOBAL PROPERTY OCIPKG_PACKAGE_DIR "${_ocipkg_package_dir}")
 unset(_ocipkg_package_dir)
 
-# The ocipkg-link command line.
-function(_ocipkg_link_command out)
-  if(OCIPKG_LINK)
-    set(${out} "${OCIPKG_LINK}" PARENT_SCOPE)
-    return()
-  endif()
+# The Node.js executable that runs ocipkg's scripts.
+function(_ocipkg_node out)
   if(OCIPKG_NODE)
-    set(node "${OCIPKG_NODE}")
+    set(${out} "${OCIPKG_NODE}" PARENT_SCOPE)
   elseif(DEFINED ENV{npm_node_execpath} AND EXISTS "$ENV{npm_node_execpath}")
     # npm and cmake-js run CMake from a Node process: use the very Node that started the build (not
     # cached, so switching Node versions between builds is followed).
-    set(node "$ENV{npm_node_execpath}")
+    set(${out} "$ENV{npm_node_execpath}" PARENT_SCOPE)
   elseif(DEFINED ENV{NODE} AND EXISTS "$ENV{NODE}")
-    set(node "$ENV{NODE}")
+    set(${out} "$ENV{NODE}" PARENT_SCOPE)
   else()
     find_program(OCIPKG_NODE NAMES node nodejs DOC "Node.js executable that runs ocipkg-link")
     if(NOT OCIPKG_NODE)
       message(FATAL_ERROR "ocipkg: Node.js not found; set OCIPKG_NODE to the node executable")
     endif()
-    set(node "${OCIPKG_NODE}")
+    set(${out} "${OCIPKG_NODE}" PARENT_SCOPE)
   endif()
+endfunction()
+
+# The command line that runs one of ocipkg's bins (bin/<script>): the cache variable <override>
+# when set (a whole command, as a list), else Node with the script of this package.
+function(_ocipkg_script_command out override script)
+  if(${override})
+    set(${out} "${${override}}" PARENT_SCOPE)
+    return()
+  endif()
+  _ocipkg_node(node)
   get_property(package_dir GLOBAL PROPERTY OCIPKG_PACKAGE_DIR)
-  set(${out} "${node};${package_dir}/bin/ocipkg-link.cjs" PARENT_SCOPE)
+  set(${out} "${node};${package_dir}/bin/${script}" PARENT_SCOPE)
 endfunction()
 
 # The ocipkg target triple for the platform CMake builds for, or "" when it cannot be told.
@@ -105,7 +115,12 @@ function(_ocipkg_cross_triple out)
   elseif(CMAKE_SYSTEM_NAME STREQUAL "Darwin")
     set(triple "${arch}-apple-darwin")
   elseif(CMAKE_SYSTEM_NAME STREQUAL "Windows")
-    set(triple "${arch}-pc-windows-msvc")
+    # MinGW builds use the GNU ABI (their own C++ library, Itanium mangling); Node's are MSVC.
+    if(MINGW)
+      set(triple "${arch}-pc-windows-gnu")
+    else()
+      set(triple "${arch}-pc-windows-msvc")
+    endif()
   elseif(CMAKE_SYSTEM_NAME STREQUAL "FreeBSD")
     set(triple "${arch}-unknown-freebsd")
   endif()
@@ -200,7 +215,7 @@ function(ocipkg_add_package name)
     message(FATAL_ERROR "ocipkg_add_package(${name}): ocipkg::${name} already names ${previous}")
   endif()
 
-  _ocipkg_link_command(link)
+  _ocipkg_script_command(link OCIPKG_LINK ocipkg-link.cjs)
   set(command ${link} --json)
   if(target)
     list(APPEND command --target "${target}")
@@ -337,11 +352,15 @@ endfunction()
 #[[
 ocipkg_bundle_runtime(<target>)
 
-Copies the runtime files (shared libraries) of every ocipkg::* package <target> links next to the
-built <target> after each build, and adds the directory of the loading binary ($ORIGIN on ELF,
-@loader_path on macOS) to its build and install rpath, so the result loads on a machine that never
-ran ocipkg. Call it anywhere in the directory that defines <target>: the copies are set up at the
-end of that directory, once all of its target_link_libraries calls are known.
+Copies the runtime files (shared libraries: .so under their SONAME, dylibs under their install
+name, the DLLs of Windows import libraries) of every ocipkg package <target> links, through
+ocipkg_add_package or a generated <name>Config.cmake, next to the built <target> after each build,
+and adds the directory of the loading binary ($ORIGIN on ELF, @loader_path on macOS) to its build
+and install rpath, so the result loads on a machine that never ran ocipkg. Windows has no rpath:
+Node loads an addon with LOAD_WITH_ALTERED_SEARCH_PATH, so the DLLs it imports are looked for in
+the addon's own directory first. Call it anywhere in the directory that defines <target>: the
+copies are set up at the end of that directory, once all of its target_link_libraries calls are
+known.
 ]]
 function(ocipkg_bundle_runtime target)
   if(NOT TARGET "${target}")
@@ -387,13 +406,32 @@ function(_ocipkg_collect_runtime out target)
 endfunction()
 
 function(_ocipkg_bundle_runtime_now target)
-  _ocipkg_collect_runtime(files "${target}")
+  _ocipkg_collect_runtime(runtime "${target}")
+  # A macOS framework ships as its whole .framework directory, the others as single files.
+  set(files "")
+  set(bundles "")
+  foreach(file IN LISTS runtime)
+    if(IS_DIRECTORY "${file}")
+      list(APPEND bundles "${file}")
+    else()
+      list(APPEND files "${file}")
+    endif()
+  endforeach()
+  set(commands "")
   if(files)
     # copy_if_different follows the store's symlinks: the copies are real files named as the
     # loader looks for them (the SONAME), and unchanged files keep their time stamps.
-    add_custom_command(TARGET "${target}" POST_BUILD
-      COMMAND "${CMAKE_COMMAND}" -E copy_if_different ${files} "$<TARGET_FILE_DIR:${target}>"
+    list(APPEND commands COMMAND "${CMAKE_COMMAND}" -E copy_if_different ${files} "$<TARGET_FILE_DIR:${target}>")
+  endif()
+  foreach(bundle IN LISTS bundles)
+    get_filename_component(name "${bundle}" NAME)
+    list(APPEND commands COMMAND "${CMAKE_COMMAND}" -E copy_directory "${bundle}" "$<TARGET_FILE_DIR:${target}>/${name}")
+  endforeach()
+  if(commands)
+    add_custom_command(TARGET "${target}" POST_BUILD ${commands}
       COMMENT "ocipkg: copying runtime libraries beside ${target}"
       VERBATIM)
   endif()
 endfunction()
+
+include("${CMAKE_CURRENT_LIST_DIR}/ocipkgPackage.cmake")

@@ -2,9 +2,9 @@
 /**
  * `npm run demo`: the whole story on this machine, in a couple of minutes.
  *
- *  1. build libgreet (examples/c-library), static and shared, into an install prefix;
- *  2. publish it with `ocipkg pack` + `ocipkg push` to a throwaway registry (Debian's
- *     `docker-registry` on a free 127.0.0.1 port) or, without one, to an OCI layout directory;
+ *  1. build libgreet (examples/c-library), static and shared, and publish it from its own CMake
+ *     build (`ocipkg_package`'s ocipkg-push target: install, pack, push) to a throwaway registry
+ *     (Debian's `docker-registry` on a free 127.0.0.1 port) or, without one, to an OCI layout directory;
  *  3. install this package as a user would (`npm pack`, then the tarball) into both example addons;
  *  4. build the cmake-js addon and the node-gyp addon against the published image, statically and
  *     shared, and call into libgreet through each.
@@ -18,12 +18,11 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import {
   buildExample,
-  buildGreetLibrary,
   callExample,
   installExample,
   nodeHeadersEnv,
   packOcipkg,
-  publish,
+  publishGreetFromCmake,
   REPO,
   run,
 } from './examples.mjs';
@@ -59,11 +58,6 @@ async function main() {
 
   await step('building ocipkg (npm run build)', () => run(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', 'build']));
 
-  const prefix = await step('building libgreet from examples/c-library (static + shared, cmake --install)', () =>
-    buildGreetLibrary(work),
-  );
-  for (const file of readdirSync(join(prefix, 'lib'))) say(`    ${relative(REPO, join(prefix, 'lib', file))}`);
-
   let registry;
   let image;
   if (hasCommand('docker-registry')) {
@@ -75,7 +69,10 @@ async function main() {
   }
 
   try {
-    await step(`publishing ${image} (ocipkg pack + ocipkg push)`, () => publish(prefix, image, join(work, 'greet.tar')));
+    const archive = await step(`building libgreet (examples/c-library) and publishing ${image} (cmake --build --target ocipkg-push)`, () =>
+      publishGreetFromCmake(work, image),
+    );
+    say(`    ${relative(REPO, archive)}`);
 
     const tarball = await step('packing ocipkg as users install it (npm pack)', () => packOcipkg(work));
     say(`    ${relative(REPO, tarball)}`);

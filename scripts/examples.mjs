@@ -3,7 +3,7 @@
  * `npm run demo` (scripts/demo.mjs) and test/examples.test.ts, so the demo shows what the tests check.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
@@ -68,6 +68,25 @@ export async function buildGreetLibrary(work) {
   await run('cmake', ['--build', build, '--config', 'Release']);
   await run('cmake', ['--install', build, '--config', 'Release', '--prefix', prefix]);
   return prefix;
+}
+
+/**
+ * Builds examples/c-library and publishes it from its own build, as a library author would: CMake's
+ * `ocipkg_package` (found through `ocipkg cmake-dir`) gives the build an `ocipkg-push` target, which
+ * installs into a staging prefix, packs (with what the CMake targets say) and pushes.
+ * @param {string} work
+ * @param {string} image where to push it: a registry image or an `oci:PATH:TAG` layout
+ * @param {{ env?: NodeJS.ProcessEnv }} [options]
+ * @returns {Promise<string>} the archive ocipkg-pack wrote
+ */
+export async function publishGreetFromCmake(work, image, options = {}) {
+  const build = join(work, 'greet-build');
+  const { stdout } = await run(process.execPath, [OCIPKG_BIN, 'cmake-dir'], { env: options.env });
+  await run('cmake', ['-S', join(EXAMPLES, 'c-library'), '-B', build, '-DCMAKE_BUILD_TYPE=Release', `-Docipkg_DIR=${stdout.trim()}`, `-DGREET_IMAGE=${image}`], { env: options.env });
+  await run('cmake', ['--build', build, '--config', 'Release', '--target', 'ocipkg-push'], { env: options.env });
+  const archive = readdirSync(build).find((f) => /^greet-.*\.tar$/.test(f));
+  if (!archive) throw new Error(`ocipkg-pack wrote no archive into ${build}`);
+  return join(build, archive);
 }
 
 /**

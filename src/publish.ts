@@ -1,4 +1,4 @@
-import { mkdtemp, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { copy } from './copy.js';
@@ -35,7 +35,8 @@ import { assertTriple, compareTriples, tripleToPlatform } from './triple.js';
  */
 
 export interface PublishInput {
-  triple: string;
+  /** The build's target; absent for an archive, which then says which it is (`pack` records it). */
+  triple?: string;
   /** An install prefix directory (packed here) or an oci-archive written by `pack`. */
   path: string;
 }
@@ -62,37 +63,45 @@ export interface PublishResult {
 /** The longest tag the distribution spec allows. */
 const MAX_TAG = 128;
 
-function checkInputs(inputs: PublishInput[], tag: string): void {
-  if (inputs.length === 0) throw new OcipkgError('EUSAGE', 'publish: give at least one --target TRIPLE=PATH');
-  const seen = new Set<string>();
-  for (const { triple } of inputs) {
-    assertTriple(triple);
-    if (seen.has(triple)) throw new OcipkgError('EUSAGE', `publish: target ${triple} is given twice`);
-    seen.add(triple);
+/**
+ * Refuses a target given twice (two archives of a CI matrix both built for linux-x64, say) or one
+ * whose per-target tag would be too long; runs again once archives have said what they hold, before
+ * anything is pushed.
+ */
+function checkTriples(triples: string[], tag: string, origins: string[]): void {
+  const seen = new Map<string, string>();
+  triples.forEach((triple, i) => {
+    const first = seen.get(triple);
+    if (first !== undefined) throw new OcipkgError('EUSAGE', `publish: target ${triple} is given twice (${first} and ${origins[i]})`);
+    seen.set(triple, origins[i]!);
     if (tag.length + 1 + triple.length > MAX_TAG) {
       throw new OcipkgError('EUSAGE', `publish: the per-target tag ${tag}-${triple} is longer than ${MAX_TAG} characters; use a shorter tag`);
     }
-  }
+  });
 }
 
 interface OpenedInput {
   archive: OpenedArchive;
+  triple: string;
+  path: string;
   /** The one manifest in it, built for the input's triple. */
   manifest: Descriptor;
   artifactType?: string;
 }
 
-/** What PATH holds, opened as an OCI layout with exactly one manifest, built for `triple`. */
+/** What PATH holds, opened as an OCI layout with exactly one manifest, built for the input's triple. */
 async function openInput(input: PublishInput, image: ImageReference, tag: string, options: PublishOptions, scratch: string): Promise<OpenedInput> {
   let isDirectory: boolean;
+  const what = input.triple === undefined ? input.path : `${input.path} (for ${input.triple})`;
   try {
     isDirectory = (await stat(input.path)).isDirectory();
   } catch (err) {
-    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw new OcipkgError('EINPUT', `${input.path} (for ${input.triple}) does not exist`, { cause: err });
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw new OcipkgError('EINPUT', `${what} does not exist`, { cause: err });
     throw err;
   }
   let path = input.path;
   if (isDirectory) {
+    if (input.triple === undefined) throw new OcipkgError('EUSAGE', `publish: ${input.path} is a directory; give its target as --target TRIPLE=${input.path}`);
     options.progress?.(`packing ${input.path} for ${input.triple}`);
     path = join(scratch, `${input.triple}.tar`);
     // The archive is only a carrier into `copy`; its recorded ref.name is read by nobody. A layout
@@ -103,7 +112,7 @@ async function openInput(input: PublishInput, image: ImageReference, tag: string
   }
   const archive = await openArchive(path);
   try {
-    return { archive, ...(await builtFor(archive.layout, input)) };
+    return { archive, path: input.path, ...(await builtFor(archive.layout, input)) };
   } catch (err) {
     await archive.close();
     throw err;
@@ -111,10 +120,11 @@ async function openInput(input: PublishInput, image: ImageReference, tag: string
 }
 
 /**
- * The archive's one manifest, which must record TRIPLE as its target. One that records none (the
- * Rust ocipkg writes no metadata) is taken at its word: the index annotation then records it.
+ * The archive's one manifest and its target: the one it records, which must be TRIPLE when one is
+ * given. One that records none (the Rust ocipkg writes no metadata) is taken at its word: the
+ * index annotation then records it; without a TRIPLE it cannot be placed in the index.
  */
-async function builtFor(source: LayoutDirectory, input: PublishInput): Promise<{ manifest: Descriptor; artifactType?: string }> {
+async function builtFor(source: LayoutDirectory, input: PublishInput): Promise<{ triple: string; manifest: Descriptor; artifactType?: string }> {
   const manifest = await source.resolve().catch((err: unknown) => {
     if (isOcipkgError(err, 'ENOTFOUND')) throw new OcipkgError('EINPUT', `${input.path}: ${(err as Error).message}; publish takes one image per archive`, { cause: err });
     throw err;
@@ -123,10 +133,12 @@ async function builtFor(source: LayoutDirectory, input: PublishInput): Promise<{
   if (parsed.kind === 'index') throw new OcipkgError('EINPUT', `${input.path} holds an index; publish takes one target per archive`);
   const { config, artifactType } = parsed.manifest;
   const recorded = (await fetchPackageConfig(source, config, input.path))?.package?.target;
-  if (recorded !== undefined && recorded !== input.triple) {
+  if (recorded !== undefined && input.triple !== undefined && recorded !== input.triple) {
     throw new OcipkgError('EINPUT', `${input.path} is packed for ${recorded}, not ${input.triple}`);
   }
-  return { manifest, ...(artifactType !== undefined && { artifactType }) };
+  const triple = input.triple ?? recorded;
+  if (triple === undefined) throw new OcipkgError('EINPUT', `${input.path} records no target triple; give it as --target TRIPLE=${input.path}`);
+  return { triple: assertTriple(triple), manifest, ...(artifactType !== undefined && { artifactType }) };
 }
 
 /**
@@ -180,34 +192,59 @@ async function pushIndex(dst: ContentSink, index: ImageIndex, tag: string): Prom
   return desc;
 }
 
+/**
+ * The archives `ocipkg-pack` wrote under `dir`, one per target, found at any depth: a CI job
+ * downloading the artifacts of a matrix puts each in a directory of its own. Each says its triple.
+ */
+export async function packedArchivesIn(dir: string): Promise<PublishInput[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir, { recursive: true });
+  } catch (err) {
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw new OcipkgError('EINPUT', `--from ${dir}: no such directory`, { cause: err });
+    throw err;
+  }
+  const archives: PublishInput[] = [];
+  for (const name of names.sort()) {
+    if (!name.endsWith('.tar')) continue;
+    const path = join(dir, name);
+    if ((await stat(path)).isFile()) archives.push({ path });
+  }
+  if (archives.length === 0) throw new OcipkgError('EINPUT', `--from ${dir}: no .tar archives in it (ocipkg-pack writes <name>-<version>-<triple>.tar)`);
+  return archives;
+}
+
 /** Publishes one build per target under `image`'s tag (default `latest`); see the module comment. */
 export async function publish(image: string, inputs: PublishInput[], options: PublishOptions = {}): Promise<PublishResult> {
   const ref = parseReference(image);
   if (ref.digest !== undefined) throw new OcipkgError('EUSAGE', `publish: "${image}" names a digest; publish to a tag`);
   const tag = ref.tag ?? 'latest';
   const where = canonicalReference(ref);
-  checkInputs(inputs, tag);
+  if (inputs.length === 0) throw new OcipkgError('EUSAGE', 'publish: give at least one --target TRIPLE=PATH or --from DIR');
+  // The triples given are checked before packing anything; the archives' own ones once opened.
+  const given = inputs.map((input) => ({ ...input, ...(input.triple !== undefined && { triple: assertTriple(input.triple) }) }));
+  const explicit = given.filter((input) => input.triple !== undefined);
+  checkTriples(explicit.map((input) => input.triple!), tag, explicit.map((input) => input.path));
   const dst = openContent(ref);
 
   const existing = options.append ? await existingEntries(dst, tag, where) : { entries: [] };
   const scratch = await mkdtemp(join(tmpdir(), 'ocipkg-publish-'));
+  const opened: OpenedInput[] = [];
   const pushed: Descriptor[] = [];
   try {
-    for (const input of inputs) {
-      const { archive, manifest, artifactType } = await openInput(input, ref, tag, options, scratch);
-      try {
-        options.progress?.(`pushing ${input.triple} to ${where}-${input.triple}`);
-        await copy(archive.layout, manifest.digest, dst, `${tag}-${input.triple}`, { ...(options.onCopied && { onCopied: options.onCopied }) });
-        pushed.push(indexEntry(manifest, input.triple, artifactType));
-      } finally {
-        await archive.close();
-      }
+    for (const input of given) opened.push(await openInput(input, ref, tag, options, scratch));
+    checkTriples(opened.map((o) => o.triple), tag, opened.map((o) => o.path));
+    for (const { archive, triple, manifest, artifactType } of opened) {
+      options.progress?.(`pushing ${triple} to ${where}-${triple}`);
+      await copy(archive.layout, manifest.digest, dst, `${tag}-${triple}`, { ...(options.onCopied && { onCopied: options.onCopied }) });
+      pushed.push(indexEntry(manifest, triple, artifactType));
     }
   } finally {
+    for (const { archive } of opened) await archive.close();
     await removeTree(scratch);
   }
 
-  const replaced = new Set(inputs.map((i) => i.triple));
+  const replaced = new Set(opened.map((o) => o.triple));
   const kept = existing.entries.filter((entry) => {
     const triple = entryTriple(entry);
     return triple === undefined || !replaced.has(triple);

@@ -59,6 +59,10 @@ export const TRIPLES: readonly TripleInfo[] = [
   { triple: 'x86_64-pc-windows-msvc', platform: { os: 'windows', architecture: 'amd64' }, node: { platform: 'win32', arch: 'x64' } },
   { triple: 'aarch64-pc-windows-msvc', platform: { os: 'windows', architecture: 'arm64' }, node: { platform: 'win32', arch: 'arm64' } },
   { triple: 'i686-pc-windows-msvc', platform: { os: 'windows', architecture: '386' }, node: { platform: 'win32', arch: 'ia32' } },
+  // MinGW builds: the same platform as MSVC's, told apart by the triple alone (as gnu and musl are).
+  // Node's own Windows builds are MSVC's, so the host is never one of these (no `libc` matches).
+  { triple: 'x86_64-pc-windows-gnu', platform: { os: 'windows', architecture: 'amd64' }, node: { platform: 'win32', arch: 'x64', libc: 'gnu' } },
+  { triple: 'i686-pc-windows-gnu', platform: { os: 'windows', architecture: '386' }, node: { platform: 'win32', arch: 'ia32', libc: 'gnu' } },
   { triple: 'x86_64-unknown-freebsd', platform: { os: 'freebsd', architecture: 'amd64' }, node: { platform: 'freebsd', arch: 'x64' } },
   { triple: 'aarch64-unknown-freebsd', platform: { os: 'freebsd', architecture: 'arm64' }, node: { platform: 'freebsd', arch: 'arm64' } },
 ];
@@ -67,11 +71,25 @@ export function isKnownTriple(triple: string): boolean {
   return TRIPLES.some((t) => t.triple === triple);
 }
 
-export function assertTriple(triple: string): string {
-  if (!isKnownTriple(triple)) {
-    throw new OcipkgError('EUSAGE', `unknown target triple "${triple}" (known: ${TRIPLES.map((t) => t.triple).join(', ')})`);
-  }
-  return triple;
+/**
+ * The Node-style name of a table entry, as prebuildify, node-gyp and npm's `os`/`cpu` users write
+ * it: `<process.platform>-<process.arch>`, `-musl` for musl builds (`linux-x64-musl`). Where two
+ * entries share one (32-bit arm v6 and v7), the first in the table (v7, Node's own arm build) has it.
+ */
+function nodeStyleName(info: TripleInfo): string {
+  return `${info.node.platform}-${info.node.arch}${info.node.libc === 'musl' ? '-musl' : ''}`;
+}
+
+/**
+ * The triple `name` stands for: a triple of the table, or a Node-style name (`linux-x64`,
+ * `linux-arm64`, `linux-x64-musl`, `darwin-arm64`, `win32-x64`) mapped to its triple. Everything that
+ * takes a target from a user goes through here, so the triple is what is recorded and printed.
+ */
+export function assertTriple(name: string): string {
+  if (isKnownTriple(name)) return name;
+  const aliased = TRIPLES.find((t) => nodeStyleName(t) === name);
+  if (aliased) return aliased.triple;
+  throw new OcipkgError('EUSAGE', `unknown target triple "${name}" (known: ${TRIPLES.map((t) => t.triple).join(', ')}; or a Node-style name such as linux-x64, linux-x64-musl, darwin-arm64, win32-x64)`);
 }
 
 /** The OCI platform of a triple. */

@@ -422,5 +422,6 @@ describe('kills', () => {
     // The shared layer was never downloaded again, by any of the 31 runs.
     expect(blobGets(proxy, shared).filter((r) => proxy.requests.indexOf(r) >= killsStart)).toEqual([]);
     expect(sha256(readFileSync(join(store, 'blobs', 'sha256', shared.slice('sha256:'.length))))).toBe(shared);
-  });
+    // 31 runs of the CLI: minutes on a loaded machine. The cap is for a hang, not a speed check.
+  }, 900_000);
 });

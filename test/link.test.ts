@@ -118,8 +118,10 @@ describe('link flags of a laid-out package', () => {
     const dir = await laidOut(join(work, 'pkg'), { 'include/zstd.h': '/usr/include/zstd.h', 'lib/zstd.lib': 'not read here\n' }, meta);
     const flags = flagsOf(dir, { target: 'x86_64-pc-windows-msvc' });
     const lib = `${dir}/root/lib/zstd.lib`;
-    expect(flags.libraries).toEqual([{ package: 'zstd', name: 'zstd', kind: 'shared', file: lib, runtime: lib, importLibrary: lib }]);
+    // Not a real import library, so no DLL it names: nothing to ship (never the .lib itself).
+    expect(flags.libraries).toEqual([{ package: 'zstd', name: 'zstd', kind: 'shared', file: lib, runtime: null, importLibrary: lib }]);
     expect(flags.libs).toEqual([lib]);
+    expect(flags.runtimeFiles).toEqual([]);
     const config = await readFile(join(dir, 'lib', 'cmake', 'zstd', 'zstdConfig.cmake'), 'utf8');
     expect(config).toContain('add_library(zstd::zstd::zstd SHARED IMPORTED)');
     expect(config).toContain('IMPORTED_IMPLIB "${_ocipkg_package_dir}/root/lib/zstd.lib"');

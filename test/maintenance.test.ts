@@ -159,9 +159,12 @@ describe('ocipkg prune', () => {
   it('keeps the staging of an install that is still running, however old, even with --min-age 0', async () => {
     const store = await tempDir('store');
     const proxy = await startFaultProxy(registry.url);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
     try {
-      // Every blob trickles in, so the get is mid-download for seconds.
-      proxy.add({ method: 'GET', path: /\/blobs\/sha256:/, fault: { kind: 'slow', chunk: 8 * 1024, delayMs: 40 } });
+      // Every blob is held after its first bytes until prune has run: the get is mid-download
+      // throughout, however long prune takes on a loaded machine.
+      proxy.add({ method: 'GET', path: /\/blobs\/sha256:/, fault: { kind: 'hold', after: 1024, release: held } });
       const image = images.lz4.replace(registry.host, proxy.host);
       const running = ocipkg(['get', image], env(store));
       let finished = false;
@@ -181,10 +184,12 @@ describe('ocipkg prune', () => {
       expect(pruned.code, pruned.stderr).toBe(0);
       expect((JSON.parse(pruned.stdout) as { staging: string[] }).staging).toEqual([]);
       expect(finished, 'the get ended while prune ran; the check proved nothing').toBe(false);
+      release();
       const result = await running;
       expect(result.code, result.stderr).toBe(0);
       expectStoreVerified(store);
     } finally {
+      release();
       await proxy.close();
     }
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareTriples, nodeToTriple, normalizePlatform, platformToTriples, selectTriple, TRIPLES, tripleToPlatform } from '../src/triple.js';
-import { codeOf } from './helpers/errors.js';
+import { codeOf, codeOfSync } from './helpers/errors.js';
 
 /** The triple table both ways, and the one order in which a triple is chosen. */
 
@@ -148,5 +148,31 @@ describe('selectTriple: --target > node-gyp --arch (npm_config_arch) > OCIPKG_TA
         else process.env[key] = value;
       }
     }
+  });
+});
+
+describe('Node-style target names (prebuildify, node-gyp, npm os/cpu)', () => {
+  it('map to the triple of the table, which is what is returned and recorded', () => {
+    expect(selectTriple('linux-x64')).toBe('x86_64-unknown-linux-gnu');
+    expect(selectTriple('linux-arm64')).toBe('aarch64-unknown-linux-gnu');
+    expect(selectTriple('linux-x64-musl')).toBe('x86_64-unknown-linux-musl');
+    expect(selectTriple('linux-arm')).toBe('armv7-unknown-linux-gnueabihf');
+    expect(selectTriple('darwin-arm64')).toBe('aarch64-apple-darwin');
+    expect(selectTriple('win32-x64')).toBe('x86_64-pc-windows-msvc');
+    expect(selectTriple(undefined, { OCIPKG_TARGET: 'linux-arm64-musl' })).toBe('aarch64-unknown-linux-musl');
+  });
+
+  it('every table entry has one, and names it back', () => {
+    for (const t of TRIPLES) {
+      const name = `${t.node.platform}-${t.node.arch}${t.node.libc === 'musl' ? '-musl' : ''}`;
+      // 32-bit arm v6 and v7 share linux-arm: the first in the table (v7) has it.
+      const first = TRIPLES.find((o) => `${o.node.platform}-${o.node.arch}${o.node.libc === 'musl' ? '-musl' : ''}` === name)!;
+      expect(selectTriple(name)).toBe(first.triple);
+    }
+  });
+
+  it('an unknown name is a usage error that mentions both spellings', () => {
+    expect(codeOfSync(() => selectTriple('linux-x65'))).toBe('EUSAGE');
+    expect(() => selectTriple('linux-x65')).toThrow(/Node-style name such as linux-x64/);
   });
 });

@@ -1,7 +1,7 @@
 import { OcipkgError } from '../errors.js';
 import type { ContentSource } from '../oci/content.js';
 import { isDigest } from '../oci/digest.js';
-import { fetchSmallBlob } from '../oci/manifest.js';
+import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
 import { OCIPKG_CONFIG } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { parseReference } from '../reference.js';
@@ -32,6 +32,12 @@ export interface LibraryInfo {
   file: string;
   /** ELF SONAME / Mach-O install name of a shared library, when it has one. */
   soname?: string;
+  /**
+   * A shared library whose `file` is what links but not what loads: the DLL a Windows import
+   * library (`lib/greet.lib`, `lib/libgreet.dll.a`) stands for (`bin/greet.dll`), relative to the
+   * package root. Absent in older metadata, which named the import library alone.
+   */
+  runtime?: string;
 }
 
 export interface PackageMetadata {
@@ -82,8 +88,8 @@ function parseMetadata(value: unknown, what: string, outcome: string | undefined
   const libraries = m.libraries ?? [];
   if (!Array.isArray(libraries)) throw badConfig(what, '"package.libraries" is not an array');
   for (const lib of libraries as Record<string, unknown>[]) {
-    if (typeof lib?.name !== 'string' || typeof lib.file !== 'string' || (lib.kind !== 'static' && lib.kind !== 'shared') || (lib.soname !== undefined && typeof lib.soname !== 'string')) {
-      throw badConfig(what, 'each of "package.libraries" needs name, file and kind (static or shared), and a string soname if any');
+    if (typeof lib?.name !== 'string' || typeof lib.file !== 'string' || (lib.kind !== 'static' && lib.kind !== 'shared') || (lib.soname !== undefined && typeof lib.soname !== 'string') || (lib.runtime !== undefined && typeof lib.runtime !== 'string')) {
+      throw badConfig(what, 'each of "package.libraries" needs name, file and kind (static or shared), and a string soname and runtime if any');
     }
   }
   for (const key of ['includeDirs', 'defines', 'linkFlags', 'staticLinkFlags', 'requires'] as const) {
@@ -103,7 +109,8 @@ function parseMetadata(value: unknown, what: string, outcome: string | undefined
       name: check.name('package.libraries[].name', lib.name),
       kind: lib.kind,
       file: check.relativePath('package.libraries[].file', lib.file),
-      ...(lib.soname !== undefined && { soname: check.name('package.libraries[].soname', lib.soname) }),
+      ...(lib.soname !== undefined && { soname: check.installName('package.libraries[].soname', lib.soname) }),
+      ...(lib.runtime !== undefined && { runtime: check.relativePath('package.libraries[].runtime', lib.runtime) }),
     })),
     includeDirs: ((m.includeDirs as string[] | undefined) ?? []).map((dir) => check.relativePath('package.includeDirs', dir)),
     defines: ((m.defines as string[] | undefined) ?? []).map((define) => check.define('package.defines', define)),
@@ -153,4 +160,16 @@ function parseConfigJson(bytes: Uint8Array, what: string, outcome?: string): Pac
     layers: layers as Record<string, string[]>,
     ...(obj.package !== undefined && { package: parseMetadata(obj.package, what, outcome) }),
   };
+}
+
+/**
+ * The target triple the image `reference` names in `source` records for itself: a single manifest's
+ * `package.target`, else undefined (an index, which has a build per triple, or a config without it).
+ * `ocipkg load` installs an archive for the triple it was packed for, with no `--target`.
+ */
+export async function recordedTarget(source: ContentSource, reference: string, what: string): Promise<string | undefined> {
+  const desc = await source.resolve(reference);
+  const parsed = parseManifest(await fetchSmallBlob(source, desc), desc.mediaType, what);
+  if (parsed.kind !== 'manifest') return undefined;
+  return (await fetchPackageConfig(source, parsed.manifest.config, what))?.package?.target;
 }

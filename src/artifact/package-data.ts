@@ -65,6 +65,18 @@ export class PackageDataChecker {
     return value;
   }
 
+  /**
+   * An ELF SONAME (a name) or a Mach-O install name: `@rpath/libz.1.dylib`, `@loader_path/...`, or
+   * an absolute path (`/usr/lib/libSystem.B.dylib`), with the characters a path may hold.
+   */
+  installName(field: string, value: string): string {
+    if (NAME.test(value)) return value;
+    if (!SAFE.test(value) || !/^(@rpath|@loader_path|@executable_path)?\/[^/]/.test(value) || value.split('/').includes('..')) {
+      this.refuse(field, value, 'is neither a SONAME nor a Mach-O install name (@rpath/, @loader_path/ or an absolute path, with letters, digits, . _ + = , ~ @ - and /)');
+    }
+    return value;
+  }
+
   version(field: string, value: string): string {
     if (!VERSION.test(value)) this.refuse(field, value, 'is not a version (letters, digits, . _ + ~ -, at most 128)');
     return value;

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { EXIT_STATUSES, OcipkgError } from '../errors.js';
 import { archivePath, canonicalReference, formatReference, parseReference, repositoryOf } from '../reference.js';
 import { requirementNamesWithin, resolvePackage } from '../resolve.js';
@@ -56,12 +57,14 @@ const COMMANDS: Record<string, Command> = {
     options: [
       '  -t, --tag IMAGE         image name recorded in the archive (required)',
       '  --target TRIPLE         target triple (default: detected from the libraries)',
+      '  --cmake-targets FILE    what a CMake build says about its library targets (definitions, system',
+      '                          libraries), as CMake\'s ocipkg_package writes it for its ocipkg-pack target',
       PACK_METADATA_HELP,
       JSON_HELP,
     ].join('\n'),
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, {
-        tag: { type: 'string', short: 't' }, target: { type: 'string' }, ...PACK_METADATA_OPTIONS, ...JSON_OPTION,
+        tag: { type: 'string', short: 't' }, target: { type: 'string' }, 'cmake-targets': { type: 'string' }, ...PACK_METADATA_OPTIONS, ...JSON_OPTION,
       }, 'pack');
       const [dir, output] = positionals(pos, 2, 2, 'pack');
       if (!values.tag) throw usageError('pack: -t IMAGE is required');
@@ -70,6 +73,7 @@ const COMMANDS: Record<string, Command> = {
       const result = await pack(dir!, output!, {
         image,
         ...(values.target !== undefined && { target: selectTriple(values.target) }),
+        ...(values['cmake-targets'] !== undefined && { cmakeTargets: values['cmake-targets'] }),
         ...packMetadata(values),
       });
       if (values.json) printJson(archiveResult(output!, result));
@@ -139,21 +143,23 @@ const COMMANDS: Record<string, Command> = {
   load: {
     usage: 'ocipkg load ARCHIVE [--target TRIPLE] [--json]',
     summary: 'load an oci-archive into the local store under the name it records (replacing what the name pointed at, as docker load does)',
-    options: `  --target TRIPLE         for a multi-target archive, the build to load\n  -f, --force             accepted for scripts written when a second load needed it\n${JSON_HELP}`,
+    options: `  --target TRIPLE         for a multi-target archive, the build to load (default: the triple a\n                          single-target archive records)\n  -f, --force             accepted for scripts written when a second load needed it\n${JSON_HELP}`,
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' }, ...JSON_OPTION }, 'load');
       const [given] = positionals(pos, 1, 1, 'load');
       const archive = archivePath(given!);
       assertArchive(archive);
-      const triple = selectTriple(values.target);
       await beforeTransfers('loading');
-      const [{ openArchive }, { installImage }, { archiveImage, requireName }] = await Promise.all([
-        import('../layout/archive.js'), import('../fetch.js'), import('./archive-name.js'),
+      const [{ openArchive }, { installImage }, { archiveImage, requireName }, { recordedTarget }] = await Promise.all([
+        import('../layout/archive.js'), import('../fetch.js'), import('./archive-name.js'), import('../artifact/config.js'),
       ]);
       const opened = await openArchive(archive);
       try {
         const { sourceRef, name } = await archiveImage(opened.layout, archive);
         const ref = parseReference(requireName(name, archive));
+        // An archive of one build is loaded for the triple it records (one packed on Linux for
+        // Windows, say); --target and the usual choice are for multi-target archives and unrecorded ones.
+        const triple = values.target !== undefined ? selectTriple(values.target) : ((await recordedTarget(opened.layout, sourceRef, archive)) ?? selectTriple());
         const before = await resolvePackage(canonicalReference(ref), { target: triple, offline: true }).catch(() => undefined);
         // What the archive requires comes from registries, as `get` would fetch it.
         const requirementNames = requirementNamesWithin({ target: triple, progress, beforeFetch: () => beforeTransfers('fetching') }, [canonicalReference(ref)]);
@@ -232,6 +238,24 @@ const COMMANDS: Record<string, Command> = {
     summary: 'the same as `ocipkg store prune`',
     options: '  --dry-run               list what would be removed, remove nothing\n  --min-age MINUTES       keep anything newer (default 10: it may be a fetch in progress)\n  --json                  one JSON object instead of lines',
     run: async (args) => (await import('./maintenance.js')).runPrune(args, 'prune'),
+  },
+  target: {
+    usage: 'ocipkg target [NAME]',
+    summary: 'print the target triple NAME stands for (a triple or a Node-style name such as linux-arm64), or the one get resolves for here',
+    options: '',
+    async run(args) {
+      const [name] = positionals(parseOptions(args, {}, 'target').positionals, 0, 1, 'target');
+      out(selectTriple(name));
+    },
+  },
+  'cmake-dir': {
+    usage: 'ocipkg cmake-dir',
+    summary: 'print the directory of the CMake package, for cmake -Docipkg_DIR="$(ocipkg cmake-dir)"',
+    options: '',
+    async run(args) {
+      positionals(parseOptions(args, {}, 'cmake-dir').positionals, 0, 0, 'cmake-dir');
+      out(fileURLToPath(new URL('../../cmake', import.meta.url)));
+    },
   },
   'generate-key-pair': { usage: GENERATE_KEY_PAIR_USAGE, summary: GENERATE_KEY_PAIR_SUMMARY, options: GENERATE_KEY_PAIR_OPTIONS, run: async (args) => (await import('./keys.js')).runGenerateKeyPair(args) },
   sign: { usage: SIGN_USAGE, summary: SIGN_SUMMARY, options: SIGN_OPTIONS, run: async (args) => (await import('./sign.js')).runSign(args) },

@@ -44,12 +44,14 @@ export interface LinkLibrary {
   file: string;
   /**
    * Shared libraries: the file to ship beside the addon, relative to the package directory and
-   * named as the dynamic loader looks for it (`root/lib/libzstd.so.1`, the ELF SONAME).
+   * named as the dynamic loader looks for it (`root/lib/libzstd.so.1`, the ELF SONAME; the DLL of
+   * an import library). null: nothing to ship (a `.tbd` stub of a system library, an import
+   * library whose DLL the package lacks). Absent in descriptions written before either: `file`.
    */
-  runtime?: string;
+  runtime?: string | null;
   /**
-   * A shared library linked through an MSVC import library: that `.lib`, relative to the package
-   * directory, which is then also `file`.
+   * A shared library linked through a Windows import library (MSVC's `.lib`, MinGW's `.dll.a`):
+   * that file, relative to the package directory, which is then also `file`.
    */
   importLibrary?: string;
 }

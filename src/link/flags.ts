@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import type { LibraryKind } from '../artifact/config.js';
-import { linkerFileNames } from '../package/library-name.js';
+import { frameworkOf, linkerFileNames } from '../package/library-name.js';
 import { parseReference, repositoryOf } from '../reference.js';
 import { tripleToPlatform } from '../triple.js';
 import { expandDir, type LinkDescription, type LinkLibrary } from './description.js';
@@ -22,6 +22,13 @@ import { expandDir, type LinkDescription, type LinkLibrary } from './description
  *   searches a DT_RPATH for the dependencies of the libraries the addon loads too, so a bundled
  *   libpng16.so finds the libz.so.1 beside it even when the addon itself does not need libz
  *   (`--as-needed`), where a DT_RUNPATH would let the system's copy load.
+ *
+ * - Windows: every library by path, a shared one by its import library (MSVC's `.lib`, MinGW's
+ *   `.dll.a`), whose DLL is the runtime file. MSVC's linker cannot link a DLL, so for an MSVC
+ *   triple a DLL without an import library is shipped but not linked. There is no rpath: Node
+ *   loads addons with LOAD_WITH_ALTERED_SEARCH_PATH, so the addon's directory is searched first.
+ * - macOS frameworks: `-F<dir> -framework <Name>` (the `-F` in the cflags too, for their headers),
+ *   shipped as the whole `.framework` directory.
  *
  * Linkage follows requirements: a package linked shared has its requirements linked shared too
  * (where they ship a shared build), so a shared libpng16.so never sits beside a static libz.a whose
@@ -119,7 +126,7 @@ export function linkedLibraries(dir: string, desc: LinkDescription, shared: bool
     name: lib.name,
     kind: lib.kind,
     file: under(dir, lib.file),
-    runtime: lib.kind === 'shared' ? under(dir, lib.runtime ?? lib.file) : null,
+    runtime: lib.kind === 'shared' && lib.runtime !== null ? under(dir, lib.runtime ?? lib.file) : null,
     importLibrary: lib.importLibrary !== undefined ? under(dir, lib.importLibrary) : null,
   }));
 }
@@ -144,7 +151,10 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
   const body: string[] = [];
   let linksShared = false;
   const elf = os !== 'darwin' && os !== 'windows';
+  const msvc = os === 'windows' && !(options.target ?? '').endsWith('-windows-gnu');
   const archives: string[] = [];
+  /** `-F<dir>` of the frameworks linked, for the compiler (headers) and the linker alike. */
+  const frameworkDirs: string[] = [];
   /** Repositories a package linked shared requires: linked shared in turn (packages come in link order). */
   const sharedRequired = new Set<string>();
 
@@ -155,12 +165,21 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
 
     const shared = (options.shared ?? false) || (image !== undefined && sharedRequired.has(repositoryOf(parseReference(image))));
     const selected = linkedLibraries(dir, desc, shared);
-    out.libraries.push(...selected);
     if (selected.some((lib) => lib.kind === 'shared')) for (const required of desc.requires) sharedRequired.add(repositoryOf(parseReference(required)));
-    for (const { name, kind, file, runtime } of selected) {
+    for (const lib of selected) {
+      const { name, kind, file, runtime } = lib;
+      if (runtime !== null) pushUnique(out.runtimeFiles, runtime);
+      // MSVC's linker links a DLL only through its import library: one without is shipped, not linked.
+      if (msvc && /\.dll$/i.test(file)) continue;
+      out.libraries.push(lib);
       out.libFiles.push(file);
       if (kind === 'static' && elf) pushUnique(archives, posix.basename(file));
-      if (kind === 'static' || os === 'windows') {
+      const framework = os === 'darwin' ? frameworkOf(file) : undefined;
+      if (framework !== undefined) {
+        linksShared = true;
+        pushUnique(frameworkDirs, `-F${posix.dirname(framework.bundle)}`);
+        body.push('-framework', framework.name);
+      } else if (kind === 'static' || os === 'windows') {
         body.push(file);
       } else {
         linksShared = true;
@@ -171,15 +190,14 @@ export function computeLinkFlags(packages: PackageLinkInput[], options: LinkOpti
           body.push(file);
         }
       }
-      if (runtime !== null) pushUnique(out.runtimeFiles, runtime);
     }
     body.push(...desc.linkFlags.map((flag) => expandDir(dir, flag)));
     if (selected.some((lib) => lib.kind === 'static')) body.push(...desc.staticLinkFlags.map((flag) => expandDir(dir, flag)));
   }
 
-  out.cflags = [...out.includeDirs.map((d) => `-I${d}`), ...out.defines.map((d) => `-D${d}`), ...otherCflags];
+  out.cflags = [...out.includeDirs.map((d) => `-I${d}`), ...frameworkDirs, ...out.defines.map((d) => `-D${d}`), ...otherCflags];
   const libFiles = new Set(out.libFiles);
-  out.libs = [...out.libDirs.map((d) => `-L${d}`), ...keepLastLibraries(body, (flag) => flag.startsWith('-l') || libFiles.has(flag))];
+  out.libs = [...out.libDirs.map((d) => `-L${d}`), ...frameworkDirs, ...keepLastLibraries(body, (flag) => flag.startsWith('-l') || libFiles.has(flag))];
   out.libs.push(...archives.map((archive) => `-Wl,--exclude-libs,${archive}`));
   if (linksShared) {
     if (os === 'darwin') out.libs.push('-Wl,-rpath,@loader_path');

@@ -3,9 +3,9 @@ import { mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises'
 import { join, posix } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
 import { ANNOTATION_VERSION } from '../oci/mediatypes.js';
-import { inspectFile } from '../package/binary/index.js';
-import { discoverIncludeDirs, discoverLibraries } from '../package/discover.js';
-import { linkerFileNames } from '../package/library-name.js';
+import { gnuCxxForMsvc, inspectFile } from '../package/binary/index.js';
+import { discoverIncludeDirs, discoverLibraries, importedDll } from '../package/discover.js';
+import { frameworkOf, linkerFileNames } from '../package/library-name.js';
 import type { LibraryKind, PackageMetadata } from '../artifact/config.js';
 import { PACKAGE_ROOT_DIR } from '../store/paths.js';
 import type { PackageInfo } from '../store/package.js';
@@ -44,7 +44,7 @@ function safeName(name: string): string {
 }
 
 /** The file the loader will look for: the ELF SONAME (or Mach-O install name) beside the library. */
-async function runtimeFile(dir: string, file: string, soname: string | undefined): Promise<string> {
+async function runtimeFile(dir: string, file: string, soname: string | undefined): Promise<string | undefined> {
   let name = soname;
   if (name === undefined) {
     try {
@@ -53,16 +53,44 @@ async function runtimeFile(dir: string, file: string, soname: string | undefined
       // Not a binary ocipkg can read (a linker script, say): ship the file as named.
     }
   }
-  if (name === undefined) return file;
+  if (name === undefined) return undefined;
   const candidate = posix.join(posix.dirname(file), posix.basename(name));
-  return existsSync(join(dir, candidate)) ? candidate : file;
+  return existsSync(join(dir, candidate)) ? candidate : undefined;
 }
 
-async function linkLibrary(dir: string, name: string, kind: LibraryKind, file: string, soname?: string): Promise<LinkLibrary> {
+/**
+ * The DLL an import library stands for, where metadata does not say (packed before it recorded
+ * `runtime`, or discovered): the one its members name, beside it or in the package's `bin/`.
+ */
+async function dllOf(dir: string, importLibrary: string): Promise<string | undefined> {
+  const dll = await importedDll(join(dir, importLibrary)).catch(() => undefined);
+  if (dll === undefined || !isName(dll)) return undefined;
+  const lower = dll.toLowerCase();
+  for (const where of [posix.dirname(importLibrary), posix.join(ROOT, 'bin'), posix.join(posix.dirname(importLibrary), '..', 'bin')]) {
+    const found = (await listDir(join(dir, where))).find((entry) => entry.toLowerCase() === lower);
+    if (found !== undefined) return posix.normalize(posix.join(where, found));
+  }
+  return undefined;
+}
+
+/**
+ * One library as the description records it. Shared ones get the file that loads at run time:
+ * the ELF / Mach-O file under its SONAME or install name, the DLL of a Windows import library
+ * (`importLibrary`, which is also `file`, what links), none for a `.tbd` stub whose dylib the
+ * package does not ship (a library of the system, which macOS provides).
+ */
+async function linkLibrary(dir: string, name: string, kind: LibraryKind, file: string, soname?: string, recordedRuntime?: string): Promise<LinkLibrary> {
   if (kind === 'static') return { name, kind, file };
+  if (/\.(lib|a)$/i.test(file)) {
+    const runtime = recordedRuntime ?? (await dllOf(dir, file));
+    return { name, kind, file, runtime: runtime ?? null, importLibrary: file };
+  }
+  // A framework ships whole (its binary, resources, the Versions/Current link): the `.framework` directory.
+  const framework = frameworkOf(file);
+  if (framework !== undefined) return { name, kind, file, runtime: /\.tbd$/.test(file) ? null : framework.bundle };
   const runtime = await runtimeFile(dir, file, soname);
-  // Pack and discovery call a .lib shared only when it is made of import objects.
-  return /\.lib$/i.test(file) ? { name, kind, file, runtime, importLibrary: file } : { name, kind, file, runtime };
+  if (/\.tbd$/.test(file)) return { name, kind, file, runtime: runtime ?? null };
+  return { name, kind, file, runtime: runtime ?? file };
 }
 
 async function fromMetadata(dir: string, meta: PackageMetadata, fallbackVersion: string | undefined): Promise<LinkDescription> {
@@ -75,7 +103,7 @@ async function fromMetadata(dir: string, meta: PackageMetadata, fallbackVersion:
     includeDirs: meta.includeDirs.map((d) => posix.join(ROOT, d)),
     defines: meta.defines,
     cflags: [],
-    libraries: await Promise.all(meta.libraries.map((lib) => linkLibrary(dir, lib.name, lib.kind, posix.join(ROOT, lib.file), lib.soname))),
+    libraries: await Promise.all(meta.libraries.map((lib) => linkLibrary(dir, lib.name, lib.kind, posix.join(ROOT, lib.file), lib.soname, lib.runtime && posix.join(ROOT, lib.runtime)))),
     linkFlags: meta.linkFlags,
     staticLinkFlags: meta.staticLinkFlags,
     requires: meta.requires,
@@ -231,7 +259,7 @@ async function fromDiscovery(dir: string, pkg: PackageInfo, fallbackVersion: str
     includeDirs,
     defines: [],
     cflags: [],
-    libraries: await Promise.all(libraries.map((lib) => linkLibrary(dir, lib.name, lib.kind, posix.join(ROOT, lib.file), lib.soname))),
+    libraries: await Promise.all(libraries.map((lib) => linkLibrary(dir, lib.name, lib.kind, posix.join(ROOT, lib.file), lib.soname, lib.runtime && posix.join(ROOT, lib.runtime)))),
     linkFlags: [],
     staticLinkFlags: [],
     requires: [],
@@ -256,7 +284,22 @@ export async function describePackage(dir: string, pkg: PackageInfo, what: strin
       : await fromDiscovery(dir, pkg, version);
   checkDescription(desc, what);
   await checkFilesInside(dir, desc, what);
+  if (pkg.target?.endsWith('-windows-msvc')) await checkMsvcLinkable(dir, desc, pkg.target, what);
   return desc;
+}
+
+/**
+ * A package installed for an MSVC triple must not hold GNU-ABI C++, whatever its metadata says (it
+ * may predate the check `ocipkg pack` makes, or come from another tool): the build would fail at
+ * link time with unresolved Itanium-mangled names, or worse, link C++ across two ABIs.
+ */
+async function checkMsvcLinkable(dir: string, desc: LinkDescription, target: string, what: string): Promise<void> {
+  for (const lib of desc.libraries) {
+    // Named as in the package (`lib/libgreet.dll.a(member.o)`), not by the staging path.
+    const objects = (await inspectFile(join(dir, lib.file)).catch(() => [])).map((o) => ({ ...o, where: o.where.replace(`${join(dir, ROOT)}/`, '') }));
+    const problem = gnuCxxForMsvc(objects, target);
+    if (problem !== undefined) throw new OcipkgError('EMANIFEST', `${what}: ${problem}`);
+  }
 }
 
 /** Every value of a description through the package-data checks; fields named as the source names them. */
@@ -270,7 +313,7 @@ function checkDescription(desc: LinkDescription, what: string): void {
   check.compileFlags(`${from}Cflags`, desc.cflags);
   for (const lib of desc.libraries) {
     check.name(`${from}library name`, lib.name);
-    for (const file of [lib.file, lib.runtime, lib.importLibrary]) if (file !== undefined) check.packagePath(`${from}library file`, file);
+    for (const file of [lib.file, lib.runtime, lib.importLibrary]) if (typeof file === 'string') check.packagePath(`${from}library file`, file);
   }
   check.linkFlags(`${from}Libs`, desc.linkFlags);
   check.linkFlags(`${from}Libs.private`, desc.staticLinkFlags);
@@ -289,7 +332,7 @@ async function checkFilesInside(dir: string, desc: LinkDescription, what: string
   const root = await realpath(join(dir, ROOT));
   for (const lib of desc.libraries) {
     for (const file of [lib.file, lib.runtime, lib.importLibrary]) {
-      if (file === undefined) continue;
+      if (typeof file !== 'string') continue;
       const real = await realpath(join(dir, file)).catch((err: unknown) => {
         if (errno(err) === 'ENOENT') throw new OcipkgError('EMANIFEST', `${what}: library file ${file} is not in the package`);
         throw err;

@@ -150,10 +150,12 @@ function resolveEntry(index: Map<string, LayerEntry>, path: string): LayerEntry 
 export function placeBySoname(entries: LayerEntry[], libraries: LibraryInfo[]): { entries: LayerEntry[]; libraries: LibraryInfo[] } {
   const index = new Map(entries.map((e) => [e.path, e]));
   const placed = libraries.map((lib) => {
-    if (lib.kind !== 'shared' || lib.soname === undefined || lib.soname.includes('/')) return lib;
+    // A dylib's `@rpath/libz.1.dylib` is found as `libz.1.dylib` in an rpath directory: that is its SONAME.
+    const soname = lib.soname?.startsWith('@rpath/') ? lib.soname.slice('@rpath/'.length) : lib.soname;
+    if (lib.kind !== 'shared' || soname === undefined || soname.includes('/') || /\.tbd$/.test(lib.file)) return lib;
     const real = resolveEntry(index, lib.file);
     if (real?.type !== 'file') return lib;
-    const sonamePath = posix.join(posix.dirname(real.path), lib.soname);
+    const sonamePath = posix.join(posix.dirname(real.path), soname);
     if (sonamePath === real.path) return { ...lib, file: sonamePath };
     const existing = index.get(sonamePath);
     if (existing && resolveEntry(index, sonamePath) !== real) {

@@ -15,10 +15,11 @@ import {
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { canonicalReference, parseReference, type RegistryReference } from '../reference.js';
 import { assertTriple, tripleToPlatform } from '../triple.js';
-import { inspectFile, nonPicObjects, tripleOf, type ObjectInfo } from './binary/index.js';
+import { gnuCxxForMsvc, inspectFile, nonPicObjects, tripleOf, type ObjectInfo, type WindowsAbi } from './binary/index.js';
 import { discoverIncludeDirs, discoverLibraries } from './discover.js';
 import { directoryEntries, placeBySoname, writeLayer, type LayerEntry } from './layer.js';
 import { readShippedFiles } from './shipped-pc.js';
+import { describeFromCmake, readCmakeTargets } from './cmake-targets.js';
 import { createdAnnotation } from './source-date.js';
 import { parsePackageConfig, type LibraryInfo, type PackageConfig, type PackageMetadata } from '../artifact/config.js';
 
@@ -48,6 +49,10 @@ export interface PackOptions {
   defines?: string[];
   /** Flags consumers link after the libraries (`-lm`), besides what the package's `.pc` says. */
   linkFlags?: string[];
+  /** Flags consumers link only with a static library of the package (its private dependencies). */
+  staticLinkFlags?: string[];
+  /** What a CMake build says about its library targets (CMake's ocipkg_package writes it); see cmake-targets.ts. */
+  cmakeTargets?: string;
   /** Called with one line per problem worth telling the user that does not stop packing. */
   warn?: (message: string) => void;
 }
@@ -86,42 +91,79 @@ function imageName(image: string): { ref: RegistryReference; refName: string } {
 }
 
 /**
- * The one triple the libraries were built for. Objects that do not show their libc (static
- * objects) agree with any; a platform or libc mix is refused, as is a directory whose binaries
- * name no known triple. Files that are not binaries (a linker script named libc.so) say nothing.
+ * The objects of the libraries, read from their headers. `architecture` picks one slice of a
+ * universal binary, as the linker does for the target. Files that are not binaries (a linker
+ * script named libc.so) say nothing.
  */
-async function detectTarget(input: ArtifactInput): Promise<string | undefined> {
+async function libraryObjects(input: ArtifactInput, architecture?: string): Promise<ObjectInfo[]> {
   const objects: ObjectInfo[] = [];
-  for (const lib of input.libraries) {
+  // A DLL shows its toolchain (the runtime DLLs it imports) better than its import library does.
+  const files = input.libraries.flatMap((lib) => [input.sourceOf(lib), ...(lib.runtime !== undefined ? [input.sourceOf({ ...lib, file: lib.runtime })] : [])]);
+  for (const file of files) {
     try {
-      objects.push(...(await inspectFile(input.sourceOf(lib))));
+      objects.push(...(await inspectFile(file, architecture !== undefined ? { architecture } : {})));
     } catch (err) {
       if (!isOcipkgError(err, 'EINPUT')) throw err;
     }
   }
+  return objects;
+}
+
+/**
+ * The one triple the objects were built for. Objects that do not show their libc (static
+ * objects) or their Windows toolchain agree with any; a platform, libc or toolchain mix is
+ * refused, as is a directory whose binaries name no known triple.
+ */
+function detectTarget(objects: ObjectInfo[], origin: string): string | undefined {
   if (objects.length === 0) return undefined;
   const platforms = new Map<string, ObjectInfo>();
   const libcs = new Set<string>();
+  const abis = new Set<WindowsAbi>();
   for (const o of objects) {
     platforms.set(`${o.os}/${o.architecture}${o.architecture === 'arm' ? (o.hardFloat ? '/hard-float' : '/soft-float') : ''}`, o);
     if (o.libc) libcs.add(o.libc);
+    if (o.abi) abis.add(o.abi);
   }
   if (platforms.size > 1 || libcs.size > 1) {
     const seen = [...platforms.keys(), ...libcs].join(', ');
-    throw new OcipkgError('EINPUT', `libraries in ${input.origin} are built for different targets (${seen}); pack one target per archive or pass --target`);
+    const universal = objects.some((o) => o.universal) ? ' (a universal binary: pass --target for the slice to pack)' : '';
+    throw new OcipkgError('EINPUT', `libraries in ${origin} are built for different targets (${seen})${universal}; pack one target per archive or pass --target`);
+  }
+  if (abis.size > 1) {
+    const [gnu, msvc] = [objects.find((o) => o.abi === 'gnu')!, objects.find((o) => o.abi === 'msvc')!];
+    throw new OcipkgError('EINPUT', `libraries in ${origin} mix MinGW (${gnu.where}) and MSVC (${msvc.where}) builds; pack one toolchain per archive or pass --target`);
   }
   const sample = [...platforms.values()][0]!;
-  const triple = tripleOf({ ...sample, ...(libcs.size === 1 && { libc: [...libcs][0] as 'gnu' | 'musl' }) });
+  const triple = tripleOf({ ...sample, ...(libcs.size === 1 && { libc: [...libcs][0] as 'gnu' | 'musl' }), ...(abis.size === 1 && { abi: [...abis][0]! }) });
   if (!triple) throw new OcipkgError('EINPUT', `no known target triple for ${sample.where} (${sample.os}/${sample.architecture}); pass --target`);
   return triple;
 }
 
-async function checkTarget(input: ArtifactInput, target: string): Promise<void> {
-  const detected = await detectTarget(input);
+function checkTarget(objects: ObjectInfo[], origin: string, target: string): void {
+  const detected = detectTarget(objects, origin);
   if (detected === undefined) return;
   const [want, have] = [tripleToPlatform(target), tripleToPlatform(detected)];
   if (want.os !== have.os || want.architecture !== have.architecture) {
-    throw new OcipkgError('EINPUT', `libraries in ${input.origin} are built for ${have.os}/${have.architecture}, not ${target}`);
+    throw new OcipkgError('EINPUT', `libraries in ${origin} are built for ${have.os}/${have.architecture}, not ${target}`);
+  }
+}
+
+/**
+ * Warnings about libraries that pack but will not work as consumers expect: a dylib whose install
+ * name is a path of this machine (an addon linked against it would look there, on every machine),
+ * and a DLL without its import library (an MSVC build cannot link it).
+ */
+function warnLoading(libraries: LibraryInfo[], warn: (message: string) => void): void {
+  for (const lib of libraries) {
+    const soname = lib.soname;
+    if (soname?.startsWith('/') && !/^\/(usr\/lib|System)\//.test(soname)) {
+      const rpath = `@rpath/${soname.slice(soname.lastIndexOf('/') + 1)}`;
+      warn(`${lib.file}: install name ${soname} is a path on this machine, where an addon linked against it would look on every machine; ` +
+        `build it with the install name ${rpath} (CMake: -DCMAKE_INSTALL_NAME_DIR=@rpath, or -Wl,-install_name,${rpath})`);
+    }
+    if (/\.dll$/i.test(lib.file)) {
+      warn(`${lib.file}: no import library for this DLL in the package, so an MSVC build cannot link it (it is shipped beside the addon only); install its .lib too`);
+    }
   }
 }
 
@@ -155,10 +197,17 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
   const { ref, refName } = imageName(options.image);
   const warn = options.warn ?? (() => {});
   const requires = (options.requires ?? []).map((r) => canonicalReference(parseReference(r)));
-  const target = options.target !== undefined ? assertTriple(options.target) : await detectTarget(input);
-  if (options.target !== undefined && options.checkTarget) await checkTarget(input, options.target);
-  if (input.libraries.length === 0) warn(`no libraries found in ${input.origin} (looked for lib*.a, lib*.so*, *.dylib, *.lib, *.dll in lib/, lib64/ and the root)`);
+  const asked = options.target !== undefined ? assertTriple(options.target) : undefined;
+  // Headers are read unless a --target overrides them, and for Windows whatever the target, for the C++ ABI.
+  const read = asked === undefined || options.checkTarget || tripleToPlatform(asked).os === 'windows';
+  const objects = read ? await libraryObjects(input, asked && tripleToPlatform(asked).architecture) : [];
+  const target = asked ?? detectTarget(objects, input.origin);
+  if (asked !== undefined && options.checkTarget) checkTarget(objects, input.origin, asked);
+  const cxx = target !== undefined ? gnuCxxForMsvc(objects, target) : undefined;
+  if (cxx !== undefined) throw new OcipkgError('EINPUT', `${cxx}; nothing is packed`);
+  if (input.libraries.length === 0) warn(`no libraries found in ${input.origin} (looked for lib*.a, lib*.so*, *.dylib, lib*.tbd, *.lib, *.dll in lib/, lib64/ and the root)`);
   await warnNonPic(input, warn);
+  warnLoading(input.libraries, warn);
 
   const { entries, libraries } = placeBySoname(input.entries, input.libraries);
   const work = await mkdtemp(join(dirname(output), '.ocipkg-pack-')).catch((err: unknown) => {
@@ -174,8 +223,8 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
       libraries,
       includeDirs: input.includeDirs,
       defines: [...new Set([...(input.defines ?? []), ...(options.defines ?? [])])],
-      linkFlags: [...(input.linkFlags ?? []), ...(options.linkFlags ?? [])],
-      staticLinkFlags: input.staticLinkFlags ?? [],
+      linkFlags: [...new Set([...(input.linkFlags ?? []), ...(options.linkFlags ?? [])])],
+      staticLinkFlags: [...new Set([...(input.staticLinkFlags ?? []), ...(options.staticLinkFlags ?? [])])],
       requires,
     };
     const config: PackageConfig = { layers: { [layer.descriptor.digest]: layer.paths }, package: metadata };
@@ -217,8 +266,18 @@ export async function writeArtifact(input: ArtifactInput, output: string, option
 export async function pack(dir: string, output: string, options: PackOptions): Promise<PackResult> {
   const [libraries, includeDirs, declared] = await Promise.all([discoverLibraries(dir), discoverIncludeDirs(dir), declaredRequires(dir)]);
   const requires = [...new Set([...(options.requires ?? []), ...declared].map((r) => canonicalReference(parseReference(r))))];
-  const shipped = await readShippedFiles(dir, await directoryEntries(dir), libraries, requires, options.warn ?? (() => {}));
-  return writeArtifact({ ...shipped, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, { ...options, requires });
+  const warn = options.warn ?? (() => {});
+  const shipped = await readShippedFiles(dir, await directoryEntries(dir), libraries, requires, warn);
+  const fromCmake = options.cmakeTargets !== undefined ? describeFromCmake(await readCmakeTargets(options.cmakeTargets), libraries, warn) : undefined;
+  return writeArtifact({ ...shipped, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, {
+    ...options,
+    requires,
+    ...(fromCmake && {
+      defines: [...fromCmake.defines, ...(options.defines ?? [])],
+      linkFlags: [...fromCmake.linkFlags, ...(options.linkFlags ?? [])],
+      staticLinkFlags: [...fromCmake.staticLinkFlags, ...(options.staticLinkFlags ?? [])],
+    }),
+  });
 }
 
 /** `requires` from an `ocipkg.json` in the packed directory: what a library's own build says it needs. */

@@ -35,7 +35,12 @@ export type Fault =
   /** Forward without the Range header, as a server that does not do ranges answers 200 in full. */
   | { kind: 'no-ranges' }
   /** The registry's body in `chunk`-byte pieces, `delayMs` apart. */
-  | { kind: 'slow'; chunk: number; delayMs: number };
+  | { kind: 'slow'; chunk: number; delayMs: number }
+  /**
+   * Send the headers and `after` body bytes, then the rest once `release` resolves: a download that
+   * is in progress for exactly as long as a test needs, however loaded the machine.
+   */
+  | { kind: 'hold'; after: number; release: Promise<void> };
 
 export interface FaultRule {
   /** Default: any method. */
@@ -133,6 +138,13 @@ async function answer(fault: Fault | undefined, record: RecordedRequest, req: In
     case 'content-type':
       res.writeHead(status, { ...headers, 'content-type': fault.value });
       res.end(body);
+      return;
+    case 'hold':
+      res.writeHead(status, headers);
+      res.write(body.subarray(0, fault.after));
+      record.sent += Math.min(fault.after, body.length);
+      await fault.release;
+      res.end(body.subarray(fault.after));
       return;
     case 'slow':
       res.writeHead(status, headers);

@@ -16,6 +16,9 @@ extern "C" {
 /* a + b, so a caller can see that a call really reached the library. */
 GREET_API int greet_add(int a, int b);
 
+/* The cube root of x: the library needs the C math library (libm), which the package records. */
+GREET_API double greet_cbrt(double x);
+
 /* The library's version and how it was built, e.g. "1.2.0 (shared)". */
 GREET_API const char *greet_version(void);
 

@@ -80,14 +80,21 @@ export async function inspectMachO(range: ByteRange): Promise<ObjectInfo> {
   return info;
 }
 
+export interface FatSlice {
+  /** OCI architecture of the slice, from the fat header; undefined for CPU types ocipkg does not know. */
+  architecture: string | undefined;
+  range: ByteRange;
+}
+
 /** The slices of a universal binary; each may itself be a thin Mach-O or an `ar` archive. */
-export async function fatSlices(range: ByteRange): Promise<ByteRange[]> {
+export async function fatSlices(range: ByteRange): Promise<FatSlice[]> {
   const head = new Fields(await range.read(0, 8), false);
   const wide = head.u32(0) === FAT_MAGIC_64;
   return range.table(8, head.u32(4), wide ? 32 : 20, false, (t, o) => {
     const cputype = t.u32(o);
+    const architecture = machoArchitecture(cputype);
     const offset = wide ? t.u64(o + 8) : t.u32(o + 8);
     const size = wide ? t.u64(o + 16) : t.u32(o + 12);
-    return range.sub(offset, size, `${range.where}[${machoArchitecture(cputype) ?? cputype}]`);
+    return { architecture, range: range.sub(offset, size, `${range.where}[${architecture ?? cputype}]`) };
   });
 }

@@ -1,8 +1,10 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { OcipkgError } from '../../errors.js';
 
-export type ObjectFormat = 'elf' | 'macho' | 'pe' | 'coff';
+export type ObjectFormat = 'elf' | 'macho' | 'pe' | 'coff' | 'tbd';
 export type ObjectType = 'relocatable' | 'shared' | 'executable' | 'import' | 'other';
+/** The two Windows toolchains: MinGW (GCC or clang for `*-windows-gnu`, Itanium C++) and MSVC. */
+export type WindowsAbi = 'gnu' | 'msvc';
 
 export interface ObjectInfo {
   /** Where it came from: the file, `file(member.o)` inside an archive, `file[arm64]` for a universal slice. */
@@ -21,6 +23,16 @@ export interface ObjectInfo {
   libc?: 'gnu' | 'musl';
   /** ELF ARM: built for the hard-float ABI (EF_ARM_ABI_FLOAT_HARD). */
   hardFloat?: boolean;
+  /** PE/COFF, only when the binary shows it (runtime DLLs, C++ mangling, GNU-only sections). */
+  abi?: WindowsAbi;
+  /** PE/COFF: an Itanium-mangled C++ symbol it defines, exports or imports (what MSVC cannot link). */
+  itaniumSymbol?: string;
+  /** A member of an import library: the DLL it imports from (`greet.dll`), when it names it. */
+  importsFrom?: string;
+  /** PE images: the DLLs it imports from. */
+  imports?: string[];
+  /** From one slice of a universal (fat) binary. */
+  universal?: boolean;
 }
 
 /**
