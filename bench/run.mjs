@@ -9,7 +9,8 @@
 // 2. peak memory (max RSS) of a cold `ocipkg get` of a MEMORY_SIZE package;
 // 3. warm `ocipkg-link --cflags --libs` against `node -e 0`, also for a package verified under a trust policy;
 // 4. peak memory of cold gets of packages of many small files, ENTRIES and 4 x ENTRIES of them:
-//    memory should stay flat with the entry count.
+//    memory should stay flat with the entry count;
+// 5. a cold get of a SIZE package interrupted at half its layer, then run again: bytes the rerun transfers.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -199,6 +200,56 @@ function warmLink(registry, runs) {
   return { runs, environment: asIs, verifiedUnderPolicy: verified, withoutNodeExtraCaCerts: measure({ OCIPKG_DATA_DIR: store, NODE_EXTRA_CA_CERTS: undefined }) };
 }
 
+/**
+ * A cold get interrupted (SIGINT) once half its layer has come through, then run again: the rerun
+ * should transfer about the other half, not the whole layer again. Bytes are counted by a small
+ * proxy in front of the registry, which also sends the signal the moment half has gone out.
+ */
+async function resumedGet(registry) {
+  const mb = Number(values['size-mb']);
+  log(`resumed get: publishing a ${mb} MiB package`);
+  const { image, layer } = publish(registry, 'resume', mb);
+  const size = JSON.parse(run(process.execPath, [ocipkg, 'inspect', image])).manifest.layers[0].size;
+  const { createServer, request } = await import('node:http');
+  // Per run: a response of the interrupted run still arriving after the kill counts for that run.
+  let counter = { sent: 0 };
+  let onProgress = () => {};
+  const proxy = createServer((req, res) => {
+    const counted = counter;
+    const upstream = request(new URL(req.url, registry.url), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.on('data', (chunk) => {
+        if (req.url.endsWith(layer)) counted.sent += chunk.length;
+        onProgress();
+      });
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const proxied = image.replace(registry.host, `127.0.0.1:${proxy.address().port}`);
+  try {
+    const store = fresh('store');
+    const env = { ...process.env, OCIPKG_DATA_DIR: store };
+    const child = spawn(process.execPath, [ocipkg, 'get', proxied], { env, stdio: 'ignore' });
+    const first = counter;
+    onProgress = () => first.sent >= size / 2 && child.kill('SIGINT');
+    const signal = await new Promise((resolve) => child.on('close', (_code, sig) => resolve(sig)));
+    if (signal !== 'SIGINT') throw new Error(`the interrupted get ended with ${signal ?? 'an exit'}, not SIGINT`);
+    const interrupted = first.sent;
+    onProgress = () => {};
+    counter = { sent: 0 };
+    // Not spawnSync: the proxy runs in this process.
+    const rerun = spawn(process.execPath, [ocipkg, 'get', proxied], { env, stdio: 'ignore' });
+    const code = await new Promise((resolve) => rerun.on('close', resolve));
+    if (code !== 0) throw new Error(`the rerun of the interrupted get failed with exit code ${code}`);
+    return { layerBytes: size, sentBeforeInterrupt: interrupted, rerun: counter.sent, rerunFraction: counter.sent / size };
+  } finally {
+    proxy.close();
+  }
+}
+
 const registry = await startRegistry();
 try {
   const results = {
@@ -207,6 +258,7 @@ try {
     coldGet: coldGet(registry, Number(values.runs)),
     peakMemory: await peakMemory(registry),
     manyEntries: await manyEntries(registry),
+    resumedGet: await resumedGet(registry),
   };
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 } finally {

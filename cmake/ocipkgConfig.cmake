@@ -11,8 +11,10 @@
 # with cmake -Docipkg_DIR="$(npx ocipkg cmake-dir)".
 #
 # Packages are fetched at configure time by the ocipkg-link script of this npm package (its --json
-# output is the whole interface), so a build never touches the network. Re-run CMake to pick up a
-# tag that has moved: the resolved manifest digest is kept on the target (OCIPKG_MANIFEST_DIGEST).
+# output is the whole interface), so a build never touches the network. Once a tag is in the store,
+# ocipkg-link answers from there without asking the registry, so re-running CMake does not follow a
+# tag that has moved: run `ocipkg get IMAGE` (or `ocipkg update` for declared packages), then CMake.
+# The resolved manifest digest is kept on the target (OCIPKG_MANIFEST_DIGEST).
 #
 # Targets: ocipkg::<name> is the package (the <name> given to ocipkg_add_package), an INTERFACE
 # target; each library it links, the objects of ocipkg-link --json's libraries[], is the IMPORTED

@@ -5,13 +5,13 @@ import { preparePackage } from './link/generate.js';
 import type { ContentSource } from './oci/content.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import type { Descriptor } from './oci/types.js';
-import { openContent } from './open.js';
+import { openSource } from './open.js';
 import { canonicalReference, isLoopbackRegistry, parseReference, tagOrDigest, type ImageReference } from './reference.js';
 import { installPackage } from './store/install.js';
 import { writeStoreIndex } from './store/index-json.js';
-import type { InstalledPackage } from './store/package.js';
-import { writeRef } from './store/refs.js';
-import { recordVerified } from './store/verified.js';
+import { readInstalledPackage, type InstalledPackage } from './store/package.js';
+import { readRef, writeRef, type TagMove } from './store/refs.js';
+import { recordVerified, verifiedWith } from './store/verified.js';
 import type { TrustRule } from './project/trust.js';
 import { verifyTrusted } from './trust.js';
 
@@ -31,10 +31,14 @@ export interface FetchOptions {
   requirementNames?: (requires: string[]) => Promise<string[]>;
   /** The trust policy's rule for this image: installed only when a trusted key signed it. */
   trust?: TrustRule;
+  /** Told when the tag now points elsewhere than the store recorded (as `docker pull` says it got a newer image). */
+  moved?: (move: TagMove) => void;
+  /** Go through everything (requirements included) even when the tag has not moved from a package the store holds. */
+  force?: boolean;
 }
 
 export async function fetchPackage(ref: ImageReference, triple: string, storeRoot: string, options: FetchOptions = {}): Promise<InstalledPackage> {
-  return installImage({ source: openContent(ref), tagOrDigest: tagOrDigest(ref), recordAs: ref, triple, storeRoot, ...options });
+  return installImage({ source: openSource(ref), tagOrDigest: tagOrDigest(ref), recordAs: ref, triple, storeRoot, ...options });
 }
 
 /**
@@ -42,7 +46,7 @@ export async function fetchPackage(ref: ImageReference, triple: string, storeRoo
  * installing anything: an index lists them all; a single manifest serves the one its config records.
  */
 export async function imageTriples(ref: ImageReference): Promise<{ root: Descriptor; manifests: Record<string, string> }> {
-  const source = openContent(ref);
+  const source = openSource(ref);
   const root = await source.resolve(tagOrDigest(ref));
   const parsed = parseManifest(await fetchSmallBlob(source, root), root.mediaType, canonicalReference(ref));
   if (parsed.kind === 'index') return { root, manifests: indexTriples(parsed.index) };
@@ -85,6 +89,16 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   // digest it claims must be its own (a tag it claims is trusted, as `docker load` trusts it).
   if (install.recordAs.digest !== undefined && install.recordAs.digest !== rootDesc.digest) {
     throw new OcipkgError('EINTEGRITY', `${image} names digest ${install.recordAs.digest}, but ${source.location} holds ${rootDesc.digest} under ${install.tagOrDigest}`);
+  }
+  const previous = readRef(storeRoot, install.recordAs);
+  if (previous && previous.digest !== rootDesc.digest) install.moved?.({ image, from: previous.digest, to: rootDesc.digest });
+  // The tag still points where the store says, at a package it holds (verified, under a policy):
+  // re-resolving it cost one request, and nothing more is needed.
+  const current = previous?.digest === rootDesc.digest && !install.force ? (previous.manifests[triple] ?? previous.manifests['']) : undefined;
+  const unchanged = current === undefined ? undefined : readInstalledPackage(storeRoot, current);
+  if (unchanged && (!install.trust || verifiedWith(storeRoot, unchanged.manifestDigest, install.trust.keys.map((k) => k.pem)) !== undefined)) {
+    writeRef(storeRoot, { ...previous!, updated: new Date().toISOString() });
+    return unchanged;
   }
   const rootBytes = await fetchSmallBlob(source, rootDesc);
   const parsed = parseManifest(rootBytes, rootDesc.mediaType, image);

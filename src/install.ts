@@ -1,13 +1,14 @@
 import { OcipkgError } from './errors.js';
 import { imageTriples } from './fetch.js';
-import { openContent } from './open.js';
+import { openSource } from './open.js';
 import { canonicalReference, formatReference, parseReference, tagOrDigest, type ImageReference } from './reference.js';
 import { linkDescriptionOf, resolvePackage } from './resolve.js';
 import { walkRequirements } from './requirements.js';
 import { trustRuleFor } from './project/trust.js';
 import { keyId, readPublicKey } from './sign/keys.js';
 import { storeRoot } from './store/paths.js';
-import { readRef } from './store/refs.js';
+import { recordProject } from './store/projects.js';
+import { readRef, type TagMove } from './store/refs.js';
 import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
@@ -44,6 +45,8 @@ export interface InstallResult {
   written: boolean;
   /** Images whose tag now points elsewhere than the lockfile says. */
   drifted: string[];
+  /** The pins this run moved (`update`): from the locked digest to what the tag points at now. */
+  moved: TagMove[];
 }
 
 
@@ -73,7 +76,7 @@ function lockFromStore(image: string, ref: ImageReference, root: string): LockEn
 async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, warn: (message: string) => void): Promise<boolean> {
   if (ref.digest !== undefined) return false;
   try {
-    const now = await openContent(ref).resolve(tagOrDigest(ref));
+    const now = await openSource(ref).resolve(tagOrDigest(ref));
     if (now.digest === entry.digest) return false;
     warn(`${image} has moved: locked at ${entry.digest}, the tag now points at ${now.digest}; keeping the lock (run \`ocipkg update ${image}\` to move it)`);
     return true;
@@ -109,6 +112,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
 
   const next: Lockfile = { packages: {} };
   const drifted: string[] = [];
+  const moved: TagMove[] = [];
 
   // Keyed as written (a lock entry per canonical reference); the identity for one version per
   // repository is that reference, so two tags of one repository conflict even when they name one
@@ -125,6 +129,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
         if (offline && !(movesAll || moving?.has(image))) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
         options.progress?.(`locking ${image}`);
         entry = offline ? lockFromStore(image, located, options.storeRoot ?? storeRoot()) : await lockImage(located);
+        if (locked && locked.digest !== entry.digest) moved.push({ image, from: locked.digest, to: entry.digest });
       } else if (!offline && (await checkDrift(image, located, entry, warn))) {
         drifted.push(image);
       }
@@ -149,5 +154,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     throw frozenMismatch(project, stale.length > 0 ? `${stale.join(', ')} no longer needed` : 'locked requirements differ');
   }
   if (changed) writeLockfile(project.dir, next);
-  return { project, lockfile: next, written: changed, drifted };
+  // So that `ocipkg store prune` keeps what this lockfile pins, for as long as it exists.
+  recordProject(options.storeRoot ?? storeRoot(), project.dir);
+  return { project, lockfile: next, written: changed, drifted, moved };
 }

@@ -8,7 +8,8 @@ import { canonicalReference, parseReference, repositoryOf } from './reference.js
 import { walkRequirements, type Walked } from './requirements.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
-import { readRef } from './store/refs.js';
+import { readRef, type TagMove } from './store/refs.js';
+import { markUsed } from './store/usage.js';
 import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
 
@@ -27,6 +28,13 @@ export interface ResolveOptions {
   beforeFetch?: () => void | Promise<void>;
   /** Follow the nearest project's aliases and lockfile pins (default true). */
   project?: boolean;
+  /**
+   * Ask the registry what a tag points at now even when the store has it, as `docker pull` does
+   * (`ocipkg get`); a pinned or digest reference, and offline, never ask. Default: the store's answer.
+   */
+  refresh?: boolean;
+  /** Told when a re-resolved tag points elsewhere than the store recorded. */
+  moved?: (move: TagMove) => void;
 }
 
 /** A resolved package and what it links. */
@@ -83,7 +91,8 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
 
   // The policy of the nearest project applies even where its aliases and pins do not (install).
   const trust = trustRuleFor(canonicalReference(ref), project ?? findProject());
-  if (!options.force) {
+  const refresh = (options.refresh ?? false) && !offline && !pinned && ref.digest === undefined;
+  if (!options.force && !refresh) {
     const record = pinned ? undefined : readRef(root, ref);
     // A reference pinning a manifest's digest names its package whatever name fetched it.
     const manifestDigest = pinned ? pinned.digest : (record?.manifests[triple] ?? record?.manifests[''] ?? ref.digest);
@@ -91,7 +100,10 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
     const installed = found && (found.target === undefined || found.target === triple) ? found : undefined;
     // Under a policy, only a package verified with one of its keys: a changed policy verifies again.
     const trusted = !trust || (installed !== undefined && verifiedWith(root, installed.manifestDigest, trust.keys.map((k) => k.pem)) !== undefined);
-    if (installed && trusted) return installed;
+    if (installed && trusted) {
+      markUsed(root, installed.manifestDigest);
+      return installed;
+    }
     if (installed && offline) {
       throw new OcipkgError('EUNTRUSTED', `${canonicalReference(ref)} is in the store but not verified with a key ${trust!.declaredIn} trusts for "${trust!.prefix}", and ocipkg is offline; run once with network to verify it`);
     }
@@ -102,11 +114,15 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
   }
   await options.beforeFetch?.();
   const { fetchPackage } = await coldPath();
-  return fetchPackage(ref, triple, root, {
+  const pkg = await fetchPackage(ref, triple, root, {
     ...(options.progress && { progress: options.progress }),
     requirementNames: requirementNamesWithin(options, chain.at(-1) === canonicalReference(named) ? chain : [...chain, canonicalReference(named)]),
     ...(trust && { trust }),
+    ...(options.moved && { moved: options.moved }),
+    ...(options.force && { force: true }),
   });
+  markUsed(root, pkg.manifestDigest);
+  return pkg;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { OcipkgError } from './errors.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
-import { openContent } from './open.js';
+import { openContent, openSource } from './open.js';
 import { readLockfile } from './project/lockfile.js';
 import { findProject } from './project/manifest.js';
 import { canonicalReference, formatReference, parseReference, repositoryOf, tagOrDigest, type RegistryReference } from './reference.js';
@@ -51,7 +51,7 @@ export async function signImage(image: string, key: KeyObject, options: { recurs
  */
 export async function verifyImage(image: string, keys: KeyObject[]): Promise<unknown[]> {
   const ref = registryRef(image);
-  const store = openContent(ref);
+  const store = openSource(ref);
   const project = findProject();
   const entry = project && ref.digest === undefined ? readLockfile(project.dir)?.packages[canonicalReference(ref)] : undefined;
   // The lock pins the index (or single manifest) it was taken from; that is what gets verified.

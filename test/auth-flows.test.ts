@@ -125,7 +125,9 @@ describe('token scopes and expiry', () => {
   });
 
   it('a push asks for pull,push on its repository only', async () => {
-    const pushed = await ocipkg(['push', archive, `${tokenRegistry.host}/acme/pushed:1`], env(dir));
+    // A store of its own: with the record of the pushes above, the push would mount their blobs
+    // (and ask for pull on their repositories, as test/mirrors-mount.test.ts shows).
+    const pushed = await ocipkg(['push', archive, `${tokenRegistry.host}/acme/pushed:1`], env(dir, { OCIPKG_DATA_DIR: join(dir, 'fresh-store') }));
     expect(pushed.code, pushed.stderr).toBe(0);
     const scopes = tokens.requests.flatMap((r) => r.scopes);
     expect(scopes).toContain('repository:acme/pushed:pull,push');

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerOf, uniqueName } from '../src/fs/names.js';
-import { ocipkg, REPO, tempDir, type RunResult } from './helpers/cli.js';
+import { ocipkg, ocipkgLink, REPO, tempDir, type RunResult } from './helpers/cli.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { debianPrefix } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
@@ -57,6 +57,8 @@ async function backdate(store: string, manifestDigest: string): Promise<void> {
     await utimes(join(store, 'blobs', 'sha256', digest.slice('sha256:'.length)), HOUR_AGO, HOUR_AGO);
   }
   await utimes(join(store, 'packages', 'sha256', hex), HOUR_AGO, HOUR_AGO);
+  const used = join(store, 'used', 'sha256', hex);
+  if (existsSync(used)) await utimes(used, HOUR_AGO, HOUR_AGO);
 }
 
 /** The manifest digest of the package `get` printed (`.../packages/sha256/<hex>/root`). */
@@ -229,6 +231,181 @@ describe('ocipkg prune', () => {
     for (const image of [images.lz4, images.zstd, moving]) {
       expect((await ocipkg(['get', image, '--offline'], env(store))).code).toBe(0);
     }
+  });
+});
+
+interface Row { reference: string | null; target: string | null; manifest: string; size: number; fetched: string | null; lastUsed: string | null }
+
+async function listed(store: string): Promise<Row[]> {
+  const result = await ocipkg(['store', 'list', '--json'], env(store));
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as Row[];
+}
+
+/** What `du -sb`-like counting says the store takes: every file's allocated blocks. */
+function storeBytes(store: string): number {
+  const du = spawnSync('du', ['-s', '-B1', store], { encoding: 'utf8' });
+  return Number(du.stdout.split('\t')[0]);
+}
+
+/** A project declaring `images` whose lockfile `ocipkg install` writes (and so records the project in the store). */
+async function installedProject(store: string, images: Record<string, string>): Promise<string> {
+  const dir = await tempDir('project');
+  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'addon', ocipkg: { packages: images } }));
+  const installed = await ocipkg(['install'], env(store, { OCIPKG_PROJECT_DIR: dir }));
+  expect(installed.code, installed.stderr).toBe(0);
+  return dir;
+}
+
+describe('ocipkg store list', () => {
+  it('shows each reference and target with its size on disk, when it was fetched and when last used', async () => {
+    const store = await tempDir('store');
+    const lz4 = await get(store, images.lz4);
+    await get(store, images.zstd);
+    const rows = await listed(store);
+    expect(rows.map((r) => r.reference)).toEqual([images.lz4, images.zstd].sort());
+    const row = rows.find((r) => r.reference === images.lz4)!;
+    expect(row.manifest).toBe(digestOf(lz4));
+    expect(row.target).toBe('x86_64-unknown-linux-gnu');
+    // The extracted files and the compressed layer: more than the static library alone.
+    const lib = readdirSync(join(lz4, 'lib')).find((f) => f.endsWith('.a'))!;
+    expect(row.size).toBeGreaterThan((await readFile(join(lz4, 'lib', lib))).length);
+    expect(Date.parse(row.fetched!)).toBeGreaterThan(Date.now() - 10 * 60_000);
+    const usedBefore = Date.parse(row.lastUsed!);
+
+    // A warm ocipkg-link is a use.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await ocipkgLink(['--cflags', images.lz4], env(store))).code).toBe(0);
+    const after = (await listed(store)).find((r) => r.reference === images.lz4)!;
+    expect(Date.parse(after.lastUsed!)).toBeGreaterThan(usedBefore);
+    expect(after.fetched).toBe(row.fetched);
+
+    // `list` is the same listing; the text form has the same six columns.
+    expect(JSON.parse((await ocipkg(['list', '--json'], env(store))).stdout)).toEqual(await listed(store));
+    const text = lines(await ocipkg(['store', 'list'], env(store)));
+    expect(text).toHaveLength(2);
+    const columns = text.find((l) => l.startsWith(images.lz4))!.split('\t');
+    expect(columns.slice(0, 3)).toEqual([images.lz4, 'x86_64-unknown-linux-gnu', digestOf(lz4)]);
+    expect(columns[3]).toMatch(/^\d+\.\d (KiB|MiB)$/);
+    expect(columns[4]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(columns[5]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  });
+});
+
+describe('ocipkg rm', () => {
+  it('removes the reference and frees the package and its blobs at once; a package another tag names stays', async () => {
+    const store = await tempDir('store');
+    const lz4 = await get(store, images.lz4);
+    const zstd = await get(store, images.zstd);
+    const alias = `${registry.host}/acme/zstd-alias:1`;
+    expect((await ocipkg(['push', archives.zstd, alias])).code).toBe(0);
+    expect(await get(store, alias)).toBe(zstd);
+    const lz4Size = (await listed(store)).find((r) => r.reference === images.lz4)!.size;
+    const before = storeBytes(store);
+
+    const removed = await ocipkg(['rm', images.lz4, '--json'], env(store));
+    expect(removed.code, removed.stderr).toBe(0);
+    const result = JSON.parse(removed.stdout) as { untagged: string[]; packages: string[]; blobs: string[]; bytes: number };
+    expect(result.untagged).toEqual([images.lz4]);
+    expect(result.packages).toEqual([digestOf(lz4)]);
+    expect(result.blobs).toContain(digestOf(lz4));
+    expect(result.bytes).toBe(lz4Size);
+    expect(existsSync(lz4)).toBe(false);
+    // The space is back now, not at the next prune.
+    expect(before - storeBytes(store)).toBeGreaterThanOrEqual(lz4Size);
+    expectStoreVerified(store);
+    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(1);
+
+    // Two tags of one package: the first rm only untags, the second frees it.
+    const untag = await ocipkg(['rm', alias], env(store));
+    expect(lines(untag)).toEqual([`untagged ${alias}`]);
+    expect(existsSync(zstd)).toBe(true);
+    expect(lines(await ocipkg(['rm', images.zstd], env(store)))).toEqual([`untagged ${images.zstd}`, `removed package ${digestOf(zstd)}`]);
+    expect(storeContents(store).packages).toEqual([]);
+    expect(storeContents(store).blobs).toEqual([]);
+    expect(await listed(store)).toEqual([]);
+  });
+
+  it('refuses a reference the store does not hold, in one line, and removes nothing', async () => {
+    const store = await tempDir('store');
+    const lz4 = await get(store, images.lz4);
+    const result = await ocipkg(['rm', images.lz4, `${registry.host}/acme/absent:1`], env(store));
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('acme/absent:1 is not in the store');
+    expect(existsSync(lz4)).toBe(true);
+    expect((await ocipkg(['rm'], env(store))).code).toBe(2);
+  });
+});
+
+describe('ocipkg store prune keeps lockfile pins and what was used within --min-age', () => {
+  it('--min-age 0 keeps only what the lockfile of a recorded project pins, and forgets the project once its lockfile is gone', async () => {
+    const store = await tempDir('store');
+    const project = await installedProject(store, { lz4: images.lz4 });
+    const zstd = await get(store, images.zstd);
+
+    const pruned = await ocipkg(['store', 'prune', '--min-age', '0', '--json'], env(store));
+    expect(pruned.code, pruned.stderr).toBe(0);
+    const result = JSON.parse(pruned.stdout) as { packages: string[]; refs: string[]; forgottenProjects: string[]; bytes: number };
+    expect(result.packages).toEqual([digestOf(zstd)]);
+    expect(result.refs).toEqual([images.zstd]);
+    expect(result.forgottenProjects).toEqual([]);
+    expect(result.bytes).toBeGreaterThan(0);
+    expect(existsSync(zstd)).toBe(false);
+    // The project still builds offline from the store.
+    const linked = await ocipkgLink(['--libs', 'lz4'], env(store, { OCIPKG_PROJECT_DIR: project, OCIPKG_OFFLINE: '1' }));
+    expect(linked.code, linked.stderr).toBe(0);
+    expectStoreVerified(store);
+
+    await unlink(join(project, 'ocipkg-lock.json'));
+    const again = await ocipkg(['prune', '--min-age', '0', '--json'], env(store));
+    const second = JSON.parse(again.stdout) as { packages: string[]; forgottenProjects: string[] };
+    expect(second.forgottenProjects).toEqual([project]);
+    expect(second.packages).toHaveLength(1);
+    expect(storeContents(store)).toEqual({ packages: [], blobs: [], tmp: [] });
+    expect(await listed(store)).toEqual([]);
+  });
+
+  it('a package used (by ocipkg-link) within --min-age stays; one unused longer goes, its ref with it', async () => {
+    const store = await tempDir('store');
+    const lz4 = await get(store, images.lz4);
+    const zstd = await get(store, images.zstd);
+    await backdate(store, digestOf(lz4));
+    await backdate(store, digestOf(zstd));
+    expect((await ocipkgLink(['--cflags', images.lz4], env(store))).code).toBe(0);
+
+    const pruned = await ocipkg(['prune', '--min-age', '30'], env(store));
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(lines(pruned)).toContain(`removed package ${digestOf(zstd)}`);
+    expect(lines(pruned)).toContain(`removed ref ${images.zstd}`);
+    expect(lines(pruned)).not.toContain(`removed package ${digestOf(lz4)}`);
+    expect(existsSync(lz4)).toBe(true);
+    expect((await listed(store)).map((r) => r.reference)).toEqual([images.lz4]);
+    expectStoreVerified(store);
+    expect((await ocipkg(['prune', '--min-age', '1d'], env(store))).code).toBe(0);
+    expect(existsSync(lz4)).toBe(true);
+  });
+});
+
+describe('OCIPKG_KEEP_LAYERS=0', () => {
+  it('installs the package without keeping its compressed layer; store verify says it cannot compare it, and does not call it corrupt', async () => {
+    const store = await tempDir('store');
+    const kept = await tempDir('store');
+    const lz4 = await get(kept, images.lz4);
+    const result = await ocipkg(['get', images.lz4], env(store, { OCIPKG_KEEP_LAYERS: '0' }));
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trim().replace(store, kept)).toBe(lz4);
+    const info = JSON.parse(readFileSync(join(result.stdout.trim(), '..', 'package.json'), 'utf8')) as { layersKept?: boolean; manifest: { layers: { digest: string }[] } };
+    expect(info.layersKept).toBe(false);
+    const layer = info.manifest.layers[0]!.digest.slice('sha256:'.length);
+    expect(storeContents(store).blobs).not.toContain(layer);
+    expect(storeContents(kept).blobs).toContain(layer);
+    expect((await listed(store))[0]!.size).toBeLessThan((await listed(kept))[0]!.size);
+
+    const verify = await ocipkg(['store', 'verify'], env(store));
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(lines(verify)).toEqual([`unchecked package ${digestOf(lz4)}: its layers were not kept (OCIPKG_KEEP_LAYERS=0), so its files were not compared`]);
+    expect((await ocipkgLink(['--libs', images.lz4], env(store))).code).toBe(0);
   });
 });
 

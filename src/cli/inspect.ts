@@ -6,7 +6,7 @@ import { fetchPackageConfig } from '../artifact/config.js';
 import { archivePath, canonicalReference, parseReference, tagOrDigest } from '../reference.js';
 import { noBuildError, selectFromIndex } from '../artifact/triples.js';
 import { OcipkgError } from '../errors.js';
-import { openContent } from '../open.js';
+import { openSource } from '../open.js';
 import { archiveImage } from './archive-name.js';
 
 /**
@@ -47,5 +47,5 @@ export async function inspect(what: string, triple?: string): Promise<Record<str
     }
   }
   const ref = parseReference(what);
-  return describe(openContent(ref), tagOrDigest(ref), canonicalReference(ref), triple);
+  return describe(openSource(ref), tagOrDigest(ref), canonicalReference(ref), triple);
 }

@@ -18,6 +18,8 @@ import { debugEnabled, isQuiet, parseOptions, printLine, progress, runMain, setP
 const USAGE = `Usage: ocipkg-link [options] IMAGE...
 
 Prints compile and link flags for prebuilt libraries published as OCI images, like pkg-config.
+Once an image is in the store it is answered from there, without the network, even when its tag
+has moved since: \`ocipkg get IMAGE\` (or \`ocipkg update\` for declared packages) follows a tag.
 
 Flags (one line on stdout; cflags come before libs):
   --cflags               -I, -D and other compile flags

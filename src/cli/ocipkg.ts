@@ -4,7 +4,7 @@ import { EXIT_STATUSES, OcipkgError } from '../errors.js';
 import { archivePath, canonicalReference, formatReference, parseReference, repositoryOf } from '../reference.js';
 import { requirementNamesWithin, resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
-import { listRefs } from '../store/refs.js';
+import type { TagMove } from '../store/refs.js';
 import { selectTriple } from '../triple.js';
 import { GLOBAL_HELP, JSON_HELP, JSON_OPTION, parseOptions, printJson, printLine, progress, readStdin, runMain, usageError } from './common.js';
 import { didYouMean } from '../suggest.js';
@@ -14,8 +14,10 @@ import type { PackResult } from '../package/pack.js';
 import { PACK_METADATA_HELP, PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 import { ADD_OPTIONS, ADD_SUMMARY, ADD_USAGE, runAdd, INSTALL_OPTIONS, INSTALL_SUMMARY, INSTALL_USAGE, runInstall, runUpdate, UPDATE_OPTIONS, UPDATE_SUMMARY, UPDATE_USAGE } from './project.js';
 import { PUBLISH_OPTIONS, PUBLISH_SUMMARY, PUBLISH_USAGE, runPublish } from './publish.js';
+import { OUTDATED_OPTIONS, OUTDATED_SUMMARY, OUTDATED_USAGE } from './outdated.js';
 import { GENERATE_KEY_PAIR_OPTIONS, GENERATE_KEY_PAIR_SUMMARY, GENERATE_KEY_PAIR_USAGE } from './keys.js';
 import { SIGN_OPTIONS, SIGN_SUMMARY, SIGN_USAGE, VERIFY_OPTIONS, VERIFY_SUMMARY, VERIFY_USAGE } from './sign.js';
+import { COPY_OPTIONS, COPY_SUMMARY, COPY_USAGE } from './copy.js';
 
 /**
  * `ocipkg`: a superset of the Rust ocipkg's commands. Each command parses its own options and
@@ -130,12 +132,13 @@ const COMMANDS: Record<string, Command> = {
   publish: { usage: PUBLISH_USAGE, summary: PUBLISH_SUMMARY, options: PUBLISH_OPTIONS, run: runPublish },
   get: {
     usage: 'ocipkg get IMAGE [-f] [--target TRIPLE] [--json]',
-    summary: 'fetch an image into the local store and print its directory',
-    options: `  -f, --force             fetch again even if the store has it\n  --target TRIPLE         target triple (default: npm_config_arch for a cross build, then OCIPKG_TARGET, then the host)\n  --offline               use only the store (as OCIPKG_OFFLINE=1 does)\n${JSON_HELP}`,
+    summary: 'fetch an image into the local store and print its directory; a tag is looked up again each time, as `docker pull` does',
+    options: `  -f, --force             fetch again even if the store has it (a digest or lockfile pin too)\n  --target TRIPLE         target triple (default: npm_config_arch for a cross build, then OCIPKG_TARGET, then the host)\n  --offline               use only the store, never asking where a tag points now (as OCIPKG_OFFLINE=1 does)\n${JSON_HELP}`,
     async run(args) {
       const { values, positionals: pos } = parseOptions(args, { force: { type: 'boolean', short: 'f' }, target: { type: 'string' }, offline: { type: 'boolean' }, ...JSON_OPTION }, 'get');
       const [image] = positionals(pos, 1, 1, 'get');
-      const pkg = await resolvePackage(image!, { force: values.force ?? false, offline: values.offline, progress, beforeFetch: () => beforeTransfers('fetching'), ...(values.target !== undefined && { target: values.target }) });
+      const moved = (move: TagMove) => void process.stderr.write(`ocipkg: ${move.image} has moved from ${move.from} to ${move.to}\n`);
+      const pkg = await resolvePackage(image!, { force: values.force ?? false, refresh: true, moved, offline: values.offline, progress, beforeFetch: () => beforeTransfers('fetching'), ...(values.target !== undefined && { target: values.target }) });
       if (values.json) printJson(packageResult(image!, pkg));
       else out(pkg.root);
     },
@@ -189,20 +192,18 @@ const COMMANDS: Record<string, Command> = {
   install: { usage: INSTALL_USAGE, summary: INSTALL_SUMMARY, options: INSTALL_OPTIONS, run: runInstall },
   update: { usage: UPDATE_USAGE, summary: UPDATE_SUMMARY, options: UPDATE_OPTIONS, run: runUpdate },
   add: { usage: ADD_USAGE, summary: ADD_SUMMARY, options: ADD_OPTIONS, run: runAdd },
+  outdated: { usage: OUTDATED_USAGE, summary: OUTDATED_SUMMARY, options: OUTDATED_OPTIONS, run: async (args) => (await import('./outdated.js')).runOutdated(args) },
   list: {
     usage: 'ocipkg list [--json]',
-    summary: 'list the images in the local store with their targets',
+    summary: 'the same as `ocipkg store list`',
     options: '  --json                  one JSON array instead of lines',
-    async run(args) {
-      const { values, positionals: pos } = parseOptions(args, { json: { type: 'boolean' } }, 'list');
-      positionals(pos, 0, 0, 'list');
-      const rows = listRefs(storeRoot()).flatMap((record) =>
-        Object.entries(record.manifests).map(([target, manifest]) => ({ reference: record.reference, target: target || null, manifest })),
-      );
-      rows.sort((a, b) => a.reference.localeCompare(b.reference) || String(a.target).localeCompare(String(b.target)));
-      if (values.json) printJson(rows);
-      else for (const row of rows) out(`${row.reference}\t${row.target ?? '-'}\t${row.manifest}`);
-    },
+    run: async (args) => (await import('./maintenance.js')).runList(args, 'list'),
+  },
+  rm: {
+    usage: 'ocipkg rm IMAGE... [--json]',
+    summary: 'remove references from the local store, and at once the packages and blobs only they needed',
+    options: '  --json                  one JSON object instead of lines',
+    run: async (args) => (await import('./maintenance.js')).runRemove(args, 'rm'),
   },
   inspect: {
     usage: 'ocipkg inspect ARCHIVE|IMAGE [--target TRIPLE]',
@@ -216,27 +217,32 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   store: {
-    usage: 'ocipkg store prune|verify [options]',
-    summary: 'maintain the local store: `store prune` removes what nothing needs, `store verify` re-hashes and checks it',
+    usage: 'ocipkg store list|prune|verify [options]',
+    summary: 'the local store: `store list` shows what it holds, `store prune` removes what nothing needs, `store verify` re-hashes and checks it',
     options: [
-      '  prune [--dry-run] [--min-age MINUTES] [--json]',
-      '                          remove packages no reference points to, unused blobs and abandoned downloads',
-      '                          (--min-age: keep anything newer, default 10: it may be a fetch in progress)',
+      '  list [--json]           one line per reference and target: reference, target, manifest, size on disk,',
+      '                          when fetched, when last used (tab-separated; `-` for none)',
+      '  prune [--dry-run] [--min-age AGE] [--json]',
+      '                          remove packages that no lockfile of a project where `ocipkg install` ran pins',
+      '                          and that were not used within AGE, the references to them, unused blobs and',
+      '                          abandoned downloads (AGE: minutes, or 12h, 30d; default 10 minutes: it may be',
+      '                          a fetch in progress; 0 keeps only what lockfiles pin)',
       '  verify [--fix] [--json] re-hash every blob and check every package\'s files against its layers',
       '                          (--fix: remove what is corrupt, and the references to it)',
     ].join('\n'),
     async run(args) {
       const [sub, ...rest] = args;
-      const { runPrune, runVerify } = await import('./maintenance.js');
+      const { runList, runPrune, runVerify } = await import('./maintenance.js');
+      if (sub === 'list') return runList(rest, 'store list');
       if (sub === 'prune') return runPrune(rest, 'store prune');
       if (sub === 'verify') return runVerify(rest, 'store verify');
-      throw usageError(`store: expected \`prune\` or \`verify\`, got ${sub === undefined ? 'nothing' : `"${sub}"`} (usage: ${COMMANDS.store!.usage})`);
+      throw usageError(`store: expected \`list\`, \`prune\` or \`verify\`, got ${sub === undefined ? 'nothing' : `"${sub}"`} (usage: ${COMMANDS.store!.usage})`);
     },
   },
   prune: {
-    usage: 'ocipkg prune [--dry-run] [--min-age MINUTES] [--json]',
+    usage: 'ocipkg prune [--dry-run] [--min-age AGE] [--json]',
     summary: 'the same as `ocipkg store prune`',
-    options: '  --dry-run               list what would be removed, remove nothing\n  --min-age MINUTES       keep anything newer (default 10: it may be a fetch in progress)\n  --json                  one JSON object instead of lines',
+    options: '  --dry-run               list what would be removed, remove nothing\n  --min-age AGE           keep what was used within AGE (minutes, or 12h, 30d; default 10; 0 keeps only lockfile pins)\n  --json                  one JSON object instead of lines',
     run: async (args) => (await import('./maintenance.js')).runPrune(args, 'prune'),
   },
   target: {
@@ -260,6 +266,7 @@ const COMMANDS: Record<string, Command> = {
   'generate-key-pair': { usage: GENERATE_KEY_PAIR_USAGE, summary: GENERATE_KEY_PAIR_SUMMARY, options: GENERATE_KEY_PAIR_OPTIONS, run: async (args) => (await import('./keys.js')).runGenerateKeyPair(args) },
   sign: { usage: SIGN_USAGE, summary: SIGN_SUMMARY, options: SIGN_OPTIONS, run: async (args) => (await import('./sign.js')).runSign(args) },
   verify: { usage: VERIFY_USAGE, summary: VERIFY_SUMMARY, options: VERIFY_OPTIONS, run: async (args) => (await import('./sign.js')).runVerify(args) },
+  copy: { usage: COPY_USAGE, summary: COPY_SUMMARY, options: COPY_OPTIONS, run: async (args) => (await import('./copy.js')).runCopy(args) },
   tags: {
     usage: 'ocipkg tags REPOSITORY [--json]',
     summary: 'list the tags of a registry repository (or an oci: layout), one per line',

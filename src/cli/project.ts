@@ -37,7 +37,7 @@ export const UPDATE_OPTIONS = [
  */
 function report(result: InstallResult, json: boolean | undefined): void {
   const path = lockfilePath(result.project.dir);
-  if (json) printJson({ lockfile: path, written: result.written, packages: result.lockfile.packages, drifted: result.drifted });
+  if (json) printJson({ lockfile: path, written: result.written, packages: result.lockfile.packages, drifted: result.drifted, moved: result.moved });
   else if (result.written) printLine(path);
 }
 
@@ -73,6 +73,11 @@ export async function runUpdate(args: string[]): Promise<void> {
     progress,
     ...(values.target !== undefined && { target: values.target }),
   });
+  // What moved, from what to what: the pins the lockfile now holds instead.
+  if (!values.json) {
+    for (const move of result.moved) printLine(`moved ${move.image} from ${move.from} to ${move.to}`);
+    if (result.moved.length === 0) progress('nothing moved: every tag points where the lockfile pins it');
+  }
   report(result, values.json);
 }
 

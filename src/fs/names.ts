@@ -29,6 +29,19 @@ export function ownerOf(name: string): number | undefined {
   return pid === undefined ? undefined : Number(pid);
 }
 
+/** Whether the process that made `name` with `uniqueName` is still running here (a name of another format: undefined). */
+export function ownerRunning(name: string): boolean | undefined {
+  const pid = ownerOf(name);
+  if (pid === undefined) return undefined;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, it is just someone else's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** A temp name beside a file called `base`: hidden, and never taken for the file itself. */
 export function siblingTempName(base: string): string {
   return uniqueName(`${SIBLING_PREFIX}${base}${SIBLING_INFIX}`);

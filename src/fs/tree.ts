@@ -1,3 +1,4 @@
+import { chmodSync, lstatSync, readdirSync, rmSync } from 'node:fs';
 import { chmod, lstat, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errno } from '../errors.js';
@@ -45,4 +46,42 @@ export async function removeTree(path: string): Promise<void> {
       if (errno(err) !== 'ENOENT') throw err;
     });
   }
+}
+
+/**
+ * removeTree, synchronously: for a signal handler, which must finish before the process dies.
+ */
+export function removeTreeSync(path: string): void {
+  let info;
+  try {
+    info = lstatSync(path);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return;
+    throw err;
+  }
+  if (info.isDirectory()) {
+    chmodSync(path, 0o755);
+    for (const name of readdirSync(path)) removeTreeSync(join(path, name));
+  }
+  rmSync(path, { recursive: true, force: true });
+}
+
+/**
+ * The space a file or tree takes on disk, as `du` counts it (allocated blocks, each inode once);
+ * 0 when it is gone. For `ocipkg store list` and what `rm` and prune free.
+ */
+export async function diskUsage(path: string, seen = new Set<string>()): Promise<number> {
+  let info;
+  try {
+    info = await lstat(path, { bigint: false });
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return 0;
+    throw err;
+  }
+  const inode = `${info.dev}:${info.ino}`;
+  if (seen.has(inode)) return 0;
+  seen.add(inode);
+  let bytes = info.blocks * 512;
+  if (info.isDirectory()) for (const name of await readdir(path)) bytes += await diskUsage(join(path, name), seen);
+  return bytes;
 }

@@ -16,6 +16,11 @@ export interface ContentSource {
   resolve(reference: string): Promise<Descriptor>;
   /** The blob or manifest's bytes as a stream (unverified). */
   fetch(desc: Descriptor): Promise<Readable>;
+  /**
+   * A blob's bytes from `offset` (0 < offset < size) on, where the source can skip the rest cheaply
+   * (a registry, through a Range request); the store resumes an interrupted download with it.
+   */
+  fetchFrom?(desc: Descriptor, offset: number): Promise<Readable>;
   /** Whether the content is present. */
   exists(desc: Descriptor): Promise<boolean>;
   /**

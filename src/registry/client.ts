@@ -8,6 +8,7 @@ import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST } from '../
 import type { Descriptor } from '../oci/types.js';
 import { repositoryScope, sessionFor } from './auth.js';
 import { Backoff, discard, isTransient, isTransientStatus, readBody, registryOrigin, sleep, statusError, transportError, type HttpMethod, type HttpResponse } from './http.js';
+import { mountBlob, noteManifestBlobs } from './mount.js';
 import { resumingBody } from './resume.js';
 
 /** Every manifest type ocipkg reads, so the registry need not convert (or refuse) what it stores. */
@@ -162,7 +163,9 @@ export class RegistryRepository implements ContentStore {
       const res = await this.request('GET', `manifests/${reference}`, 'pull', { headers: { accept } });
       await this.expect(res, (s) => s === 200, what);
       try {
-        return { res, bytes: await readBody(res, MAX_MANIFEST_BYTES, what) };
+        const bytes = await readBody(res, MAX_MANIFEST_BYTES, what);
+        noteManifestBlobs(this.registry, this.repository, bytes);
+        return { res, bytes };
       } catch (err) {
         const delay = isTransient(err) ? backoff.next() : undefined;
         if (delay === undefined) throw transportError(err, await this.url(`manifests/${reference}`), this.registry, Math.max(backoff.failures, 1));
@@ -177,20 +180,33 @@ export class RegistryRepository implements ContentStore {
    * A Content-Length other than the descriptor's size is refused before any byte is read.
    */
   async fetch(desc: Descriptor): Promise<Readable> {
+    return this.fetchFrom(desc, 0);
+  }
+
+  /**
+   * A blob's bytes from `offset` on (the rest of a download an earlier run kept), asked for with
+   * `Range: bytes=OFFSET-`; a server that ignores ranges sends it all and the first bytes are
+   * skipped (resume.ts). `offset` must be below the size: the distribution registry answers a range
+   * starting at the blob's end with 416, so the caller recognises a complete partial itself.
+   */
+  async fetchFrom(desc: Descriptor, offset: number): Promise<Readable> {
     assertDigest(desc.digest);
     if (this.isManifest(desc)) return Readable.from([await this.fetchManifestBytes(desc)]);
+    if (!Number.isSafeInteger(offset) || offset < 0 || (offset > 0 && offset >= desc.size)) throw new RangeError(`offset ${offset} outside a blob of ${desc.size} bytes`);
     const what = this.what('blob', desc.digest);
     const path = `blobs/${desc.digest}`;
-    const res = await this.request('GET', path, 'pull');
-    await this.expect(res, (s) => s === 200, what);
+    const res = await this.request('GET', path, 'pull', offset > 0 ? { headers: { range: `bytes=${offset}-` } } : {});
+    await this.expect(res, (s) => s === 200 || (offset > 0 && s === 206), what);
     const declared = res.headers['content-length'];
-    if (declared !== undefined && Number(declared) !== desc.size) {
+    const expected = res.statusCode === 206 ? desc.size - offset : desc.size;
+    if (declared !== undefined && Number(declared) !== expected) {
       discard(res);
-      throw new OcipkgError('EBADSIZE', `${what}: registry sent ${String(declared)} bytes, the descriptor says ${desc.size}`);
+      throw new OcipkgError('EBADSIZE', `${what}: registry sent ${String(declared)} bytes, the descriptor says ${expected}${res.statusCode === 206 ? ` from byte ${offset}` : ''}`);
     }
     const url = await this.url(path);
     return resumingBody(res, {
       size: desc.size,
+      offset,
       what,
       reopen: async (offset) => {
         const again = await this.request('GET', path, 'pull', { headers: { range: `bytes=${offset}-` } });
@@ -228,6 +244,7 @@ export class RegistryRepository implements ContentStore {
       return;
     }
     if (await this.exists(desc)) return;
+    if (await mountBlob(this, desc)) return;
     const what = `upload of ${this.what('blob', desc.digest)}`;
     const backoff = new Backoff();
     for (;;) {
@@ -287,6 +304,7 @@ export class RegistryRepository implements ContentStore {
     const bytes = content instanceof Readable ? await readManifestBytes(content, what) : Buffer.from(content);
     verifyBytes(desc, bytes, this.location);
     await this.putManifest(desc, bytes, desc.digest);
+    noteManifestBlobs(this.registry, this.repository, bytes);
     this.manifests.set(desc.digest, bytes);
   }
 

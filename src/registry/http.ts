@@ -114,6 +114,13 @@ export async function closeDispatchers(): Promise<void> {
   await Promise.all(open.map((d) => d.close()));
 }
 
+/** Endpoints registries.conf marks `insecure` (see registry/mirrors.ts): spoken to as OCIPKG_INSECURE_REGISTRIES are. */
+const insecureEndpoints = new Set<string>();
+
+export function allowPlainHttp(registry: string): void {
+  insecureEndpoints.add(registry.toLowerCase());
+}
+
 function insecureRegistries(): string[] {
   return (process.env.OCIPKG_INSECURE_REGISTRIES ?? '')
     .split(',')
@@ -146,7 +153,7 @@ export async function registryOrigin(registry: string): Promise<string> {
 }
 
 async function chooseScheme(registry: string, host: string): Promise<'https:' | 'http:'> {
-  if (insecureRegistries().includes(registry)) return 'http:';
+  if (insecureRegistries().includes(registry) || insecureEndpoints.has(registry)) return 'http:';
   if (!isLoopbackRegistry(registry)) return 'https:';
   const url = new URL(`https://${host}/v2/`);
   // A registry starting up (connection refused) is retried like any request: the probe is one.

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { chmod, mkdir, readdir, rename, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errno, isOcipkgError, OcipkgError } from '../errors.js';
 import type { LayoutDirectory } from '../layout/directory.js';
@@ -13,10 +13,12 @@ import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { parsePackageConfig, type PackageConfig } from '../artifact/config.js';
 import { createExtractor, escapingLink, ExtractBudget } from '../fs/extract.js';
-import { makeReadOnlyTree, removeTree } from '../fs/tree.js';
+import { makeReadOnlyTree, removeTree, removeTreeSync } from '../fs/tree.js';
 import { publishFile } from '../fs/atomic.js';
 import { uniqueName } from '../fs/names.js';
-import { PACKAGE_INFO_FILE, PACKAGE_ROOT_DIR, storePaths } from './paths.js';
+import { PACKAGE_INFO_FILE, PACKAGE_ROOT_DIR, STAGING_PREFIX, storePaths } from './paths.js';
+import { claimPartial, keepPartials, recoverStaging } from './partial.js';
+import { onInterrupt } from './interrupt.js';
 import { readInstalledPackage, type InstalledPackage, type PackageInfo } from './package.js';
 import { packageLimits, type PackageLimits } from './limits.js';
 import { storeLayout } from './layout.js';
@@ -38,14 +40,20 @@ export interface InstallPackageOptions {
 class FileTee extends Transform {
   private readonly file: WriteStream;
 
-  constructor(path: string) {
+  /** `skip`: the file already holds the first bytes that will pass (a partial download); they are appended after. */
+  constructor(
+    path: string,
+    private skip = 0,
+  ) {
     super();
-    this.file = createWriteStream(path, { flags: 'wx' });
+    this.file = createWriteStream(path, { flags: skip > 0 ? 'a' : 'wx' });
     this.file.on('error', (err) => this.destroy(err));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.file.write(chunk)) done(null, chunk);
+    const fresh = this.skip > 0 ? chunk.subarray(Math.min(this.skip, chunk.length)) : chunk;
+    this.skip -= chunk.length - fresh.length;
+    if (fresh.length === 0 || this.file.write(fresh)) done(null, chunk);
     else this.file.once('drain', () => done(null, chunk));
   }
 
@@ -58,6 +66,17 @@ class FileTee extends Transform {
     this.file.destroy();
     done(err);
   }
+}
+
+/**
+ * Whether the store keeps each package's compressed layers beside its extracted files (default
+ * yes; `OCIPKG_KEEP_LAYERS=0` turns it off). Keeping them costs their size on disk and writing
+ * them once during the get; they let `store verify` re-extract and compare a package's files, let
+ * skopeo and oras copy packages out of the store (`oci:STORE:REF`), and let a package that shares a
+ * layer with one already installed extract it without the network.
+ */
+export function keepLayers(): boolean {
+  return process.env.OCIPKG_KEEP_LAYERS !== '0';
 }
 
 function badManifest(where: string, why: string): OcipkgError {
@@ -83,20 +102,29 @@ function checkManifest(desc: Descriptor, bytes: Uint8Array, where: string, limit
 class Staging {
   readonly dir: string;
   readonly rootDir: string;
-  private readonly blobDir: string;
+  readonly blobDir: string;
+  /** Whether a layer continued a partial download an earlier run kept. */
+  resumed = false;
   /** Blobs verified during this install (digest -> staging copy), published to the store at the end. */
   private readonly fetched = new Map<string, string>();
 
   constructor(
-    storeRoot: string,
+    private readonly storeRoot: string,
     private readonly store: LayoutDirectory,
     private readonly source: ContentSource,
     /** Shared by every layer: the limits apply to the package as a whole. */
     private readonly budget: ExtractBudget,
+    /** Whether layer blobs stay in the store once extracted (see keepLayers). */
+    private readonly keepLayers: boolean,
   ) {
-    this.dir = join(storePaths.tmp(storeRoot), uniqueName('install-'));
+    this.dir = join(storePaths.tmp(storeRoot), uniqueName(STAGING_PREFIX));
     this.rootDir = join(this.dir, PACKAGE_ROOT_DIR);
     this.blobDir = join(this.dir, 'blobs');
+  }
+
+  /** Keeps what was downloaded as partials for the next run (partial.ts), synchronously. */
+  keepDownloads(): void {
+    keepPartials(this.storeRoot, this.blobDir);
   }
 
   async create(): Promise<void> {
@@ -115,7 +143,8 @@ class Staging {
 
   /**
    * One streaming pass over a layer: its bytes (from the store if there, else from the source)
-   * -> digest and size check -> a copy in staging -> gunzip -> safe extraction. Layers read from the
+   * -> digest and size check -> a copy in staging (unless layers are not kept) -> gunzip -> safe
+   * extraction. Layers read from the
    * store are copied too: a concurrent `ocipkg prune` may delete an unreferenced blob at any moment,
    * and publishing the verified copy at the end puts back whatever this package needs.
    */
@@ -124,14 +153,21 @@ class Staging {
     let input: Readable;
     let from: string;
     let tee: FileTee | undefined;
+    /** A partial download that already held the whole blob: nothing to write, only to verify. */
+    let complete = false;
     if (this.fetched.has(layer.digest)) {
       input = createReadStream(teePath);
       from = this.dir;
     } else {
       const stored = await this.fromStore(layer);
-      input = stored ?? (await this.source.fetch(layer));
-      from = stored ? this.store.location : this.source.location;
-      tee = new FileTee(teePath);
+      if (stored) {
+        input = stored;
+        from = this.store.location;
+        if (this.keepLayers) tee = new FileTee(teePath);
+      } else {
+        from = this.source.location;
+        ({ input, tee, complete } = await this.fromSource(layer, teePath));
+      }
     }
     const extractor = createExtractor(this.rootDir, {
       gzip: LAYER_TYPES[layer.mediaType]!.gzip,
@@ -147,7 +183,32 @@ class Staging {
       if (!extractor.closed) await new Promise((resolve) => extractor.once('close', resolve));
       throw err;
     }
-    this.fetched.set(layer.digest, teePath);
+    if (tee || complete) this.fetched.set(layer.digest, teePath);
+  }
+
+  /**
+   * A layer from the source, continuing the partial download an earlier run kept, if any: its bytes
+   * are read back (and hashed again, with the rest, as one blob), and only the rest is asked for.
+   * A partial that holds the whole blob is only verified: asking for a range that starts at the
+   * end would get a 416. Without kept layers there is no copy to continue, or to keep.
+   */
+  private async fromSource(layer: Descriptor, teePath: string): Promise<{ input: Readable; tee?: FileTee; complete: boolean }> {
+    if (!this.keepLayers) return { input: await this.source.fetch(layer), complete: false };
+    let have = await claimPartial(this.storeRoot, layer.digest, teePath);
+    if (have > layer.size || (have > 0 && have < layer.size && !this.source.fetchFrom)) {
+      await unlink(teePath);
+      have = 0;
+    }
+    if (have === 0) return { input: await this.source.fetch(layer), tee: new FileTee(teePath), complete: false };
+    this.resumed = true;
+    const kept = createReadStream(teePath, { end: have - 1 });
+    if (have === layer.size) return { input: kept, complete: true };
+    const source = this.source;
+    async function* continued(): AsyncGenerator<Buffer> {
+      yield* kept as AsyncIterable<Buffer>;
+      yield* (await source.fetchFrom!(layer, have)) as AsyncIterable<Buffer>;
+    }
+    return { input: Readable.from(continued(), { objectMode: false }), tee: new FileTee(teePath, have), complete: false };
   }
 
   /** The store's copy of a blob, or undefined when it is not there (or was pruned a moment ago). */
@@ -197,6 +258,8 @@ export async function installPackage(
 ): Promise<InstalledPackage> {
   const installed = readInstalledPackage(storeRoot, manifestDesc.digest);
   if (installed) return installed;
+  // What a killed (SIGKILL) install left: its downloads become partials this one may continue.
+  await recoverStaging(storeRoot);
 
   const where = `${source.location}@${manifestDesc.digest}`;
   verifyBytes(manifestDesc, manifestBytes, source.location);
@@ -205,7 +268,13 @@ export async function installPackage(
 
   const store = storeLayout(storeRoot);
   await store.ensureLayout();
-  const staging = new Staging(storeRoot, store, source, new ExtractBudget(limits));
+  const keep = keepLayers();
+  const staging = new Staging(storeRoot, store, source, new ExtractBudget(limits), keep);
+  // Ctrl-C or a kill: keep the downloads, remove the rest, then end as the signal would.
+  const stopListening = onInterrupt(() => {
+    staging.keepDownloads();
+    removeTreeSync(staging.dir);
+  });
   try {
     await staging.create();
     const { bytes: configBytes, config } = await staging.readConfig(manifest.config, where);
@@ -218,7 +287,10 @@ export async function installPackage(
     ]);
 
     const triple = options.triple ?? config.package?.target;
-    const info: PackageInfo = { manifestDigest: manifestDesc.digest, manifest, config, ...(triple !== undefined && { target: triple }) };
+    const info: PackageInfo = {
+      manifestDigest: manifestDesc.digest, manifest, config, ...(triple !== undefined && { target: triple }),
+      fetched: new Date().toISOString(), ...(!keep && { layersKept: false as const }),
+    };
     const dir = storePaths.package(storeRoot, manifestDesc.digest);
     const pkg: InstalledPackage = { ...info, dir, root: join(dir, PACKAGE_ROOT_DIR) };
     await options.prepare?.(staging.dir, pkg);
@@ -236,7 +308,16 @@ export async function installPackage(
     await chmod(dir, 0o555);
     return pkg;
   } catch (err) {
+    // A download cut short by the network can go on next time; bytes known to be wrong cannot.
+    if (isOcipkgError(err) && RESUMABLE.includes(err.code)) staging.keepDownloads();
     await removeTree(staging.dir);
+    // A partial that does not add up to the blob (a disk error, another writer) is gone now: once more from the start.
+    if (staging.resumed && (isOcipkgError(err, 'EINTEGRITY') || isOcipkgError(err, 'EBADSIZE'))) return await installPackage(storeRoot, source, manifestDesc, manifestBytes, options);
     throw err;
+  } finally {
+    stopListening();
   }
 }
+
+/** Failures after which what was downloaded is still worth continuing: the transfer's, not the content's. */
+const RESUMABLE: string[] = ['EUNREACHABLE', 'EREGISTRY', 'EAUTH', 'ETLS'];

@@ -3,19 +3,22 @@ import { createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { errno } from '../errors.js';
+import { errno, OcipkgError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
 import { VerifyingStream } from '../oci/verify.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
-import { parseReference } from '../reference.js';
+import { canonicalReference, parseReference, type ImageReference } from '../reference.js';
 import { createExtractor, escapingLink } from '../fs/extract.js';
 import { pathExists } from '../fs/atomic.js';
-import { removeTree } from '../fs/tree.js';
-import { isSiblingTemp, ownerOf, uniqueName } from '../fs/names.js';
+import { diskUsage, removeTree } from '../fs/tree.js';
+import { isSiblingTemp, ownerRunning, uniqueName } from '../fs/names.js';
 import { readInstalledPackage } from './package.js';
-import { PACKAGE_ROOT_DIR, storePaths } from './paths.js';
-import { listRefs, removeRef, type RefRecord } from './refs.js';
+import { PACKAGE_ROOT_DIR, STAGING_PREFIX, storePaths } from './paths.js';
+import { keepPartials } from './partial.js';
+import { keepRefTargets, listRefs, readRef, removeRef, type RefRecord } from './refs.js';
+import { pinningProjects, type PinnedProject } from './projects.js';
+import { forgetUsed, lastUsed } from './usage.js';
 import { writeStoreIndex } from './index-json.js';
 import { forgetVerified } from './verified.js';
 
@@ -27,9 +30,10 @@ import { forgetVerified } from './verified.js';
  * a fetch does (see install.ts): it works in `tmp/<name>-<pid>-<random>`, publishes blobs by
  * rename, renames a complete package into place, and only then records the ref. So:
  *   - a staging entry is abandoned only when its process is gone (or it is very old);
- *   - content younger than GRACE_MS is never pruned: it may be a fetch's, published but not yet
- *     referenced;
- *   - a package is moved aside before deletion and put back if a ref appeared meanwhile.
+ *   - content younger than the grace period (`--min-age`, GRACE_MS by default) is never pruned: it
+ *     may be a fetch's, published but not yet referenced; a package counts as young when it was
+ *     installed or used (usage.ts) within it;
+ *   - a package is moved aside before deletion and put back if it was used meanwhile.
  * A fetch that reuses a blob orphaned longer ago than GRACE_MS can still lose it mid-install: that
  * fetch fails cleanly (nothing is installed unverified) and the next run fetches it again.
  */
@@ -42,7 +46,10 @@ const STAGING_MAX_AGE_MS = 24 * 60 * 60_000;
 export interface PruneOptions {
   /** List what would go, remove nothing. */
   dryRun?: boolean;
-  /** Override GRACE_MS (tests, or `--min-age 0` on a quiet machine). */
+  /**
+   * Keep what was used (or installed) more recently than this; default GRACE_MS, which also keeps
+   * a concurrent fetch's content that is published but not yet installed. 0 keeps only lockfile pins.
+   */
   graceMs?: number;
 }
 
@@ -50,18 +57,14 @@ export interface PruneResult {
   /** Manifest digests of the packages removed. */
   packages: string[];
   blobs: string[];
+  /** References removed because every package they named went. */
+  refs: string[];
   /** Paths (relative to the store) of abandoned staging entries and temp files. */
   staging: string[];
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, it is just someone else's.
-    return errno(err) === 'EPERM';
-  }
+  /** Recorded projects forgotten because their lockfile is gone. */
+  forgottenProjects: string[];
+  /** Space freed on disk (that would be, in a dry run). */
+  bytes: number;
 }
 
 async function names(dir: string): Promise<string[]> {
@@ -86,9 +89,9 @@ async function modified(path: string): Promise<number | undefined> {
 /** Whether a temp entry's owner is gone: its pid is not running here, or it is older than any fetch. */
 function abandoned(name: string, mtimeMs: number, now: number, graceMs: number): boolean {
   const age = now - mtimeMs;
-  const pid = ownerOf(name);
-  if (pid === undefined) return age > graceMs;
-  return !processAlive(pid) || age > STAGING_MAX_AGE_MS;
+  const running = ownerRunning(name);
+  if (running === undefined) return age > graceMs;
+  return !running || age > STAGING_MAX_AGE_MS;
 }
 
 /** Every digest a ref names: what it pointed at (maybe an index) and the manifest for each target. */
@@ -172,15 +175,81 @@ async function staleTempFiles(root: string, now: number, graceMs: number): Promi
   return found;
 }
 
+/** Every digest the lockfiles of recorded projects pin: what each tag pointed at and each target's manifest. */
+function pinnedDigests(projects: PinnedProject[]): Set<string> {
+  return new Set(projects.flatMap((p) => Object.values(p.lockfile.packages).flatMap((e) => [e.digest, ...Object.values(e.manifests)])));
+}
+
+/** When a package was last of use: its last recorded use, else when it was installed (its directory's mtime). */
+async function lastUseOf(root: string, digest: string): Promise<number | undefined> {
+  const installed = await modified(storePaths.package(root, digest));
+  if (installed === undefined) return undefined;
+  return Math.max(installed, lastUsed(root, digest) ?? 0);
+}
+
+/** A package is gone: so are the records about it. */
+function forgetPackage(root: string, digest: string): void {
+  forgetVerified(root, digest);
+  forgetUsed(root, digest);
+}
+
 /**
- * Removes packages no ref points to, blobs no kept package or ref needs, and abandoned staging
- * entries and temp files; then rewrites index.json to match.
+ * After packages went: refs whose every target's package is gone are removed, and refs that lost
+ * some targets keep the others. `gone` says whether a manifest's package is (or, in a dry run,
+ * would be) gone. Returns the references removed.
+ */
+function dropRefsTo(root: string, gone: (digest: string) => boolean, dryRun: boolean): string[] {
+  const removed: string[] = [];
+  for (const record of listRefs(root)) {
+    const targets = Object.entries(record.manifests).filter(([, digest]) => !gone(digest)).map(([target]) => target);
+    if (targets.length === Object.keys(record.manifests).length) continue;
+    if (targets.length === 0) {
+      if (!dryRun) removeRef(root, parseReference(record.reference));
+      removed.push(record.reference);
+    } else if (!dryRun) {
+      keepRefTargets(root, record, targets);
+    }
+  }
+  return removed;
+}
+
+/**
+ * Unlinks the blobs in `candidates` that no package left in the store and no ref needs (nor
+ * `alsoNeeded`), unless younger than `graceMs`. Returns those removed, with the space they took.
+ */
+async function freeBlobs(root: string, candidates: Iterable<string>, options: { graceMs: number; dryRun: boolean; gonePackages: Set<string>; alsoNeeded?: Set<string> }): Promise<{ blobs: string[]; bytes: number }> {
+  const needed = new Set([...referencedDigests(listRefs(root)), ...(options.alsoNeeded ?? [])]);
+  for (const hex of await names(storePaths.packages(root))) {
+    const digest = `sha256:${hex}`;
+    if (isDigest(digest) && !options.gonePackages.has(digest)) for (const blob of packageBlobs(root, digest)) needed.add(blob);
+  }
+  const now = Date.now();
+  const result = { blobs: [] as string[], bytes: 0 };
+  for (const digest of new Set(candidates)) {
+    if (needed.has(digest) || !isDigest(digest)) continue;
+    const path = storePaths.blob(root, digest);
+    const mtime = await modified(path);
+    if (mtime === undefined || now - mtime < options.graceMs) continue;
+    const bytes = await diskUsage(path);
+    if (options.dryRun || (await unlinkIfPresent(path))) {
+      result.blobs.push(digest);
+      result.bytes += bytes;
+    }
+  }
+  return result;
+}
+
+/**
+ * Removes every package that no lockfile of a recorded project pins and that was not used within
+ * `graceMs` (so `graceMs: 0` keeps only what lockfiles pin), the refs left pointing at nothing,
+ * blobs nothing left needs, and abandoned staging entries and temp files; then rewrites index.json
+ * to match. A recorded project whose lockfile is gone is forgotten.
  */
 export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
   const graceMs = options.graceMs ?? GRACE_MS;
   const dryRun = options.dryRun ?? false;
   const now = Date.now();
-  const result: PruneResult = { packages: [], blobs: [], staging: [] };
+  const result: PruneResult = { packages: [], blobs: [], refs: [], staging: [], forgottenProjects: [], bytes: 0 };
 
   // 1. Abandoned staging first: a dead fetch's half-written package is nobody's.
   const tmp = storePaths.tmp(root);
@@ -188,6 +257,9 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
     const path = join(tmp, name);
     const mtime = await modified(path);
     if (mtime === undefined || !abandoned(name, mtime, now, graceMs)) continue;
+    // A killed install's downloads stay, as partials the next get continues (until they are old).
+    if (!dryRun && name.startsWith(STAGING_PREFIX)) keepPartials(root, join(path, 'blobs'));
+    result.bytes += await diskUsage(path);
     if (!dryRun) await removeTree(path);
     result.staging.push(relative(root, path));
   }
@@ -195,45 +267,100 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
     if (dryRun || (await unlinkIfPresent(path))) result.staging.push(relative(root, path));
   }
 
-  // 2. Packages no ref names, unless young.
-  const referenced = () => referencedDigests(listRefs(root));
-  const live = referenced();
-  const kept = new Set<string>();
+  // 2. Packages neither pinned nor recently used.
+  const { projects, forgotten } = pinningProjects(root, { dryRun });
+  result.forgottenProjects = forgotten;
+  const pinned = pinnedDigests(projects);
+  const recent = async (digest: string) => {
+    const used = await lastUseOf(root, digest);
+    return used !== undefined && now - used < graceMs;
+  };
+  const gone = new Set<string>();
+  const candidates: string[] = [];
   for (const hex of await names(storePaths.packages(root))) {
     const digest = `sha256:${hex}`;
-    if (!isDigest(digest)) continue;
-    const mtime = await modified(storePaths.package(root, digest));
-    if (mtime === undefined) continue;
-    if (live.has(digest) || now - mtime < graceMs) {
-      kept.add(digest);
-      continue;
-    }
-    if (dryRun) result.packages.push(digest);
-    else if (await removePackage(root, digest, () => referenced().has(digest))) {
-      forgetVerified(root, digest);
+    if (!isDigest(digest) || pinned.has(digest) || (await recent(digest))) continue;
+    const blobs = packageBlobs(root, digest);
+    const bytes = await diskUsage(storePaths.package(root, digest));
+    // Used again while this ran (a lookup's mark lands after the check above): put back.
+    if (dryRun || (await removePackage(root, digest, () => Date.now() - (lastUsed(root, digest) ?? 0) < graceMs))) {
+      if (!dryRun) forgetPackage(root, digest);
+      gone.add(digest);
+      candidates.push(...blobs);
       result.packages.push(digest);
+      result.bytes += bytes;
     }
-    else kept.add(digest);
   }
 
-  // 3. Blobs that neither a kept package nor a ref needs, unless young. Read after step 2, so a
-  // package that appeared meanwhile (a fetch finishing) keeps its blobs.
-  const needed = referenced();
-  const removed = new Set(result.packages); // in a dry run, still on disk
-  for (const hex of await names(storePaths.packages(root))) if (!removed.has(`sha256:${hex}`)) kept.add(`sha256:${hex}`);
-  for (const digest of kept) if (isDigest(digest)) for (const blob of packageBlobs(root, digest)) needed.add(blob);
+  // 3. Refs to nothing, then blobs nothing needs. Every blob is a candidate: one orphaned by an
+  // earlier rm or tag move goes too, unless young (it may be a fetch's, published but not yet installed).
+  result.refs = dropRefsTo(root, (digest) => gone.has(digest) || !readInstalledPackage(root, digest), dryRun);
   const blobDir = join(root, 'blobs', 'sha256');
-  for (const hex of await names(blobDir)) {
-    const digest = `sha256:${hex}`;
-    if (needed.has(digest)) continue;
-    const mtime = await modified(join(blobDir, hex));
-    if (mtime === undefined || now - mtime < graceMs) continue;
-    if (dryRun || (await unlinkIfPresent(join(blobDir, hex)))) result.blobs.push(digest);
-  }
+  const freed = await freeBlobs(root, [...candidates, ...(await names(blobDir)).map((hex) => `sha256:${hex}`)], { graceMs, dryRun, gonePackages: gone, alsoNeeded: pinned });
+  result.blobs = freed.blobs;
+  result.bytes += freed.bytes;
 
-  if (!dryRun && (result.packages.length > 0 || result.blobs.length > 0) && (await pathExists(join(root, 'oci-layout')))) {
+  if (!dryRun) await forgetOrphanedUse(root);
+  if (!dryRun && (result.packages.length > 0 || result.blobs.length > 0 || result.refs.length > 0) && (await pathExists(join(root, 'oci-layout')))) {
     await writeStoreIndex(root);
   }
+  return result;
+}
+
+/** Use records of packages no longer in the store (removed by an older ocipkg, or by hand). */
+async function forgetOrphanedUse(root: string): Promise<void> {
+  for (const hex of await names(join(root, 'used', 'sha256'))) {
+    const digest = `sha256:${hex}`;
+    if (isDigest(digest) && !(await pathExists(storePaths.package(root, digest)))) forgetUsed(root, digest);
+  }
+}
+
+export interface RemoveResult {
+  /** The references removed, as recorded. */
+  untagged: string[];
+  /** Manifest digests of the packages removed: those no other reference names. */
+  packages: string[];
+  blobs: string[];
+  /** Space freed on disk. */
+  bytes: number;
+}
+
+/**
+ * `ocipkg rm`: removes these references from the store, then at once every package only they
+ * named and the blobs nothing left needs (as `docker rmi` untags, and deletes an image no other tag
+ * names). A reference the store does not hold is an error, before anything is removed.
+ */
+export async function removeImages(root: string, refs: ImageReference[]): Promise<RemoveResult> {
+  const records = refs.map((ref) => {
+    const record = readRef(root, ref);
+    if (!record) throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} is not in the store ${root} (\`ocipkg store list\` shows what is)`);
+    return record;
+  });
+  const result: RemoveResult = { untagged: [], packages: [], blobs: [], bytes: 0 };
+  for (const record of records) {
+    if (result.untagged.includes(record.reference)) continue;
+    removeRef(root, parseReference(record.reference));
+    result.untagged.push(record.reference);
+  }
+  const stillNamed = () => referencedDigests(listRefs(root));
+  const gone = new Set<string>();
+  const candidates = records.map((r) => r.digest);
+  for (const digest of new Set(records.flatMap((r) => Object.values(r.manifests)))) {
+    if (stillNamed().has(digest)) continue;
+    const blobs = packageBlobs(root, digest);
+    const bytes = await diskUsage(storePaths.package(root, digest));
+    if (await removePackage(root, digest, () => stillNamed().has(digest))) {
+      forgetPackage(root, digest);
+      gone.add(digest);
+      candidates.push(...blobs);
+      result.packages.push(digest);
+      result.bytes += bytes;
+    }
+  }
+  const freed = await freeBlobs(root, candidates, { graceMs: 0, dryRun: false, gonePackages: gone });
+  result.blobs = freed.blobs;
+  result.bytes += freed.bytes;
+  if (await pathExists(join(root, 'oci-layout'))) await writeStoreIndex(root);
   return result;
 }
 
@@ -248,6 +375,8 @@ export interface VerifyResult {
   blobs: number;
   packages: number;
   problems: VerifyProblem[];
+  /** Packages installed without their layers (OCIPKG_KEEP_LAYERS=0), whose files could not be compared. */
+  unchecked: string[];
   /** With `fix`: the references removed because they pointed at something removed. */
   removedRefs: string[];
 }
@@ -323,7 +452,7 @@ async function compareWithLayers(root: string, digest: string, layers: Descripto
  * refs naming either are dropped, so the next `get` fetches and verifies them afresh.
  */
 export async function verifyStore(root: string, options: { fix?: boolean } = {}): Promise<VerifyResult> {
-  const result: VerifyResult = { blobs: 0, packages: 0, problems: [], removedRefs: [] };
+  const result: VerifyResult = { blobs: 0, packages: 0, problems: [], unchecked: [], removedRefs: [] };
   const badBlobs = new Set<string>();
   const blobDir = join(root, 'blobs', 'sha256');
   for (const hex of await names(blobDir)) {
@@ -353,12 +482,15 @@ export async function verifyStore(root: string, options: { fix?: boolean } = {})
       if (pkg.manifestDigest !== digest) {
         reason = `package.json names manifest ${pkg.manifestDigest}`;
       } else {
-        const blobs = [digest, pkg.manifest.config.digest, ...pkg.manifest.layers.map((l) => l.digest)];
+        // Installed without its layers (OCIPKG_KEEP_LAYERS=0): nothing to compare its files with.
+        const layersKept = pkg.layersKept !== false;
+        if (!layersKept) result.unchecked.push(digest);
+        const blobs = [digest, pkg.manifest.config.digest, ...(layersKept ? pkg.manifest.layers.map((l) => l.digest) : [])];
         const missing = [];
         for (const blob of blobs) if (badBlobs.has(blob) || !(await pathExists(storePaths.blob(root, blob)))) missing.push(blob);
         reason = missing.length > 0
           ? `cannot be checked: blob ${missing[0]} is missing or corrupt`
-          : await compareWithLayers(root, digest, pkg.manifest.layers);
+          : layersKept ? await compareWithLayers(root, digest, pkg.manifest.layers) : undefined;
         // Installed before links were checked across layers, or changed since: either way, refused now.
         const escaping = reason === undefined ? await escapingLink(pkg.root) : undefined;
         if (escaping !== undefined) reason = `${escaping} is a symlink that leads outside the package`;
@@ -376,7 +508,7 @@ export async function verifyStore(root: string, options: { fix?: boolean } = {})
 
   if (options.fix && result.problems.length > 0) {
     for (const digest of badBlobs) await unlinkIfPresent(join(blobDir, digest.slice('sha256:'.length)));
-    for (const digest of badPackages) await removePackage(root, digest, () => false);
+    for (const digest of badPackages) if (await removePackage(root, digest, () => false)) forgetPackage(root, digest);
     const bad = new Set([...badBlobs, ...badPackages]);
     for (const record of listRefs(root)) {
       if (![record.digest, ...Object.values(record.manifests)].some((d) => bad.has(d))) continue;

@@ -13,6 +13,10 @@ export interface PackageInfo {
   config: PackageConfig;
   /** The triple this build is for, when known (from the index annotation or the metadata). */
   target?: string;
+  /** ISO time of the install (absent in packages installed before it was recorded). */
+  fetched?: string;
+  /** `false` when the store did not keep the layer blobs (OCIPKG_KEEP_LAYERS=0, see keepLayers). */
+  layersKept?: false;
 }
 
 /** A complete package in the store. */

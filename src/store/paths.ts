@@ -13,7 +13,10 @@ import { digestHex } from '../oci/digest.js';
  *     root/                                      the extracted layers
  *   refs/<registry>/<repository>/<tag>.json      tag -> digests, for lookups without network (both encoded, see refs.ts)
  *   verified/sha256/<hex>.json                   which trusted keys verified a package (verified.ts)
+ *   used/sha256/<hex>                            when a lookup last returned a package, as an mtime (usage.ts)
+ *   projects/<hash>.json                         projects whose lockfile prune keeps (projects.ts)
  *   tmp/                                         staging; anything here is incomplete by definition
+ *   tmp/partial-<hex>                            an interrupted download, continued by the next get (partial.ts)
  */
 export function storeRoot(): string {
   return dataDir();
@@ -26,6 +29,9 @@ export const storePaths = {
   refs: (root: string) => join(root, 'refs'),
   tmp: (root: string) => join(root, 'tmp'),
 };
+
+/** The name (uniqueName prefix) of an install's staging directory in `tmp/`. */
+export const STAGING_PREFIX = 'install-';
 
 /** Inside a package directory. */
 export const PACKAGE_INFO_FILE = 'package.json';

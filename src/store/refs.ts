@@ -41,6 +41,16 @@ export interface RefRecord {
   updated: string;
 }
 
+/** A tag that points elsewhere than it did: what `get`, `outdated` and `update` report. */
+export interface TagMove {
+  /** Canonical reference (or the alias, for a declared package). */
+  image: string;
+  /** The digest it pointed at (recorded or locked), or null when nothing was. */
+  from: string | null;
+  /** The digest it points at now. */
+  to: string;
+}
+
 /** The reference an `oci:` path is recorded under: relative paths made absolute. */
 function normalized(ref: ImageReference): ImageReference {
   return ref.kind === 'oci' ? { ...ref, path: resolve(ref.path) } : ref;
@@ -94,6 +104,13 @@ export function writeRef(root: string, record: RefRecord): RefRecord {
   mkdirSync(dirname(path), { recursive: true });
   writeFileAtomicSync(path, `${JSON.stringify(merged, null, 2)}\n`);
   return merged;
+}
+
+/** Keeps only these targets of a record (prune, once the other targets' packages are gone). */
+export function keepRefTargets(root: string, record: RefRecord, targets: string[]): void {
+  const key = normalized(parseReference(record.reference));
+  const manifests = Object.fromEntries(Object.entries(record.manifests).filter(([target]) => targets.includes(target)));
+  writeFileAtomicSync(recordPath(root, key), `${JSON.stringify({ ...record, manifests }, null, 2)}\n`);
 }
 
 export function removeRef(root: string, ref: ImageReference): void {
