@@ -314,7 +314,7 @@ describe('ocipkg rm', () => {
     // The space is back now, not at the next prune.
     expect(before - storeBytes(store)).toBeGreaterThanOrEqual(lz4Size);
     expectStoreVerified(store);
-    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(1);
+    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(3);
 
     // Two tags of one package: the first rm only untags, the second frees it.
     const untag = await ocipkg(['rm', alias], env(store));
@@ -330,7 +330,7 @@ describe('ocipkg rm', () => {
     const store = await tempDir('store');
     const lz4 = await get(store, images.lz4);
     const result = await ocipkg(['rm', images.lz4, `${registry.host}/acme/absent:1`], env(store));
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain('acme/absent:1 is not in the store');
     expect(existsSync(lz4)).toBe(true);

@@ -5,8 +5,9 @@ import type { OcipkgError } from '../errors.js';
 /** Reads a line from the terminal without echoing it (raw mode: the terminal driver echoes nothing). */
 export function readHidden(prompt: string, cancelled: () => OcipkgError): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(prompt);
+  // Raw before the prompt shows: what is typed as soon as it appears must not be echoed.
   stdin.setRawMode(true);
+  process.stderr.write(prompt);
   stdin.setEncoding('utf8');
   stdin.resume();
   return new Promise((resolve, reject) => {
