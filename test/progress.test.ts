@@ -54,7 +54,8 @@ describe('progress off a terminal', () => {
     expect(linked.stderr).toMatch(offTerminalLine('fetching'));
     expect(linked.stdout).toMatch(/^-I\S+\/include\n$/);
 
-    const published = await ocipkg(['publish', `${registry.host}/acme/big-index:1`, '--target', `x86_64-unknown-linux-gnu=${archive}`]);
+    // A store of its own: one that knows the blob is in acme/big would mount it instead of uploading.
+    const published = await ocipkg(['publish', `${registry.host}/acme/big-index:1`, '--target', `x86_64-unknown-linux-gnu=${archive}`], { OCIPKG_DATA_DIR: await tempDir('store') });
     expect(published.code, published.stderr).toBe(0);
     expect(published.stderr).toMatch(offTerminalLine('pushing'));
     const project = join(work, 'project');
@@ -95,7 +96,7 @@ describe('progress on a terminal', () => {
     expect(got.screen).toMatch(/fetching .*6\.0 MiB \/ 6\.0 MiB/);
 
     const other = `${registry.host}/acme/big-copy:1`;
-    const pushed = await runInPty([process.execPath, OCIPKG, 'push', archive, other], {});
+    const pushed = await runInPty([process.execPath, OCIPKG, 'push', archive, other], { OCIPKG_DATA_DIR: await tempDir('store') });
     expect(pushed.code, pushed.screen).toBe(0);
     expect(pushed.screen).toMatch(live('pushing'));
     // The per-blob lines say how big each blob is.
