@@ -8,3 +8,4 @@
 export { fetchPackage } from './fetch.js';
 export { describePackage } from './link/generate.js';
 export { tuneForTransfers } from './tuning.js';
+export { showTransfers } from './progress.js';

@@ -60,3 +60,22 @@ export function errno(err: unknown): string | undefined {
     ? err.code
     : undefined;
 }
+
+/**
+ * Exit statuses that tell a script which kind of failure it met, as curl's and skopeo's do; 1 is
+ * every failure of no kind below. The table is what `ocipkg --help` and the README print.
+ * (ocipkg-link keeps pkg-config's single 1: build tools rely on nothing finer.)
+ */
+export const EXIT_STATUSES: readonly { status: number; meaning: string; codes: readonly ErrorCode[] }[] = [
+  { status: 2, meaning: 'usage: an unknown command or option, a missing argument, a malformed reference, an alias package.json does not declare', codes: ['EUSAGE', 'EREFERENCE'] },
+  { status: 3, meaning: 'not found: no such tag, manifest, blob, package in the store, or build for the target', codes: ['ENOTFOUND', 'ENOTARGET'] },
+  { status: 4, meaning: 'unreachable: DNS, connection refused or reset, timeout, TLS', codes: ['EUNREACHABLE', 'ETLS'] },
+  { status: 5, meaning: 'authentication: credentials missing, refused or unreadable, or access denied', codes: ['EAUTH', 'EDENIED', 'ECREDENTIALS'] },
+  { status: 6, meaning: 'integrity or unsafe content: wrong digest or size, a malformed or oversized manifest, a refused archive entry or package value', codes: ['EINTEGRITY', 'EBADSIZE', 'ETOOLARGE', 'EMANIFEST', 'EUNSAFE'] },
+  { status: 7, meaning: 'policy: no trusted signature, or a lockfile that is invalid or does not match package.json under --frozen-lockfile', codes: ['EUNTRUSTED', 'ESIGNATURE', 'ELOCKFILE'] },
+];
+
+/** The exit status for a failure with this code (1 for the codes of no kind in EXIT_STATUSES). */
+export function exitStatusOf(code: ErrorCode): number {
+  return EXIT_STATUSES.find((row) => row.codes.includes(code))?.status ?? 1;
+}

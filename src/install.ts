@@ -8,7 +8,7 @@ import { trustRuleFor } from './project/trust.js';
 import { keyId, readPublicKey } from './sign/keys.js';
 import { storeRoot } from './store/paths.js';
 import { recordProject } from './store/projects.js';
-import type { TagMove } from './store/refs.js';
+import { readRef, type TagMove } from './store/refs.js';
 import { verifiedWith } from './store/verified.js';
 import { selectTriple } from './triple.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
@@ -60,6 +60,16 @@ function frozenMismatch(project: Project, why: string): OcipkgError {
 async function lockImage(ref: ImageReference): Promise<LockEntry> {
   const { root, manifests } = await imageTriples(ref);
   return { digest: root.digest, mediaType: root.mediaType, manifests, requires: [] };
+}
+
+/**
+ * Offline, a pin can move only to what the store's refs index records for the tag (what the last
+ * `get` or `install` with network saw), and holds only the targets the store has.
+ */
+function lockFromStore(image: string, ref: ImageReference, root: string): LockEntry {
+  const record = ref.digest === undefined ? readRef(root, ref) : undefined;
+  if (!record) throw new OcipkgError('ENOTFOUND', `${image}: the store has no record of its tag and ocipkg is offline; run \`ocipkg update\` with network`);
+  return { digest: record.digest, mediaType: record.mediaType, manifests: record.manifests, requires: [] };
 }
 
 /** Whether the tag still points at the locked digest; a registry that cannot be asked is reported, not fatal: the pins still hold. */
@@ -116,9 +126,9 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     let drift = false;
     if (entry === undefined) {
       if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
-      if (offline) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
+      if (offline && !(movesAll || moving?.has(image))) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
       options.progress?.(`locking ${image}`);
-      entry = await lockImage(located);
+      entry = offline ? lockFromStore(image, located, options.storeRoot ?? storeRoot()) : await lockImage(located);
       if (locked && locked.digest !== entry.digest) moved.push({ image, from: locked.digest, to: entry.digest });
     } else if (!offline) {
       drift = await checkDrift(image, located, entry, warn);

@@ -11,7 +11,9 @@ import { isDigest } from './oci/digest.js';
  * A first component is a domain when it contains "." or ":", is "localhost", or has uppercase
  * letters (which repository names may not); otherwise the name is on Docker Hub, where a
  * single-component name lives under `library/`. `oci:PATH[:TAG]` names an OCI image layout
- * directory instead of a registry, as skopeo spells it.
+ * directory instead of a registry, as skopeo spells it; skopeo's `docker://` before a registry
+ * reference is accepted and dropped. An oci-archive is a file, not a reference: commands that read
+ * one take its path, with or without skopeo's `oci-archive:` (see archivePath).
  */
 export interface RegistryReference {
   kind: 'registry';
@@ -84,8 +86,13 @@ function splitTagDigest(input: string, rest: string): { name: string; tag?: stri
   return { name, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
 }
 
+export const DOCKER_TRANSPORT = 'docker://';
+export const ARCHIVE_TRANSPORT = 'oci-archive:';
+
 export function parseReference(input: string): ImageReference {
+  if (input.startsWith(DOCKER_TRANSPORT)) return parseReference(input.slice(DOCKER_TRANSPORT.length));
   if (input.startsWith('oci:')) return parseLayoutReference(input);
+  if (input.startsWith(ARCHIVE_TRANSPORT)) throw bad(input, 'an oci-archive is a file: `ocipkg load ARCHIVE` puts it in the store, `ocipkg push ARCHIVE` sends it to a registry');
   if (input === '') throw bad(input, 'empty');
   if (/\s/.test(input)) throw bad(input, 'contains whitespace');
   const { name, tag, digest } = splitTagDigest(input, input);
@@ -138,6 +145,11 @@ function parseLayoutReference(input: string): LayoutReference {
   }
   if (rest === '') throw bad(input, 'missing layout directory path');
   return { kind: 'oci', path: rest, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
+}
+
+/** The file an archive argument names: `PATH` or skopeo's `oci-archive:PATH`. */
+export function archivePath(input: string): string {
+  return input.startsWith(ARCHIVE_TRANSPORT) ? input.slice(ARCHIVE_TRANSPORT.length) : input;
 }
 
 /** The tag or digest to resolve: the digest wins, then the tag, then `latest`. */

@@ -45,6 +45,18 @@ export interface WalkOptions {
 
 const canonical = (image: string) => canonicalReference(parseReference(image));
 
+const MISSING = new Set(['ENOTFOUND', 'ENOTARGET']);
+
+/**
+ * A requirement that does not exist (or has no build for the target) says which package requires
+ * it: the user never named it. Once, by the package nearest to it, however deep the walks nest.
+ */
+function requiredBy(err: unknown, chain: readonly string[]): unknown {
+  const parent = chain.at(-1);
+  if (parent === undefined || !(err instanceof OcipkgError) || !MISSING.has(err.code) || err.message.includes(' (required by ')) return err;
+  return new OcipkgError(err.code, `${err.message} (required by ${parent})`, { cause: err.cause ?? err });
+}
+
 export async function walkRequirements<T>(roots: string[], visit: Visit<T>, options: WalkOptions = {}): Promise<Walked<T>[]> {
   const visited = new Map<string, Visited<T>>();
   const versions = new Map<string, { image: string; identity: string }>();
@@ -58,7 +70,9 @@ export async function walkRequirements<T>(roots: string[], visit: Visit<T>, opti
     const repository = repositoryOf(parseReference(image));
     let node = visited.get(image);
     if (node === undefined) {
-      const found = await visit(image, path);
+      const found = await visit(image, path).catch((err: unknown) => {
+        throw requiredBy(err, chain);
+      });
       node = { ...found, requires: found.requires.map(canonical) };
       const seen = versions.get(repository);
       if (seen && seen.identity !== node.identity) {

@@ -94,8 +94,10 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
   const refresh = (options.refresh ?? false) && !offline && !pinned && ref.digest === undefined;
   if (!options.force && !refresh) {
     const record = pinned ? undefined : readRef(root, ref);
-    const manifestDigest = pinned ? pinned.digest : (record?.manifests[triple] ?? record?.manifests['']);
-    const installed = manifestDigest === undefined ? undefined : readInstalledPackage(root, manifestDigest);
+    // A reference pinning a manifest's digest names its package whatever name fetched it.
+    const manifestDigest = pinned ? pinned.digest : (record?.manifests[triple] ?? record?.manifests[''] ?? ref.digest);
+    const found = manifestDigest === undefined ? undefined : readInstalledPackage(root, manifestDigest);
+    const installed = found && (found.target === undefined || found.target === triple) ? found : undefined;
     // Under a policy, only a package verified with one of its keys: a changed policy verifies again.
     const trusted = !trust || (installed !== undefined && verifiedWith(root, installed.manifestDigest, trust.keys.map((k) => k.pem)) !== undefined);
     if (installed && trusted) {

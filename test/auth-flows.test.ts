@@ -50,7 +50,7 @@ function expectInstalled(result: RunResult): void {
 
 /** One line on stderr naming the registry and the command that fixes it. */
 function expectLoginHint(result: RunResult, host: string): void {
-  expect(result.code).toBe(1);
+  expect(result.code).toBe(5);
   expect(result.stdout).toBe('');
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(result.stderr).toContain(`ocipkg login ${host}`);
@@ -87,7 +87,7 @@ describe.each([
   it('refuses a wrong password at login and stores nothing', async () => {
     const dir = await tempDir('badlogin');
     const result = await ocipkg(['login', registry().host, '-u', USER, '--password-stdin'], env(dir), 'wrong\n');
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(5);
     expect(existsSync(join(dir, 'config', 'auth.json'))).toBe(false);
   });
 

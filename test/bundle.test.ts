@@ -24,8 +24,9 @@ const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const INTOTO = 'application/vnd.in-toto+json';
 
+/** One line on stderr, and exit 7: a policy failure (no trusted signature). */
 function expectOneLine(result: RunResult, pattern: RegExp): void {
-  expect(result.code, result.stdout + result.stderr).toBe(1);
+  expect(result.code, result.stdout + result.stderr).toBe(7);
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(result.stderr).toMatch(pattern);
 }

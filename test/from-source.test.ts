@@ -126,16 +126,16 @@ describe('--define and --link-flag', () => {
     for (const [args, named] of cases) {
       const archive = join(work, 'refused.tar');
       const result = await ocipkg(['pack', zlibPrefix, archive, '-t', `${registry.host}/test/refused:1`, ...args]);
-      expect(result.code, result.stderr).toBe(1);
+      expect(result.code, result.stderr).toBe(6);
       expect(result.stdout).toBe('');
       expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining(named)]);
       expect(result.stderr).toContain('nothing is packed');
       expect(existsSync(archive)).toBe(false);
       const publish = await ocipkg(['publish', `${registry.host}/test/refused:1`, '--target', `${X64}=${zlibPrefix}`, ...args]);
-      expect(publish.code).toBe(1);
+      expect(publish.code).toBe(6);
       expect(publish.stderr.trim().split('\n')).toEqual([expect.stringContaining(named)]);
     }
-    expect((await ocipkg(['inspect', `${registry.host}/test/refused:1`])).code).toBe(1);
+    expect((await ocipkg(['inspect', `${registry.host}/test/refused:1`])).code).toBe(3);
   });
 });
 

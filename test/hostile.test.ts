@@ -176,7 +176,7 @@ describe('manifests that are not what they claim (EMANIFEST, ETOOLARGE)', () => 
     proxy.add({ method: 'GET', path: TAG, fault: serve('x'.repeat(MAX_MANIFEST_BYTES + 1), OCI_MANIFEST, true) });
     const store = await tempDir('store');
     const result = await ocipkg(['get', `${proxy.host}/hostile/lz4:1`], { OCIPKG_DATA_DIR: store });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(6);
     expect(result.stdout).toBe('');
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).not.toMatch(/\n\s+at /);

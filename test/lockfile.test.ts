@@ -96,8 +96,9 @@ describe('declared packages (package.json "ocipkg")', () => {
     const p = findProject(await project());
     expect(declaredPackage('zstd', p)?.image).toBe('registry.test/acme/zstd:1.5.6');
     expect(resolveAlias('zstd', p)).toBe('registry.test/acme/zstd:1.5.6');
-    // Undeclared bare words stay Docker Hub names; anything with a tag, registry, digest or oci: is a reference.
-    expect(resolveAlias('lz4', p)).toBe('lz4');
+    // An undeclared bare word is refused (a mistyped alias must not reach Docker Hub); anything with
+    // a tag, registry, digest or oci: is a reference.
+    expect(codeOfSync(() => resolveAlias('lz4', p))).toBe('EUSAGE');
     expect(resolveAlias('zstd:1.5.6', p)).toBe('zstd:1.5.6');
     expect(resolveAlias('library/zstd', p)).toBe('library/zstd');
     expect(resolveAlias('oci:zstd', p)).toBe('oci:zstd');

@@ -327,7 +327,7 @@ describe('ocipkg rm', () => {
     // The space is back now, not at the next prune.
     expect(before - storeBytes(store)).toBeGreaterThanOrEqual(lz4Size);
     expectStoreVerified(store);
-    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(1);
+    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(3);
 
     // Two tags of one package: the first rm only untags, the second frees it.
     const untag = await ocipkg(['rm', alias], env(store));
@@ -343,7 +343,7 @@ describe('ocipkg rm', () => {
     const store = await tempDir('store');
     const lz4 = await get(store, images.lz4);
     const result = await ocipkg(['rm', images.lz4, `${registry.host}/acme/absent:1`], env(store));
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain('acme/absent:1 is not in the store');
     expect(existsSync(lz4)).toBe(true);
@@ -442,7 +442,7 @@ describe('ocipkg store verify', () => {
     await writeFile(header, `${await readFile(header, 'utf8')}\n#define TAMPERED 1\n`);
 
     const report = await ocipkg(['store', 'verify'], env(store));
-    expect(report.code).toBe(1);
+    expect(report.code).toBe(6);
     expect(report.stderr.trim().split('\n')).toHaveLength(1);
     const problems = lines(report);
     expect(problems.some((l) => l.startsWith(`corrupt blob ${layer}:`))).toBe(true);
@@ -459,7 +459,7 @@ describe('ocipkg store verify', () => {
     expect(existsSync(zstd)).toBe(false);
     expect(existsSync(blob)).toBe(false);
     expect((await ocipkg(['store', 'verify'], env(store))).code).toBe(0);
-    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(1);
+    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(3);
 
     // The next get fetches and verifies everything afresh.
     expect(await get(store, images.lz4)).toBe(lz4);
@@ -475,7 +475,7 @@ describe('ocipkg store verify', () => {
     await chmod(join(lz4, 'lib'), 0o755);
     await writeFile(join(lz4, 'lib', 'extra.a'), 'not from any layer');
     const report = await ocipkg(['store', 'verify', '--json'], env(store));
-    expect(report.code).toBe(1);
+    expect(report.code).toBe(6);
     const result = JSON.parse(report.stdout) as { problems: Array<{ kind: string; reason: string }> };
     expect(result.problems).toHaveLength(1);
     expect(result.problems[0]!.kind).toBe('package');

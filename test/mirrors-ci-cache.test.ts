@@ -78,7 +78,7 @@ describe('a store cached between CI runs, keyed by the lockfile', () => {
   it('without the cache (or with a stale key) an offline run fails in one line naming the package', async () => {
     const empty = join(work, 'empty-store');
     const result = await ocipkg(['install', '--frozen-lockfile', '--offline'], { OCIPKG_PROJECT_DIR: project, OCIPKG_DATA_DIR: empty, CI: 'true' });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain('acme/lz4');
   });

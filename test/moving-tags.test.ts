@@ -128,7 +128,7 @@ describe('a tag that moves', () => {
     proxy.reset();
     proxy.add({ path: /\/manifests\//, fault: { kind: 'status', status: 404 } });
     const result = await ocipkg(['outdated'], env(store));
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain(`could not check ${image}`);
     proxy.reset();

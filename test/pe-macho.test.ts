@@ -271,7 +271,7 @@ describe('load of an archive built for another target', () => {
     expect(basename(listed.stdout.trim())).toBe('greet.dll');
     // An explicit --target that the archive does not have is still refused.
     const other = await ocipkg(['load', '-f', archive, '--target', 'x86_64-unknown-linux-gnu'], { OCIPKG_DATA_DIR: fresh });
-    expect(other.code).toBe(1);
+    expect(other.code).toBe(3);
     expect(other.stderr).toContain('has no build for x86_64-unknown-linux-gnu');
   });
 });

@@ -153,10 +153,10 @@ describe('ocipkg install', () => {
     try {
       expect(await codeOf(installProject({ start: project, storeRoot: store, frozen: true }))).toBe('ELOCKFILE');
       const frozen = await ocipkg(['install', '--frozen-lockfile'], { ...env, OCIPKG_PROJECT_DIR: project });
-      expect(frozen.code).toBe(1);
+      expect(frozen.code).toBe(7);
       expect(frozen.stderr.trim().split('\n')).toHaveLength(1);
       const ci = await ocipkg(['install'], { ...env, CI: 'true', OCIPKG_PROJECT_DIR: project });
-      expect(ci.code).toBe(1);
+      expect(ci.code).toBe(7);
       expect(await readFile(join(project, 'ocipkg-lock.json'), 'utf8')).toBe(before);
       // The same disagreement the other way: a locked package no longer declared.
       await writeFile(join(project, 'package.json'), JSON.stringify({ ...manifest, ocipkg: { packages: {} } }));
@@ -208,7 +208,7 @@ set_property(TARGET ocipkg::sqlite APPEND PROPERTY INTERFACE_LINK_LIBRARIES m pt
 
     // Offline and not in the store: an error naming what to fetch, not a network attempt.
     const missing = await ocipkg(['install', '--offline', '--target', MAC], { ...env, OCIPKG_PROJECT_DIR: project });
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(3);
     expect(missing.stderr).toMatch(/offline/);
   });
 });

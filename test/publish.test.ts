@@ -74,8 +74,8 @@ function registryBlobs(reg: TestRegistry): string[] {
   return readdirSync(dir).flatMap((prefix) => readdirSync(join(dir, prefix)));
 }
 
-function expectOneLineError(result: { code: number | null; stdout: string; stderr: string }): void {
-  expect(result.code).toBe(1);
+function expectOneLineError(result: { code: number | null; stdout: string; stderr: string }, status = 1): void {
+  expect(result.code).toBe(status);
   expect(result.stdout).toBe('');
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
 }
@@ -180,11 +180,11 @@ describe('selection', () => {
     for (const row of rows) expect(row.manifest).toBe(index.manifests.find((m) => m.annotations?.[ANNOTATION_TARGET] === row.target)!.digest);
   });
 
-  it('an unpublished target fails with ENOTARGET, listing the published ones (CLI: one line, exit 1)', async () => {
+  it('an unpublished target fails with ENOTARGET, listing the published ones (CLI: one line, exit 3)', async () => {
     const target = 'riscv64gc-unknown-linux-gnu';
     expect(await codeOf(resolvePackage(image, { target, storeRoot: await tempDir('store') }))).toBe('ENOTARGET');
     const result = await ocipkg(['get', image, '--target', target], { OCIPKG_DATA_DIR: await tempDir('store') });
-    expectOneLineError(result);
+    expectOneLineError(result, 3);
     expect(result.stderr).toContain(target);
     expect(result.stderr).toContain(`${X64}, ${ARM64}`);
   });

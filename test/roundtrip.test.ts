@@ -66,7 +66,7 @@ describe('pack, push, get', () => {
     expect(warm.code, warm.stderr).toBe(0);
     expect(warm.stdout).toBe(cold.stdout);
     const forced = await ocipkg(['get', '-f', image], { OCIPKG_DATA_DIR: store });
-    expect(forced.code).toBe(1);
+    expect(forced.code).toBe(4);
     expect(forced.stderr).toMatch(/^ocipkg: .*127\.0\.0\.1/);
   });
 });

@@ -204,7 +204,8 @@ describe('OCIPKG_OFFLINE=1', () => {
     ];
     for (const run of runs) {
       expect(run.stderr).toMatch(offline);
-      expect([run.code, run.stdout]).toEqual([1, '']);
+      // ocipkg-link exits 1 on every failure, as pkg-config does; ocipkg says "not found" (3).
+      expect([run.code, run.stdout]).toEqual([run === runs[0] || run === runs[1] ? 1 : 3, '']);
     }
     expect(proxy.requests).toEqual([]);
 
@@ -228,7 +229,7 @@ describe('OCIPKG_OFFLINE=1', () => {
     proxy.reset();
     const result = await ocipkg(['install', '--target', HOST], { OCIPKG_DATA_DIR: join(work, 'empty-store-install'), OCIPKG_PROJECT_DIR: project, OCIPKG_OFFLINE: '1' });
     expect(result.stderr).toMatch(/is not in ocipkg-lock\.json and ocipkg is offline/);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(proxy.requests).toEqual([]);
   });
 });

@@ -21,8 +21,9 @@ let work: string;
 let archive: string;
 const PASSWORD = { COSIGN_PASSWORD: 'correct horse' };
 
-function expectOneLine(result: RunResult, pattern: RegExp): void {
-  expect(result.code, result.stdout + result.stderr).toBe(1);
+/** One line on stderr; exit 7 (policy) from ocipkg, 1 from ocipkg-link (pkg-config's one failure status). */
+function expectOneLine(result: RunResult, pattern: RegExp, status = 7): void {
+  expect(result.code, result.stdout + result.stderr).toBe(status);
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(result.stderr).toMatch(pattern);
 }
@@ -168,7 +169,8 @@ describe('ocipkg sign and verify', () => {
         proxy.reset();
         proxy.add({ path: /\/manifests\/sha256-[0-9a-f]{64}\.sig$/, fault: { kind: 'serve', body, contentType: 'application/vnd.oci.image.manifest.v1+json' } });
         const result = await ocipkg(['verify', '--key', pub, image]);
-        expect(result.code, what).toBe(1);
+        // A signature manifest refused as content: 6 (integrity or unsafe content).
+        expect(result.code, what).toBe(6);
         expect(result.stderr.trim().split('\n'), what).toHaveLength(1);
         expect(result.stderr, what).toMatch(pattern);
       }
@@ -228,7 +230,7 @@ describe('the trust policy', () => {
 
     for (const image of [unsigned.image, wrong.image]) {
       const refused = await ocipkgLink(['--libs', image], env);
-      expectOneLine(refused, /has no signature by a key .*package\.json trusts for .*trusted" \(tried .*trusted\.pub/);
+      expectOneLine(refused, /has no signature by a key .*package\.json trusts for .*trusted" \(tried .*trusted\.pub/, 1);
       expect(packagesIn(store)).toEqual([]);
     }
     const accepted = await ocipkgLink(['--libs', signed.image], env);
@@ -240,7 +242,7 @@ describe('the trust policy', () => {
 
     // A policy that trusts another key only must verify again, which offline cannot.
     const changed = await project({ [`${registry.host}/trusted`]: { keys: [other.pub] } });
-    expectOneLine(await ocipkgLink(['--libs', signed.image], { ...env, OCIPKG_PROJECT_DIR: changed, OCIPKG_OFFLINE: '1' }), /not verified with a key .* trusts/);
+    expectOneLine(await ocipkgLink(['--libs', signed.image], { ...env, OCIPKG_PROJECT_DIR: changed, OCIPKG_OFFLINE: '1' }), /not verified with a key .* trusts/, 1);
     // ocipkg install records which key verified the pin.
     await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'addon', ocipkg: { packages: { lz4: signed.image }, trust: { [`${registry.host}/trusted`]: { keys: [pub] } } } }));
     const installed = await ocipkg(['install'], { ...env, CI: '' });
@@ -280,7 +282,7 @@ describe('the trust policy', () => {
     const dir = await project({ [`${registry.host}/closure`]: { keys: [pub] } });
     const store = await tempDir('store');
     const env = { OCIPKG_DATA_DIR: store, OCIPKG_PROJECT_DIR: dir };
-    expectOneLine(await ocipkgLink(['--libs', topImage], env), new RegExp(`closure/base:1@sha256:[0-9a-f]{64} has no signature`));
+    expectOneLine(await ocipkgLink(['--libs', topImage], env), new RegExp(`closure/base:1@sha256:[0-9a-f]{64} has no signature`), 1);
     expect(packagesIn(store)).toEqual([]);
     expect((await ocipkg(['sign', '--key', key, base.image], PASSWORD)).code).toBe(0);
     expect((await ocipkgLink(['--libs', topImage], env)).code).toBe(0);

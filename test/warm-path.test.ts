@@ -25,7 +25,8 @@ async function importsOf(args: string[], store: string): Promise<string[]> {
   return (await readFile(log, 'utf8')).split('\n').filter((line) => line !== '' && !line.includes('record-imports.mjs'));
 }
 
-const heavy = (urls: string[]) => urls.filter((url) => /node_modules\/(undici|tar)\/|\/dist\/(bundle\/|cold-path|fetch|registry\/|fs\/extract)|^require:(undici|tar)$/.test(url));
+// The HTTP and tar stacks, and the progress display (cli-progress), load only when something moves.
+const heavy = (urls: string[]) => urls.filter((url) => /node_modules\/(undici|tar|cli-progress)\/|\/dist\/(bundle\/|cold-path|fetch|progress|registry\/|fs\/extract)|^require:(undici|tar|cli-progress)$/.test(url));
 
 beforeAll(async () => {
   work = await tempDir('warm-path');

@@ -21,13 +21,14 @@
       # Static: the archive's path. Shared: the library and an $ORIGIN (@loader_path) rpath, so
       # the addon finds the copy made beside it below; --for-make spells $ORIGIN for gyp's Makefile.
       "libraries": ["<!@(ocipkg-link --libs --for-make <(greet_linkage) <(greet_image))"],
-      # Shared: the library goes beside the addon, where the rpath above finds it (see copy-runtime.js).
+      # Shared: the library goes beside the addon, where the rpath above finds it. gyp's own
+      # "copies" would copy the store's symlinks as symlinks; ocipkg-link copies the files.
       "actions": [
         {
           "action_name": "copy_runtime_files",
           "inputs": ["<!@(ocipkg-link --runtime-files <(greet_linkage) <(greet_image))"],
           "outputs": ["<(PRODUCT_DIR)/ocipkg-runtime.stamp"],
-          "action": ["node", "copy-runtime.js", "<(PRODUCT_DIR)", "<!@(ocipkg-link --runtime-files <(greet_linkage) <(greet_image))"],
+          "action": ["ocipkg-link", "--copy-runtime-files=<(PRODUCT_DIR)", "<(greet_linkage)", "<(greet_image)"],
         }
       ],
     }

@@ -1,10 +1,12 @@
 import type { parseArgs, ParseArgsConfig } from 'node:util';
+import { didYouMean } from '../suggest.js';
 
 /**
  * Strict command-line parsing for options declared as util.parseArgs declares them (long names,
  * `short` letters, boolean or string, `multiple`), with positionals and `--`. Not util.parseArgs
  * itself: loading and first running it costs ~1.5 ms, a tenth of what ocipkg-link's warm path may
- * spend beyond Node's own start. It accepts and refuses what parseArgs does in strict mode.
+ * spend beyond Node's own start. It accepts and refuses what parseArgs does in strict mode, and an
+ * unknown long option's refusal names the declared one nearest to it.
  */
 export type Options = NonNullable<ParseArgsConfig['options']>;
 export type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
@@ -39,7 +41,7 @@ export function parseCommandLine<T extends Options>(args: string[], options: T):
       const eq = arg.indexOf('=');
       const spelled = eq === -1 ? arg : arg.slice(0, eq);
       const name = spelled.slice(2);
-      if (!declared(name)) throw new Error(`Unknown option '${spelled}'`);
+      if (!declared(name)) throw new Error(`Unknown option '${spelled}'${didYouMean(name, Object.keys(options), (n) => `'--${n}'`)}`);
       if (options[name]!.type === 'boolean') {
         if (eq !== -1) throw new Error(`Option '${spelled}' does not take an argument`);
         set(name, true);

@@ -1,5 +1,6 @@
 import { writeSync } from 'node:fs';
-import { errno, OcipkgError } from '../errors.js';
+import { errno, exitStatusOf, OcipkgError } from '../errors.js';
+import { DOCKER_TRANSPORT, parseReference } from '../reference.js';
 import { parseCommandLine, type Options, type Parsed } from './args.js';
 
 /** Shared plumbing of the `ocipkg` and `ocipkg-link` entry points: usage errors, progress, exit. */
@@ -25,14 +26,32 @@ export function printLine(text: string): void {
   }
 }
 
+/** The option of every command that prints a result, and its line in the command's help. */
+export const JSON_OPTION = { json: { type: 'boolean' } } as const;
+export const JSON_HELP = '  --json                  the result as one JSON value on stdout';
+
 /** A `--json` result: one JSON value on stdout, the only thing printed there. */
 export function printJson(value: unknown): void {
   printLine(JSON.stringify(value, null, 2));
 }
 
-/** Progress goes to stderr, and only to a terminal (or when OCIPKG_PROGRESS=1 asks). */
+/** Set by --quiet (-q): no progress of any kind. */
+let quiet = false;
+
+export function isQuiet(): boolean {
+  return quiet;
+}
+
+/** Where progress lines go: stderr, or through the transfer display while one draws there. */
+let progressLog: (line: string) => void = (line) => void process.stderr.write(`${line}\n`);
+
+export function setProgressLog(log: (line: string) => void): void {
+  progressLog = log;
+}
+
+/** Progress goes to stderr, and only to a terminal (or when OCIPKG_PROGRESS=1 asks), never under --quiet. */
 export function progress(message: string): void {
-  if (process.stderr.isTTY || process.env.OCIPKG_PROGRESS === '1') process.stderr.write(`${message}\n`);
+  if (!quiet && (process.stderr.isTTY || process.env.OCIPKG_PROGRESS === '1')) progressLog(message);
 }
 
 export function usageError(message: string): OcipkgError {
@@ -40,24 +59,81 @@ export function usageError(message: string): OcipkgError {
 }
 
 /**
- * A command's options plus --verbose and -h/--help, with parse errors as one-line usage errors
- * naming `command` (a subcommand; a program's own name is already what runMain prefixes).
+ * Options every command takes, before or after its name: --verbose, -q/--quiet, -h/--help, and
+ * --plain-http (or skopeo's spelling, --tls-verify=false), which speaks plain HTTP to the
+ * registries this command names, as OCIPKG_INSECURE_REGISTRIES does for every command.
  */
-type WithCommon<T extends Options> = T & { verbose: { type: 'boolean' }; help: { type: 'boolean'; short: 'h' } };
+export const GLOBAL_OPTIONS = {
+  verbose: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  'plain-http': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
+export const GLOBAL_HELP = [
+  '  --verbose               stack traces on errors (also OCIPKG_DEBUG=1)',
+  '  -q, --quiet             no progress on stderr',
+  '  --plain-http            plain HTTP to the registries named on the command line',
+  '  --tls-verify=false      the same, as skopeo spells it (certificates are always checked over TLS)',
+  '  -h, --help              this help',
+].join('\n');
+
+type WithCommon<T extends Options> = T & typeof GLOBAL_OPTIONS;
+
+/** skopeo's boolean `--tls-verify[=BOOL]` as the flag it stands for here (nothing, or --plain-http). */
+function tlsVerify(args: string[]): string[] {
+  return args.flatMap((arg) => {
+    if (arg === '--tls-verify' || arg === '--tls-verify=true') return [];
+    if (arg === '--tls-verify=false') return ['--plain-http'];
+    if (arg.startsWith('--tls-verify=')) throw usageError(`--tls-verify takes true or false, got "${arg.slice('--tls-verify='.length)}"`);
+    return [arg];
+  });
+}
+
+/**
+ * --plain-http: the registries the command line names join OCIPKG_INSECURE_REGISTRIES for this
+ * process. Only an argument that spells a registry host counts (a path such as `dist/x.tar` names
+ * none); a host marked that is never contacted costs nothing.
+ */
+function plainHttpFor(args: string[]): void {
+  const hosts = args.flatMap((arg) => {
+    const bare = arg.startsWith(DOCKER_TRANSPORT) ? arg.slice(DOCKER_TRANSPORT.length) : arg;
+    const slash = bare.indexOf('/');
+    const first = slash > 0 ? bare.slice(0, slash) : '';
+    if (!(first.includes('.') || first.includes(':') || first === 'localhost')) return [];
+    try {
+      const ref = parseReference(arg);
+      return ref.kind === 'registry' ? [ref.registry] : [];
+    } catch {
+      return [];
+    }
+  });
+  const listed = process.env.OCIPKG_INSECURE_REGISTRIES;
+  process.env.OCIPKG_INSECURE_REGISTRIES = [...(listed ? [listed] : []), ...hosts].join(',');
+}
+
+/**
+ * A command's options plus the global ones, with parse errors as one-line usage errors naming
+ * `command` (a subcommand; a program's own name is already what runMain prefixes).
+ */
 export function parseOptions<T extends Options>(args: string[], options: T, command?: string): Parsed<WithCommon<T>> {
+  let parsed: Parsed<WithCommon<T>>;
   try {
-    const all: WithCommon<T> = { ...options, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
-    return parseCommandLine(args, all);
+    const all: WithCommon<T> = { ...options, ...GLOBAL_OPTIONS };
+    parsed = parseCommandLine(tlsVerify(args), all);
   } catch (err) {
     const message = (err as Error).message;
     throw usageError(command === undefined ? message : `${command}: ${message}`);
   }
+  const common = parsed.values as { quiet?: boolean; 'plain-http'?: boolean };
+  if (common.quiet) quiet = true;
+  if (common['plain-http']) plainHttpFor(parsed.positionals);
+  return parsed;
 }
 
 /**
  * Runs a CLI body: on failure prints `<prog>: <message>` on stderr (the stack only with --verbose
- * or OCIPKG_DEBUG=1) and exits non-zero; usage errors exit 2, everything else 1.
+ * or OCIPKG_DEBUG=1) and exits with the status of the error's kind (EXIT_STATUSES in errors.ts).
  */
 export async function runMain(prog: string, argv: string[], body: () => Promise<void>): Promise<void> {
   try {
@@ -67,7 +143,7 @@ export async function runMain(prog: string, argv: string[], body: () => Promise<
     if (err instanceof OcipkgError) {
       process.stderr.write(`${prog}: ${err.message}\n`);
       if (debug) process.stderr.write(`${err.stack ?? ''}\n${err.cause ? `cause: ${(err.cause as Error).stack ?? String(err.cause)}\n` : ''}`);
-      process.exitCode = err.code === 'EUSAGE' ? 2 : 1;
+      process.exitCode = exitStatusOf(err.code);
     } else {
       const message = err instanceof Error ? err.message : String(err);
       process.stderr.write(`${prog}: unexpected error: ${message.split('\n')[0]}${debug ? '' : ' (run with --verbose for details)'}\n`);

@@ -2,7 +2,8 @@ import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { errno, isOcipkgError, OcipkgError } from '../errors.js';
 import { createFileOnce, pathExists, writeFileAtomic } from '../fs/atomic.js';
-import { parseOptions, printLine, progress, usageError } from './common.js';
+import { askLine, readHidden } from './prompt.js';
+import { JSON_HELP, JSON_OPTION, parseOptions, printJson, printLine, progress, usageError } from './common.js';
 
 /**
  * `ocipkg generate-key-pair`: cosign's command of the same name, writing the same files (the formats
@@ -17,37 +18,8 @@ export const GENERATE_KEY_PAIR_OPTIONS = [
   '                          the files to write: PREFIX.key (mode 0600) and PREFIX.pub (default: cosign)',
   'The password is COSIGN_PASSWORD when it is set, else asked for on the terminal (twice).',
   'Existing files are replaced only when confirmed on the terminal. Prints the two paths written.',
+  JSON_HELP,
 ].join('\n');
-
-/** Reads a line from the terminal without echoing it (raw mode: the terminal driver echoes nothing). */
-function readHidden(prompt: string): Promise<string> {
-  const stdin = process.stdin;
-  process.stderr.write(prompt);
-  stdin.setRawMode(true);
-  stdin.setEncoding('utf8');
-  stdin.resume();
-  return new Promise((resolve, reject) => {
-    let typed: string[] = [];
-    const finish = (cancelled: boolean) => {
-      stdin.off('data', onData);
-      stdin.setRawMode(false);
-      stdin.pause();
-      process.stderr.write('\n');
-      if (cancelled) reject(new OcipkgError('EKEY', 'no password given'));
-      else resolve(typed.join(''));
-    };
-    const onData = (chunk: string) => {
-      for (const char of chunk) {
-        if (char === '\r' || char === '\n') return finish(false);
-        // Raw mode turns Ctrl-C and Ctrl-D into plain characters.
-        if (char === '\u0003' || char === '\u0004') return finish(true);
-        if (char === '\u007f' || char === '\b') typed = typed.slice(0, -1);
-        else typed.push(char);
-      }
-    };
-    stdin.on('data', onData);
-  });
-}
 
 /** COSIGN_PASSWORD, else asked on the terminal (twice for a new key), else an error saying so. */
 async function readPassword(purpose: 'new' | 'existing'): Promise<string> {
@@ -56,8 +28,9 @@ async function readPassword(purpose: 'new' | 'existing'): Promise<string> {
   if (fromEnv !== undefined) return fromEnv;
   const which = purpose === 'new' ? 'the new key' : 'the signing key';
   if (!process.stdin.isTTY) throw new OcipkgError('EKEY', `no password for ${which}: set COSIGN_PASSWORD (there is no terminal to ask on)`);
-  const password = await readHidden('Enter password for private key: ');
-  if (purpose === 'new' && (await readHidden('Enter password for private key again: ')) !== password) throw new OcipkgError('EKEY', 'passwords do not match');
+  const noPassword = () => new OcipkgError('EKEY', 'no password given');
+  const password = await readHidden('Enter password for private key: ', noPassword);
+  if (purpose === 'new' && (await readHidden('Enter password for private key again: ', noPassword)) !== password) throw new OcipkgError('EKEY', 'passwords do not match');
   return password;
 }
 
@@ -86,15 +59,8 @@ async function confirmOverwrite(paths: string[]): Promise<boolean> {
   const names = existing.join(' and ');
   const exist = existing.length === 1 ? 'exists' : 'exist';
   if (!process.stdin.isTTY) throw new OcipkgError('EINPUT', `${names} already ${exist} (remove ${existing.length === 1 ? 'it' : 'them'} to write a new key pair)`);
-  // Loaded only to ask: every `ocipkg` command loads this module for its usage text.
-  const { createInterface } = await import('node:readline/promises');
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await prompt.question(`${names} already ${exist}. Overwrite? [y/N] `);
-    if (!/^y(es)?$/i.test(answer.trim())) throw new OcipkgError('EINPUT', `not overwriting ${names}`);
-  } finally {
-    prompt.close();
-  }
+  const answer = await askLine(`${names} already ${exist}. Overwrite? [y/N] `);
+  if (!/^y(es)?$/i.test(answer.trim())) throw new OcipkgError('EINPUT', `not overwriting ${names}`);
   return true;
 }
 
@@ -110,7 +76,7 @@ async function writeKeyFile(path: string, text: string, mode: number, overwrite:
 }
 
 export async function runGenerateKeyPair(args: string[]): Promise<void> {
-  const { values, positionals } = parseOptions(args, { 'output-key-prefix': { type: 'string' } }, 'generate-key-pair');
+  const { values, positionals } = parseOptions(args, { 'output-key-prefix': { type: 'string' }, ...JSON_OPTION }, 'generate-key-pair');
   if (positionals.length > 0) throw usageError(`generate-key-pair: unexpected argument "${positionals[0]}" (usage: ${GENERATE_KEY_PAIR_USAGE})`);
   const prefix = values['output-key-prefix'] ?? 'cosign';
   if (prefix === '') throw usageError('generate-key-pair: --output-key-prefix is empty');
@@ -125,6 +91,10 @@ export async function runGenerateKeyPair(args: string[]): Promise<void> {
   // cosign's mode for the public key: it is meant to be handed out.
   await writeKeyFile(publicPath, publicPem, 0o644, overwrite);
   progress(`Public key written to ${publicPath}`);
+  if (values.json) {
+    printJson({ privateKey: privatePath, publicKey: publicPath });
+    return;
+  }
   printLine(privatePath);
   printLine(publicPath);
 }

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { delimiter, join, sep } from 'node:path';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, delimiter, join, sep } from 'node:path';
 import { OcipkgError } from '../errors.js';
 import { packagePath, expandDir, generatedPcDir } from '../link/description.js';
 import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type LinkFlags } from '../link/flags.js';
@@ -7,7 +7,7 @@ import { declaredPackage, resolveAlias } from '../project/manifest.js';
 import { coldPath } from '../cold.js';
 import { resolveWithRequirements, type ResolvedPackage } from '../resolve.js';
 import { selectTriple } from '../triple.js';
-import { debugEnabled, parseOptions, printLine, progress, runMain, usageError } from './common.js';
+import { debugEnabled, isQuiet, parseOptions, printLine, progress, runMain, setProgressLog, usageError } from './common.js';
 
 /**
  * `ocipkg-link`: pkg-config for images. Resolves each image to a package in the store (fetching it
@@ -46,6 +46,10 @@ Other outputs (alone):
   --modversion           the version of each image, one per line
   --variable=NAME        a pkg-config variable (prefix, includedir, libdir, pcfiledir, ...)
   --exists               print nothing; exit 0 when every image resolves, 1 otherwise
+  --copy-runtime-files=DIR
+                         copy the --runtime-files into DIR (beside the addon, where the rpath
+                         of --libs finds them) and write DIR/ocipkg-runtime.stamp; prints the
+                         copies (a node-gyp action's step: see the README)
 
 Options:
   --static               link static builds where a library has both (the default)
@@ -55,8 +59,12 @@ Options:
   --offline              use the store only, never the network (as OCIPKG_OFFLINE=1 does)
   --for-make             spell $ORIGIN as Make needs it ('$$ORIGIN'), for node-gyp's Makefiles
   --verbose              stack traces on errors
+  -q, --quiet            no download progress on stderr
   -h, --help             this help
-  --version              ocipkg's version
+  -v, --version          ocipkg's version
+
+A package already in the store is used from there, with no network (the warm path): a tag
+fetched once is not looked up again here; ocipkg-lock.json pins win over tags.
 `;
 
 const OPTIONS = {
@@ -83,7 +91,8 @@ const OPTIONS = {
   target: { type: 'string' },
   offline: { type: 'boolean' },
   'for-make': { type: 'boolean' },
-  version: { type: 'boolean' },
+  'copy-runtime-files': { type: 'string' },
+  version: { type: 'boolean', short: 'v' },
 } as const;
 
 /** Outputs that print a line of flags or paths, combinable, in this order. */
@@ -101,7 +110,7 @@ const LINE_OUTPUTS = [
   'runtime-files',
   'prefix',
 ] as const;
-const ALONE_OUTPUTS = ['pkg-config-path', 'cmake-prefix-path', 'json', 'modversion', 'variable', 'exists'] as const;
+const ALONE_OUTPUTS = ['pkg-config-path', 'cmake-prefix-path', 'json', 'modversion', 'variable', 'exists', 'copy-runtime-files'] as const;
 
 /** A package to link: named on the command line (`requested`) or pulled in by another's `requires`. */
 interface LinkedPackage extends ResolvedPackage {
@@ -112,9 +121,18 @@ interface LinkedPackage extends ResolvedPackage {
 /** Forward slashes everywhere: the output feeds Make, gyp and CMake, which all take them. */
 const slashes = (path: string) => path.split(sep).join('/');
 
-/** Tunes the process before the cold path loads (the bundle reaches dist/ only through cold.ts). */
+let shown = false;
+
+/**
+ * Before the cold path fetches: the process tuned and (unless --quiet) progress shown, both from
+ * dist/ through cold.ts, the bundle's one way there (the bytes are counted by dist/'s modules).
+ */
 async function tuneTransfers(): Promise<void> {
-  (await coldPath()).tuneForTransfers();
+  const cold = await coldPath();
+  cold.tuneForTransfers();
+  if (shown || isQuiet()) return;
+  shown = true;
+  setProgressLog(cold.showTransfers('fetching').log);
 }
 
 /** The images (or declared aliases) and what they require, in link order. */
@@ -219,6 +237,25 @@ function jsonOutput(flags: LinkFlags, packages: LinkedPackage[]): string {
   });
 }
 
+/**
+ * node-gyp has no step that copies a shared library beside the addon correctly: its `copies`
+ * hard-links a symlink as the symlink (the store holds libgreet.so.1 -> libgreet.so.1.2.0), which
+ * dangles there. Each file is copied by content, replacing a previous copy (read-only, as the
+ * store's files are), and the stamp (the gyp action's declared output) lists them.
+ */
+function copyRuntimeFiles(files: string[], dir: string): string[] {
+  if (dir === '') throw usageError('--copy-runtime-files needs a directory');
+  mkdirSync(dir, { recursive: true });
+  const copies = files.map((file) => {
+    const copy = join(dir, basename(file));
+    rmSync(copy, { force: true });
+    copyFileSync(file, copy);
+    return slashes(copy);
+  });
+  writeFileSync(join(dir, 'ocipkg-runtime.stamp'), `${files.join('\n')}\n`);
+  return copies;
+}
+
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
   return manifest.version;
@@ -277,6 +314,7 @@ async function link(argv: string[], out: (line: string) => void = printLine): Pr
     { shared: values.shared ?? (!values.static && declaredShared(images)), target, forMake: values['for-make'] ?? false },
   );
   if (values.json) return out(jsonOutput(flags, packages));
+  if (values['copy-runtime-files'] !== undefined) return out(formatFlagLine(copyRuntimeFiles(flags.runtimeFiles, values['copy-runtime-files'])));
   out(formatFlagLine(lines.flatMap((name) => lineOutput(name, flags, packages))));
 }
 

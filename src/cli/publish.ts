@@ -1,6 +1,6 @@
 import type { PublishInput } from '../publish.js';
 import { parseOptions, printJson, printLine, progress, usageError } from './common.js';
-import { tuneForTransfers } from '../tuning.js';
+import { beforeTransfers, copiedLine } from './transfers.js';
 import { signingKey } from './keys.js';
 import { PACK_METADATA_OPTIONS, packMetadata } from './pack-options.js';
 
@@ -50,14 +50,14 @@ export async function runPublish(args: string[]): Promise<void> {
   // OCIPKG_SIGN_KEY once for the job (CMake's ocipkg-push target relies on it).
   const keyPath = values['sign-key'] ?? (process.env.OCIPKG_SIGN_KEY || undefined);
   const key = keyPath !== undefined ? await signingKey(keyPath) : undefined;
-  tuneForTransfers();
+  await beforeTransfers('pushing');
   const { packedArchivesIn, publish } = await import('../publish.js');
   if (values.from !== undefined) inputs.push(...(await packedArchivesIn(values.from)));
   const result = await publish(positionals[0]!, inputs, {
     append: values.append ?? false,
     pack: packMetadata(values),
     progress,
-    onCopied: (desc, skipped) => progress(`  ${skipped ? 'exists ' : 'pushed '} ${desc.digest} ${desc.mediaType}`),
+    onCopied: (desc, skipped) => progress(copiedLine(desc, skipped)),
   });
   if (key) {
     const { signImage } = await import('../signing.js');

@@ -2,7 +2,7 @@ import { findProject } from '../project/manifest.js';
 import { trustRuleFor } from '../project/trust.js';
 import { canonicalReference, parseReference } from '../reference.js';
 import { tuneForTransfers } from '../tuning.js';
-import { parseOptions, printLine, usageError } from './common.js';
+import { JSON_HELP, JSON_OPTION, parseOptions, printJson, printLine, usageError } from './common.js';
 import { readKeyFile, signingKey } from './keys.js';
 
 /** `ocipkg sign` and `ocipkg verify`, as cosign's `sign --key` and `verify --key --insecure-ignore-tlog`. */
@@ -13,11 +13,12 @@ export const SIGN_OPTIONS = [
   '  --key KEY               the private key (cosign.key); its password from COSIGN_PASSWORD or a prompt',
   '  --recursive             an index: also sign each manifest it lists',
   '  -a, --annotations K=V   an annotation in the signed payload\'s "optional" (repeatable)',
+  JSON_HELP,
 ].join('\n');
 
 export const VERIFY_USAGE = 'ocipkg verify --key PUB IMAGE...';
 export const VERIFY_SUMMARY = 'check that a key signed what each image names (with a lockfile: the pinned digest); print the payloads as JSON';
-export const VERIFY_OPTIONS = '  --key PUB               the public key (cosign.pub); without it, the keys the trust policy names for the image';
+export const VERIFY_OPTIONS = '  --key PUB               the public key (cosign.pub); without it, the keys the trust policy names for the image\n  --json                  accepted: the output is always JSON';
 
 function annotations(values: string[]): Record<string, string> {
   return Object.fromEntries(values.map((pair) => {
@@ -28,17 +29,20 @@ function annotations(values: string[]): Record<string, string> {
 }
 
 export async function runSign(args: string[]): Promise<void> {
-  const { values, positionals } = parseOptions(args, { key: { type: 'string' }, recursive: { type: 'boolean' }, annotations: { type: 'string', short: 'a', multiple: true } }, 'sign');
+  const { values, positionals } = parseOptions(args, { key: { type: 'string' }, recursive: { type: 'boolean' }, annotations: { type: 'string', short: 'a', multiple: true }, ...JSON_OPTION }, 'sign');
   if (!values.key) throw usageError(`sign: --key KEY is required (usage: ${SIGN_USAGE})`);
   if (positionals.length === 0) throw usageError(`sign: no image given (usage: ${SIGN_USAGE})`);
   const extra = annotations(values.annotations ?? []);
   const key = await signingKey(values.key);
   tuneForTransfers();
   const { signImage } = await import('../signing.js');
+  const signatures: string[] = [];
   for (const image of positionals) {
     const signed = await signImage(image, key, { recursive: values.recursive ?? false, ...(Object.keys(extra).length > 0 && { annotations: extra }) });
-    for (const reference of signed) printLine(reference);
+    if (!values.json) for (const reference of signed) printLine(reference);
+    signatures.push(...signed);
   }
+  if (values.json) printJson(signatures);
 }
 
 async function publicKey(path: string) {
@@ -48,7 +52,7 @@ async function publicKey(path: string) {
 }
 
 export async function runVerify(args: string[]): Promise<void> {
-  const { values, positionals } = parseOptions(args, { key: { type: 'string' } }, 'verify');
+  const { values, positionals } = parseOptions(args, { key: { type: 'string' }, ...JSON_OPTION }, 'verify');
   if (positionals.length === 0) throw usageError(`verify: no image given (usage: ${VERIFY_USAGE}; the store check is \`ocipkg store verify\`)`);
   const project = findProject();
   const payloads: unknown[] = [];
@@ -66,5 +70,5 @@ export async function runVerify(args: string[]): Promise<void> {
     const { verifyImage } = await import('../signing.js');
     payloads.push(...(await verifyImage(image, keys)));
   }
-  printLine(JSON.stringify(payloads));
+  printJson(payloads);
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { OcipkgError } from '../errors.js';
 import { assertDigest } from './digest.js';
+import { transferStarted, type TransferSpan } from '../transfers.js';
 import type { Descriptor } from './types.js';
 
 /** Hashing: digests of bytes in memory and streams checked against their descriptors. */
@@ -31,10 +32,14 @@ export function verifyBytes(desc: Descriptor, data: Uint8Array, where = ''): voi
  * A pass-through stream that fails unless exactly `desc.size` bytes with digest `desc.digest` went
  * through it. Too many bytes fail as soon as they arrive; a digest mismatch fails at the end, before
  * the stream reports completion, so nothing downstream can treat unverified content as finished.
+ * Every blob a transfer moves passes one, so it is where the bytes are counted for progress.
  */
 export class VerifyingStream extends Transform {
   private readonly hash = createHash('sha256');
   private seen = 0;
+  /** Whether the span has been closed (done, or abandoned on destroy). */
+  private finished = false;
+  private readonly span: TransferSpan | undefined;
 
   constructor(
     private readonly desc: Descriptor,
@@ -42,6 +47,7 @@ export class VerifyingStream extends Transform {
   ) {
     super();
     assertDigest(desc.digest);
+    this.span = transferStarted(desc);
   }
 
   get bytesSeen(): number {
@@ -55,6 +61,7 @@ export class VerifyingStream extends Transform {
       return;
     }
     this.hash.update(chunk);
+    this.span?.moved(chunk.length);
     done(null, chunk);
   }
 
@@ -68,7 +75,20 @@ export class VerifyingStream extends Transform {
       done(this.failure('EINTEGRITY', `content has digest ${found}`));
       return;
     }
+    this.finished = true;
+    this.span?.done();
     done();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    // An upload that stops reading at the declared length closes this before its flush: every
+    // byte went through, which is what progress reports (the digest is checked where it is kept).
+    if (!this.finished) {
+      if (err === null && this.seen === this.desc.size) this.span?.done();
+      else this.span?.abandoned();
+    }
+    this.finished = true;
+    callback(err);
   }
 
   private failure(code: 'EBADSIZE' | 'EINTEGRITY', what: string): OcipkgError {

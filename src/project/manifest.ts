@@ -3,6 +3,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
 import { parseReference, repositoryOf, type ImageReference } from '../reference.js';
 import { parseTrust, type DeclaredRule } from './trust.js';
+import { didYouMean, nearest } from '../suggest.js';
 
 /**
  * The packages an addon declares in its `package.json`:
@@ -47,14 +48,41 @@ function invalid(file: string, why: string): OcipkgError {
   return new OcipkgError('EINPUT', `${file}: invalid "ocipkg" section: ${why}`);
 }
 
-function parsePackages(section: unknown, file: string): Record<string, DeclaredPackage> {
-  if (typeof section !== 'object' || section === null || Array.isArray(section)) throw invalid(file, 'not an object');
-  const declared = (section as Record<string, unknown>).packages ?? {};
-  if (typeof declared !== 'object' || declared === null || Array.isArray(declared)) throw invalid(file, '"packages" is not an object');
+/** The keys each object of the section may hold: a key nobody reads is a mistake, never ignored. */
+const SECTION_KEYS = ['packages', 'trust'];
+const PACKAGE_KEYS = ['image', 'linkage'];
+const TRUST_RULE_KEYS = ['keys'];
+
+/** Refuses a key of the object at `path` (`ocipkg`, `ocipkg.packages.zstd`) that is not in `known`, naming the nearest. */
+function checkKeys(object: object, known: string[], path: string, file: string, misplaced?: (key: string, value: unknown) => string | undefined): void {
+  for (const [key, value] of Object.entries(object)) {
+    if (known.includes(key)) continue;
+    const near = nearest(key, known);
+    const hint = near !== undefined ? ` (did you mean "${path}.${near}"?)` : (misplaced?.(key, value) ?? ` (known: ${known.map((k) => `"${k}"`).join(', ')})`);
+    throw new OcipkgError('EINPUT', `${file}: "${path}.${key}" is not a key ocipkg reads${hint}`);
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The section's own keys, and each trust rule's (trust.ts reads their values). */
+function checkSection(section: unknown, file: string): asserts section is Record<string, unknown> {
+  if (!isObject(section)) throw invalid(file, 'not an object');
+  // `"ocipkg": { "zstd": "ghcr.io/acme/zstd:1" }`: a package declared one level too high.
+  checkKeys(section, SECTION_KEYS, 'ocipkg', file, (key, value) => (typeof value === 'string' || isObject(value) ? ` (packages go under "ocipkg.packages": "ocipkg.packages.${key}")` : undefined));
+  if (isObject(section.trust)) {
+    for (const [prefix, rule] of Object.entries(section.trust)) if (isObject(rule)) checkKeys(rule, TRUST_RULE_KEYS, `ocipkg.trust.${prefix}`, file);
+  }
+}
+
+function parsePackages(section: Record<string, unknown>, file: string): Record<string, DeclaredPackage> {
+  const declared = section.packages ?? {};
+  if (!isObject(declared)) throw invalid(file, '"packages" is not an object');
   const packages: Record<string, DeclaredPackage> = {};
   for (const [alias, value] of Object.entries(declared)) {
     if (!ALIAS.test(alias)) throw invalid(file, `"${alias}" is not a usable name (letters, digits, . _ -; no / : @)`);
     const spec = typeof value === 'string' ? { image: value } : (value as Record<string, unknown> | null);
+    if (isObject(spec)) checkKeys(spec, PACKAGE_KEYS, `ocipkg.packages.${alias}`, file);
     if (typeof spec !== 'object' || spec === null || typeof spec.image !== 'string' || spec.image === '') {
       throw invalid(file, `"${alias}" needs an image reference (a string, or an object with "image")`);
     }
@@ -87,7 +115,8 @@ export function findProject(start: string = projectStart()): Project | undefined
       }
       const section = manifest !== null && typeof manifest === 'object' ? manifest.ocipkg : undefined;
       if (section === undefined) return { dir, hasSection: false, packages: {}, trust: [] };
-      return { dir, hasSection: true, packages: parsePackages(section, file), trust: parseTrust((section as { trust?: unknown }).trust, file, dir) };
+      checkSection(section, file);
+      return { dir, hasSection: true, packages: parsePackages(section, file), trust: parseTrust(section.trust, file, dir) };
     }
     if (dirname(dir) === dir) return undefined;
   }
@@ -105,9 +134,22 @@ export function declaredPackage(image: string, project?: Project): DeclaredPacka
   return packages && Object.hasOwn(packages, image) ? packages[image] : undefined;
 }
 
-/** The image an argument stands for: the declared image of an alias, else the argument itself. */
+/**
+ * The image an argument stands for: the declared image of an alias, else the argument itself. In
+ * a project that declares packages, a bare word it does not declare is refused rather than taken
+ * for a Docker Hub image: a mistyped alias would otherwise fetch `docker.io/library/<typo>`.
+ */
 export function resolveAlias(image: string, project?: Project): string {
-  return declaredPackage(image, project)?.image ?? image;
+  if (!ALIAS.test(image)) return image;
+  const found = project ?? findProject();
+  const declared = found?.packages ?? {};
+  if (Object.hasOwn(declared, image)) return declared[image]!.image;
+  const names = Object.keys(declared);
+  if (names.length === 0) return image;
+  throw new OcipkgError(
+    'EUSAGE',
+    `"${image}" is not a package declared in ${join(found!.dir, 'package.json')}${didYouMean(image, names)} (declared: ${names.join(', ')}); for Docker Hub's image write docker.io/library/${image}`,
+  );
 }
 
 /**
@@ -121,4 +163,30 @@ export function locateDeclared(ref: ImageReference, project: Project): ImageRefe
   const written = repositoryOf(ref);
   const declared = Object.values(project.packages).some((p) => p.image.startsWith('oci:') && repositoryOf(parseReference(p.image)) === written);
   return declared ? { ...ref, path: resolve(project.dir, ref.path) } : ref;
+}
+
+/**
+ * `ocipkg add`: package.json's text with `alias` declared as `image` (with its linkage, when one is
+ * asked for), replacing a declaration of that alias; the rest of the file as it was parsed, in the
+ * file's own indentation. The text only: the caller writes it, and puts the old one back if the
+ * install that follows fails.
+ */
+export function withDeclared(text: string, alias: string, image: string, linkage: Linkage | undefined, file: string): string {
+  if (!ALIAS.test(alias)) throw new OcipkgError('EUSAGE', `"${alias}" is not a usable package name (letters, digits, . _ -; no / : @)`);
+  parseReference(image);
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(text);
+  } catch {
+    throw new OcipkgError('EINPUT', `${file}: not valid JSON`);
+  }
+  if (!isObject(manifest)) throw new OcipkgError('EINPUT', `${file}: not a JSON object`);
+  const section = manifest.ocipkg ?? {};
+  checkSection(section, file);
+  const packages = section.packages ?? {};
+  if (!isObject(packages)) throw invalid(file, '"packages" is not an object');
+  const spec = linkage === undefined ? image : { image, linkage };
+  const updated = { ...manifest, ocipkg: { ...section, packages: { ...packages, [alias]: spec } } };
+  const indent = /^[ \t]+/m.exec(text)?.[0] ?? '  ';
+  return `${JSON.stringify(updated, null, indent)}${text.endsWith('\n') ? '\n' : ''}`;
 }

@@ -144,13 +144,15 @@ export class RegistrySession {
   /**
    * Sends a request to the registry with whatever authorization it needs, answering one 401
    * challenge (a cached token that was refused is fetched afresh) and following GET/HEAD redirects.
-   * Returns the final response whatever its status; a second 401 is the caller's EAUTH.
+   * Returns the final response whatever its status; a second 401 is the caller's EAUTH, except
+   * that Basic credentials found in a file and refused fail here, naming the file.
    */
   async send(req: AuthRequest): Promise<HttpResponse> {
     const origin = await registryOrigin(this.registry);
     let authorization = await this.authorization(req.scopes, false);
     let res = await this.sendFollowing(req, origin, authorization);
     if (res.statusCode !== 401) return res;
+    if (authorization !== undefined && this.scheme === 'basic') await this.refusedBasic(res);
 
     const challenges = parseWwwAuthenticate(String(res.headers['www-authenticate'] ?? ''));
     // A streamed body is spent; Basic credentials already sent would only be refused again.
@@ -162,7 +164,16 @@ export class RegistrySession {
     if (authorization === undefined) return res;
     await res.body.dump();
     res = await this.sendFollowing(req, origin, authorization);
+    if (res.statusCode === 401 && this.scheme === 'basic') await this.refusedBasic(res);
     return res;
+  }
+
+  /** A 401 to Basic credentials found in a file: an EAUTH naming the file (login's own credentials name none). */
+  private async refusedBasic(res: HttpResponse): Promise<void> {
+    const creds = await this.credentials;
+    if (creds?.from === undefined) return;
+    await res.body.dump();
+    throw new OcipkgError('EAUTH', `${this.registry} refused the credentials of user "${creds.username}" from ${creds.from}; run \`ocipkg login ${this.registry}\``);
   }
 
   /** Records the scheme a 401 asked for; false when ocipkg cannot answer any of its challenges. */
@@ -240,7 +251,7 @@ export class RegistrySession {
     if (res.statusCode !== 200) {
       const err = await statusError(res, what, this.registry);
       if (res.statusCode !== 401 && res.statusCode !== 403) throw err;
-      const refused = creds ? 'refused the credentials' : 'requires authentication';
+      const refused = creds ? `refused the credentials${creds.from !== undefined ? ` from ${creds.from}` : ''}` : 'requires authentication';
       throw new OcipkgError('EAUTH', `${this.registry} ${refused} for ${what}; run \`ocipkg login ${this.registry}\``, { cause: err });
     }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };

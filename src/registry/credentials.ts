@@ -22,6 +22,8 @@ export interface Credentials {
   password: string;
   /** An OAuth2 refresh token (docker's `identitytoken`), exchanged at the token realm. */
   identityToken?: string;
+  /** Where they were found (a file, a credential helper named in one), for the error that refuses them. */
+  from?: string;
 }
 
 interface AuthEntry {
@@ -115,16 +117,22 @@ function withToken(creds: Credentials, identityToken: string | undefined): Crede
 /** Docker's rule for helper names: with a `/` the program would be a path, run relative to wherever ocipkg runs. */
 const HELPER_NAME = /^[A-Za-z0-9._-]+$/;
 
-/** Runs `docker-credential-NAME get` with the server on stdin, as docker does. */
-async function fromHelper(name: string, registry: string, path: string): Promise<Credentials | undefined> {
+/** The program a helper name stands for, refusing names that would be paths. */
+function helperProgram(name: string, registry: string, path: string): string {
   if (!HELPER_NAME.test(name)) {
     throw new OcipkgError('ECREDENTIALS', `${path}: credential helper name ${JSON.stringify(name)} for ${registry} is not a plain name (letters, digits, . _ -)`);
   }
-  const program = `docker-credential-${name}`;
-  const server = registry === DOCKER_HUB ? DOCKER_HUB_KEY : registry;
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+  return `docker-credential-${name}`;
+}
+
+/** The server name a helper is told: docker's key for Docker Hub, else the host. */
+const helperServer = (registry: string) => (registry === DOCKER_HUB ? DOCKER_HUB_KEY : registry);
+
+/** Runs `docker-credential-NAME ACTION` with `input` on stdin, as docker does. */
+async function runHelper(program: string, action: 'get' | 'store' | 'erase', input: string, registry: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>(
     (resolve, reject) => {
-      const child = spawn(program, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], timeout: HELPER_TIMEOUT_MS });
+      const child = spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'], timeout: HELPER_TIMEOUT_MS });
       let out = '';
       let err = '';
       child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -137,9 +145,15 @@ async function fromHelper(name: string, registry: string, path: string): Promise
       child.stdin.on('error', () => {
         // A helper that exits without reading stdin; its exit status tells the story.
       });
-      child.stdin.end(server);
+      child.stdin.end(input);
     },
   );
+}
+
+/** Runs `docker-credential-NAME get` with the server on stdin, as docker does. */
+async function fromHelper(name: string, registry: string, path: string): Promise<Credentials | undefined> {
+  const program = helperProgram(name, registry, path);
+  const { code, stdout, stderr } = await runHelper(program, 'get', helperServer(registry), registry);
   if (code !== 0) {
     // The helper protocol's way of saying "nothing stored for this server".
     if (/credentials not found/i.test(stdout + stderr)) return undefined;
@@ -154,9 +168,10 @@ async function fromHelper(name: string, registry: string, path: string): Promise
   }
   if (typeof reply.Secret !== 'string' || reply.Secret === '') return undefined;
   const username = typeof reply.Username === 'string' ? reply.Username : '';
+  const from = `credential helper ${program} (configured in ${path})`;
   // Helpers store OAuth refresh tokens under the pseudo-user `<token>`.
-  if (username === '<token>') return { username: '', password: '', identityToken: reply.Secret };
-  return { username, password: reply.Secret };
+  if (username === '<token>') return { username: '', password: '', identityToken: reply.Secret, from };
+  return { username, password: reply.Secret, from };
 }
 
 async function fromFile(path: string, registry: string): Promise<Credentials | undefined> {
@@ -166,7 +181,7 @@ async function fromFile(path: string, registry: string): Promise<Credentials | u
   if (helper) return fromHelper(helper, registry, path);
   const entry = lookup(file.auths, registry);
   const found = entry && fromEntry(entry, registry, path);
-  if (found) return found;
+  if (found) return { ...found, from: path };
   if (file.credsStore) return fromHelper(file.credsStore, registry, path);
   return undefined;
 }
@@ -190,6 +205,41 @@ export async function findCredentials(registry: string): Promise<Credentials | u
     if (found) return found;
   }
   return undefined;
+}
+
+/** A credential helper a file configures for a registry: `credHelpers` for it, else `credsStore`. */
+export interface ConfiguredHelper {
+  program: string;
+  /** The file that names it. */
+  file: string;
+}
+
+/**
+ * The helper `ocipkg login` stores credentials with, as docker login does: the one ocipkg's own
+ * auth file names for the registry, else docker's config.json's. None: ocipkg's auth file.
+ */
+export async function configuredHelper(registry: string): Promise<ConfiguredHelper | undefined> {
+  for (const path of [ocipkgAuthFile(), dockerConfigFile()]) {
+    const file = await readAuthFile(path);
+    const name = file && (lookup(file.credHelpers, registry) ?? file.credsStore);
+    if (name) return { program: helperProgram(name, registry, path), file: path };
+  }
+  return undefined;
+}
+
+/**
+ * `docker-credential-NAME store` (or `erase`, given no credentials): false when there was nothing to
+ * erase; a failure is one line naming the helper and its message.
+ */
+export async function helperWrite(helper: ConfiguredHelper, registry: string, creds: Credentials | undefined): Promise<boolean> {
+  const server = helperServer(registry);
+  const input = creds ? JSON.stringify({ ServerURL: server, Username: creds.username, Secret: creds.password }) : server;
+  const { code, stdout, stderr } = await runHelper(helper.program, creds ? 'store' : 'erase', input, registry);
+  if (code === 0) return true;
+  // Erasing what is not there is no failure: logout is idempotent.
+  if (!creds && /credentials not found/i.test(stdout + stderr)) return false;
+  const detail = (stderr.trim() || stdout.trim()).split('\n')[0] ?? '';
+  throw new OcipkgError('ECREDENTIALS', `credential helper ${helper.program} (configured in ${helper.file}) failed to ${creds ? 'store' : 'erase'} credentials for ${registry} (exit ${code}): ${detail}`);
 }
 
 /** Replaces ocipkg's auth file in one rename, readable by its owner only (mode 0600). */

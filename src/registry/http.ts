@@ -174,13 +174,19 @@ async function chooseScheme(registry: string, host: string): Promise<'https:' | 
   if (insecureRegistries().includes(registry) || insecureEndpoints.has(registry)) return 'http:';
   if (!isLoopbackRegistry(registry)) return 'https:';
   const url = new URL(`https://${host}/v2/`);
-  try {
-    const res = await request(url, { method: 'GET' });
-    await res.body.dump();
-    return 'https:';
-  } catch (err) {
-    if (NOT_TLS.has(rootCode(err) ?? '')) return 'http:';
-    throw transportError(err, url, registry);
+  // A registry starting up (connection refused) is retried like any request: the probe is one.
+  const backoff = new Backoff();
+  for (;;) {
+    try {
+      const res = await request(url, { method: 'GET' });
+      await res.body.dump();
+      return 'https:';
+    } catch (err) {
+      if (NOT_TLS.has(rootCode(err) ?? '')) return 'http:';
+      const delay = isTransient(err) ? backoff.next() : undefined;
+      if (delay === undefined) throw transportError(err, url, registry, Math.max(backoff.failures, 1));
+      await sleep(delay);
+    }
   }
 }
 

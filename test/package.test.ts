@@ -1,0 +1,18 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO, tempDir } from './helpers/cli.js';
+
+/** The npm tarball as consumers install it (`npm pack`, as from a clone until it is on the registry). */
+describe('the packed tarball', () => {
+  it('runs nothing on a consumer\'s install and carries the bins, dist/ and the CMake module', async () => {
+    const dir = await tempDir('pack');
+    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: REPO, encoding: 'utf8' })) as { filename: string; files: { path: string }[] }[];
+    const manifest = JSON.parse(execFileSync('tar', ['-xOzf', join(dir, packed!.filename), 'package/package.json'], { encoding: 'utf8' })) as { scripts?: Record<string, string> };
+    // npm runs these on the consumer's machine (and npm 11 warns of each); a build belongs to `npm pack`.
+    for (const script of ['preinstall', 'install', 'postinstall', 'prepare']) expect(manifest.scripts?.[script], script).toBeUndefined();
+    const files = packed!.files.map((f) => f.path);
+    for (const file of ['bin/ocipkg.js', 'bin/ocipkg-link.cjs', 'dist/cli/ocipkg.js', 'dist/cli/ocipkg-link.cjs', 'dist/progress.js', 'cmake/ocipkgConfig.cmake', 'README.md']) expect(files).toContain(file);
+    expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
+  });
+});
