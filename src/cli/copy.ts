@@ -5,7 +5,7 @@ import { OcipkgError } from '../errors.js';
 import type { ContentSink, ContentSource } from '../oci/content.js';
 import { findProject } from '../project/manifest.js';
 import { LOCKFILE, readLockfile } from '../project/lockfile.js';
-import { parseReference, tagOrDigest, type ImageReference, type LayoutReference, type RegistryReference } from '../reference.js';
+import { ARCHIVE_TRANSPORT as ARCHIVE, parseReference, tagOrDigest, type ImageReference, type LayoutReference, type RegistryReference } from '../reference.js';
 import { parseOptions, printLine, progress, usageError } from './common.js';
 
 /** The transfer stack (HTTP, tar), loaded when a copy runs: ocipkg.ts imports this module for its help text. */
@@ -29,7 +29,6 @@ export const COPY_OPTIONS = [
 /** Where content is copied from or to: a registry repository, a layout directory, or an oci-archive file. */
 type Place = ImageReference | { kind: 'archive'; path: string; tag?: string; digest?: string };
 
-const ARCHIVE = 'oci-archive:';
 /** cosign's `sha256-<hex>.sig` and the referrers fallback `sha256-<hex>`. */
 const ATTACHED_TAG = /^sha256-[0-9a-f]{64}(?:\.sig)?$/;
 
