@@ -4,7 +4,7 @@
 // travel between machines better than seconds, and a machine shared with other work slows both.
 //
 //   node bench/run.mjs [--size-mb 150] [--memory-size-mb 500] [--runs 3] [--warm-runs 30]
-//                      [--entries 5000] [--only warm,push,mount,cold-get,memory,entries,install,resume]
+//                      [--entries 5000] [--content random|archives] [--only warm,push,mount,cold-get,memory,entries,install,resume]
 //
 // 1. warm `ocipkg-link --cflags --libs` against `node -e 0`, also for a package verified under a
 //    trust policy; binding.gyp's forms against the same: `node -p "require('ocipkg')..."` (the
@@ -24,7 +24,7 @@
 // 8. a cold get of a SIZE package interrupted at half its layer, then run again: bytes the rerun transfers.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,6 +38,7 @@ const { values } = parseArgs({
     'warm-runs': { type: 'string', default: '30' },
     entries: { type: 'string', default: '5000' },
     only: { type: 'string' },
+    content: { type: 'string', default: 'random' },
   },
 });
 const only = values.only?.split(',');
@@ -48,13 +49,38 @@ const ocipkgLink = join(repo, 'bin', 'ocipkg-link.cjs');
 const work = mkdtempSync(join(tmpdir(), 'ocipkg-bench-'));
 const log = (line) => process.stderr.write(`${line}\n`);
 
-/** An install prefix of `mb` MiB: a header plus libraries of random (incompressible) bytes. */
+/**
+ * This machine's own static archives, for `--content archives`: real object code compresses and
+ * inflates as packages do (about 3:1), where random bytes are stored by gzip as they are and make
+ * inflating nearly free.
+ */
+function systemArchives() {
+  const dir = '/usr/lib/x86_64-linux-gnu';
+  const files = readdirSync(dir).filter((f) => f.endsWith('.a')).map((f) => join(dir, f)).filter((f) => statSync(f).size > 64 * 1024);
+  if (files.length === 0) throw new Error(`--content archives: no static archives in ${dir}`);
+  return files.map((f) => readFileSync(f));
+}
+
+/**
+ * An install prefix of `mb` MiB: a header plus libraries of random (incompressible) bytes, or with
+ * `--content archives` of the machine's real static archives, repeated up to the size.
+ */
 function makePrefix(dir, mb) {
   mkdirSync(join(dir, 'include'), { recursive: true });
   mkdirSync(join(dir, 'lib'), { recursive: true });
   writeFileSync(join(dir, 'include', 'bench.h'), 'int bench(void);\n');
   const chunk = 16;
-  for (let i = 0; i * chunk < mb; i++) writeFileSync(join(dir, 'lib', `libbench${i}.a`), randomBytes(Math.min(chunk, mb - i * chunk) * 1024 * 1024));
+  const archives = values.content === 'archives' ? systemArchives() : undefined;
+  for (let i = 0; i * chunk < mb; i++) {
+    const size = Math.min(chunk, mb - i * chunk) * 1024 * 1024;
+    let body = randomBytes(0);
+    if (archives) {
+      const parts = [];
+      for (let n = 0, k = i; n < size; k++) parts.push(archives[k % archives.length]), (n += archives[k % archives.length].length);
+      body = Buffer.concat(parts).subarray(0, size);
+    } else body = randomBytes(size);
+    writeFileSync(join(dir, 'lib', `libbench${i}.a`), body);
+  }
 }
 
 function run(cmd, args, env = {}, options = {}) {
