@@ -3,6 +3,7 @@ import { parseReference } from '../reference.js';
 import { listStore } from '../store/listing.js';
 import { pruneStore, removeImages, verifyStore } from '../store/maintenance.js';
 import { storeRoot } from '../store/paths.js';
+import { formatBytes } from '../transfers.js';
 import { parseOptions, printJson, printLine, progress, usageError } from './common.js';
 
 /**
@@ -14,18 +15,6 @@ const out = printLine;
 
 function noPositionals(values: string[], command: string): void {
   if (values.length > 0) throw usageError(`${command}: unexpected argument "${values[0]}"`);
-}
-
-/** `1.5 MiB`: sizes for people; --json gives bytes. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** An ISO time to the second, as the text output shows it. */
