@@ -44,7 +44,7 @@ const { values } = parseArgs({
 const only = values.only?.split(',');
 const wanted = (name) => only === undefined || only.includes(name);
 const repo = resolve(import.meta.dirname, '..');
-const ocipkg = join(repo, 'bin', 'ocipkg.js');
+const ocipkg = join(repo, 'bin', 'ocipkg.cjs');
 const ocipkgLink = join(repo, 'bin', 'ocipkg-link.cjs');
 const work = mkdtempSync(join(tmpdir(), 'ocipkg-bench-'));
 const log = (line) => process.stderr.write(`${line}\n`);

@@ -7,7 +7,7 @@
 #   cmake --build build --target ocipkg-push  # -> ghcr.io/acme/greet:1.2.0, this target appended
 #
 # Cache variable that overrides the default:
-#   OCIPKG_CLI     the whole ocipkg command, as a list (default: OCIPKG_NODE ../bin/ocipkg.js)
+#   OCIPKG_CLI     the whole ocipkg command, as a list (default: OCIPKG_NODE ../bin/ocipkg.cjs)
 
 include_guard(GLOBAL)
 
@@ -165,7 +165,7 @@ function(ocipkg_package)
     message(FATAL_ERROR "ocipkg_package: no version: give project(... VERSION x.y.z) or VERSION <v>")
   endif()
 
-  _ocipkg_script_command(cli OCIPKG_CLI ocipkg.js)
+  _ocipkg_script_command(cli OCIPKG_CLI ocipkg.cjs)
   if(arg_TARGET)
     # The one triple table is ocipkg's: it says what a Node-style name (linux-arm64) stands for.
     execute_process(COMMAND ${cli} target "${arg_TARGET}" OUTPUT_VARIABLE triple ERROR_VARIABLE error

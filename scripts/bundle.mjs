@@ -1,41 +1,38 @@
-// Build step after tsc: bundles the `ocipkg-link` entry point into one CommonJS file and makes the
-// V8 code cache bin/ocipkg-link.cjs compiles it with; bundles the `ocipkg` CLI and the cold path.
+// Build step after tsc: bundles the two CLIs into one CommonJS file each in dist/bundle/ and makes
+// the V8 code cache each is compiled with (src/cjs/bundles.cts loads them and says why).
 //
-// `ocipkg-link` runs once per build step, and its warm path (package already in the store) must
-// stay close to a bare `node -e 0`. As ES modules it loads ~16 files, and each ESM import of a
-// builtin builds a facade over all of its exports; together that costs more than Node's own start.
-// One CommonJS file reads and compiles once, and with a code cache made by running the warm path it
-// hardly compiles at all.
+// - `ocipkg-link` (dist/bundle/ocipkg-link.cjs) holds the warm path only: it reaches the cold path,
+//   which carries the HTTP and tar stacks, through src/cold.ts's one dynamic import, which this
+//   build turns into a call of a loader passed in.
+// - `ocipkg` (dist/bundle/ocipkg.cjs) holds the whole CLI and the cold path, which ocipkg-link loads
+//   from it: the cold path's code is one copy, so the buffer collection ocipkg-link tunes
+//   (tuning.ts) is the one extraction reports to. Each command's dynamic import() is bundled as a
+//   module whose top level runs only when imported, so a command still runs only what it needs.
 //
-// The `ocipkg` CLI and the cold path (fetching, which ocipkg-link reaches when the store misses) are
-// one split ES-module bundle in dist/bundle/: as plain ES modules a push or a cold get resolved,
-// read and compiled ~200 files of dist/, undici and tar before its first request (~85 ms). Each
-// command's dynamic import() is a chunk of its own, so a command still loads only what it runs,
-// and code both entry points share (the buffer collection in tuning.ts, which extraction reports
-// to) is one copy in one chunk.
+// Both sit at the depth of dist/'s own modules (dist/bundle/ beside dist/cli/), so paths relative
+// to a module (`../../package.json`) still hold.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 
 const repo = resolve(import.meta.dirname, '..');
-const outfile = resolve(repo, 'dist/cli/ocipkg-link.cjs');
-const bin = join(repo, 'bin', 'ocipkg-link.cjs');
-const { CODE_CACHE } = createRequire(import.meta.url)(bin);
-// A cache left from an earlier build must not outlive a failed one.
-rmSync(CODE_CACHE, { force: true });
+const loader = join(repo, 'dist', 'cjs', 'bundles.cjs');
+const { bundleFile, codeCacheFile } = createRequire(import.meta.url)(loader);
+const NAMES = ['ocipkg-link', 'ocipkg'];
+// Bundles and caches left from an earlier build must not outlive a failed one.
+rmSync(resolve(repo, 'dist/bundle'), { recursive: true, force: true });
 
 /**
  * The warm path reaches the cold one only through src/cold.ts, whose one dynamic import() of
- * cold-path.js stays a dynamic import, of the cold-path entry of the `ocipkg` CLI's bundle (below).
- * Any other dynamic import would pull a second way into the cold path (or a copy of it) into the
- * bundle: the build fails instead.
+ * cold-path.js stays out of ocipkg-link's bundle (the bin passes the `ocipkg` bundle's cold path
+ * in). Any other dynamic import would pull a second way into the cold path (or a copy of it) into
+ * the bundle: the build fails instead.
  */
 const COLD_PATH = resolve(repo, 'dist/cold-path.js');
-const BUNDLE_DIR = resolve(repo, 'dist/bundle');
-const coldImport = `./${relative(dirname(outfile), join(BUNDLE_DIR, 'cold-path.js'))}`;
+const COLD_MARKER = 'ocipkg:cold-path';
 const coldPathStaysOut = {
   name: 'cold-path-stays-out',
   setup(b) {
@@ -44,7 +41,7 @@ const coldPathStaysOut = {
       if (resolve(args.resolveDir, args.path) !== COLD_PATH) {
         return { errors: [{ text: `${args.importer} imports ${args.path} dynamically: the warm path reaches the cold one only through src/cold.ts` }] };
       }
-      return { path: coldImport, external: true };
+      return { path: COLD_MARKER, external: true };
     });
   },
 };
@@ -68,85 +65,113 @@ const builtinDefaults = {
   },
 };
 
-await build({
-  entryPoints: [resolve(repo, 'dist/cli/ocipkg-link.js')],
-  outfile,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // The bundle sits beside the module it replaces, so paths relative to it still hold.
+  // The bundles sit at the depth of the modules they replace, so paths relative to them still hold.
   define: { 'import.meta.dirname': '__dirname' },
-  plugins: [coldPathStaysOut, builtinDefaults],
   logLevel: 'warning',
-});
+};
 
-/**
- * The `ocipkg` CLI and the cold path, as one split bundle of ES modules at the depth of dist/'s own
- * (dist/bundle/*.js), so paths relative to a module (`../../package.json`) still hold. CommonJS
- * dependencies (undici) call require(), which an ES module lacks: each file gets its own.
- */
-rmSync(BUNDLE_DIR, { recursive: true, force: true });
+await build({ ...common, entryPoints: [resolve(repo, 'dist/cli/ocipkg-link.js')], outfile: bundleFile('ocipkg-link'), plugins: [coldPathStaysOut, builtinDefaults] });
+
+// The CLI, and what ocipkg-link and the build reach through it.
 await build({
-  entryPoints: { ocipkg: resolve(repo, 'dist/cli/ocipkg.js'), 'cold-path': COLD_PATH },
-  outdir: BUNDLE_DIR,
-  chunkNames: 'chunk-[hash]',
-  bundle: true,
-  splitting: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  banner: { js: "import { createRequire as __ocipkgCreateRequire } from 'node:module'; const require = __ocipkgCreateRequire(import.meta.url);" },
-  logLevel: 'warning',
+  ...common,
+  stdin: {
+    contents: [
+      "export { main } from './cli/ocipkg.js';",
+      "export { coldPath } from './cold.js';",
+      "export { restoreV8Defaults } from './tuning.js';",
+    ].join('\n'),
+    resolveDir: resolve(repo, 'dist'),
+    sourcefile: 'ocipkg-bundle.js',
+  },
+  outfile: bundleFile('ocipkg'),
+  // No builtinDefaults: tar imports builtins by name as well, which its default-only modules lack.
 });
 
-// bin/ocipkg-link.cjs compiles the bundle with vm, where import() is unavailable: it passes
-// `importCold` instead. The one import of the cold path must be rewritten, and nothing else.
-let rewritten = 0;
-const bundled = readFileSync(outfile, 'utf8').replace(/\bimport\(("\.[^"]*")\)/g, (_whole, specifier) => {
-  if (JSON.parse(specifier) !== coldImport) throw new Error(`bundle: unexpected dynamic import ${specifier}`);
-  rewritten++;
-  return `importCold(${specifier})`;
-});
-if (rewritten !== 1 || /\bimport\(/.test(bundled)) throw new Error(`bundle: expected the one import of the cold path, rewritten; found ${rewritten}`);
-writeFileSync(outfile, bundled);
-
-/**
- * Runs the warm path once (`--cflags --libs` of a package loaded into a throwaway store, from a
- * project directory as an addon's build would) and saves what V8 compiled for it.
- */
-function writeCodeCache() {
-  const work = mkdtempSync(join(tmpdir(), 'ocipkg-code-cache-'));
-  try {
-    // The build's own environment may point ocipkg elsewhere (a project, a target, a store): not here.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OCIPKG_') && name !== 'npm_config_arch'));
-    Object.assign(env, { OCIPKG_DATA_DIR: join(work, 'store'), OCIPKG_OFFLINE: '1' });
-    const run = (args, options = {}) => {
-      const result = spawnSync(process.execPath, args, { cwd: work, env, encoding: 'utf8', ...options });
-      if (result.status !== 0) throw new Error(`bundle: making the code cache failed: ${args.join(' ')}: ${result.stderr}`);
-    };
-    const prefix = join(work, 'prefix');
-    mkdirSync(join(prefix, 'include'), { recursive: true });
-    mkdirSync(join(prefix, 'lib'));
-    writeFileSync(join(prefix, 'include', 'warmup.h'), 'int warmup(void);\n');
-    writeFileSync(join(prefix, 'lib', 'libwarmup.a'), '!<arch>\n');
-    writeFileSync(join(work, 'package.json'), '{ "name": "warmup", "private": true }\n');
-    const ocipkg = join(repo, 'bin', 'ocipkg.js');
-    const image = 'localhost/ocipkg/warmup:1';
-    run([ocipkg, 'pack', prefix, join(work, 'warmup.tar'), '-t', image]);
-    run([ocipkg, 'load', join(work, 'warmup.tar')]);
-    const script = `
-      const { writeFileSync } = require('node:fs');
-      const { loadBundle, CODE_CACHE } = require(${JSON.stringify(bin)});
-      const { exports, script } = loadBundle();
-      exports.main(['--cflags', '--libs', ${JSON.stringify(image)}]).then(() => {
-        if (process.exitCode) return;
-        writeFileSync(CODE_CACHE, script.createCachedData());
-      });`;
-    run(['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+// Code compiled with vm cannot import(): ocipkg-link's one import of the cold path becomes a call
+// of the `importCold` its loader passes in, and neither bundle may hold any other.
+for (const name of NAMES) {
+  let rewritten = 0;
+  const source = readFileSync(bundleFile(name), 'utf8').replace(/\bimport\(("[^"]*")\)/g, (whole, specifier) => {
+    if (JSON.parse(specifier) !== COLD_MARKER) return whole;
+    rewritten++;
+    return 'importCold()';
+  });
+  const expected = name === 'ocipkg-link' ? 1 : 0;
+  // Lines of code, not of comments (undici's JSDoc types say `import('...')`).
+  const others = source.split('\n').filter((line) => /\bimport\(/.test(line) && !/^\s*(\*|\/\/)/.test(line));
+  if (rewritten !== expected || others.length > 0) throw new Error(`bundle: ${name}: expected ${expected} import() of the cold path and no other, found ${rewritten} and ${others.length}: ${others[0]?.trim()}`);
+  writeFileSync(bundleFile(name), source);
 }
 
-writeCodeCache();
+/**
+ * Runs each CLI once the way it is used and saves what V8 compiled for it: the `ocipkg` CLI packs a
+ * package, loads it into a throwaway store, pushes it to an OCI layout and gets it from there into a
+ * second store (extraction, verification, copying); ocipkg-link then prints `--cflags --libs` of
+ * the loaded package from a project directory, as an addon's build would (the warm path). One
+ * process per CLI: a cache holds what one process compiled.
+ */
+function writeCodeCaches(work) {
+  // The build's own environment may point ocipkg elsewhere (a project, a target, a store): not here.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OCIPKG_') && name !== 'npm_config_arch'));
+  env.OCIPKG_DATA_DIR = join(work, 'store');
+  const run = (script, extraEnv = {}) => {
+    const result = spawnSync(process.execPath, ['-e', script], { cwd: work, env: { ...env, ...extraEnv }, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+    if (result.status !== 0) throw new Error(`bundle: making the code cache failed: ${result.stderr}`);
+  };
+  const prefix = join(work, 'prefix');
+  mkdirSync(join(prefix, 'include'), { recursive: true });
+  mkdirSync(join(prefix, 'lib'));
+  writeFileSync(join(prefix, 'include', 'warmup.h'), 'int warmup(void);\n');
+  writeFileSync(join(prefix, 'lib', 'libwarmup.a'), '!<arch>\n');
+  writeFileSync(join(work, 'package.json'), '{ "name": "warmup", "private": true }\n');
+  const image = 'localhost/ocipkg/warmup:1';
+  const archive = join(work, 'warmup.tar');
+  const layout = `oci:${join(work, 'layout')}:1`;
+  /** Runs the commands in one process, stopping at the first that fails, then saves the cache. */
+  const cacheOf = (name, commands, beforeSaving = '') => `
+    const { writeFileSync } = require('node:fs');
+    const { loadBundle, codeCacheFile } = require(${JSON.stringify(loader)});
+    const { exports, script } = loadBundle(${JSON.stringify(name)}, { withoutCache: true });
+    (async () => {
+      for (const [argv, store] of ${JSON.stringify(commands)}) {
+        if (store) process.env.OCIPKG_DATA_DIR = store;
+        await exports.main(argv);
+        if (process.exitCode) throw new Error('failed: ' + argv.join(' '));
+      }
+      ${beforeSaving}
+      writeFileSync(codeCacheFile(${JSON.stringify(name)}), script.createCachedData());
+      process.exit(0);
+    })().catch((err) => { process.stderr.write(String(err.stack ?? err) + '\\n'); process.exit(1); });`;
+  run(cacheOf('ocipkg', [
+    [['pack', prefix, archive, '-t', image]],
+    [['load', archive]],
+    [['push', archive, layout]],
+    [['get', layout], join(work, 'second-store')],
+  ], 'exports.restoreV8Defaults();'));
+  // Offline: the package is in the store, and the warm path must never need more.
+  run(cacheOf('ocipkg-link', [[['--cflags', '--libs', image]]]), { OCIPKG_OFFLINE: '1' });
+}
+
+/** Fails the build when V8 would not take a cache just made: every start would compile anew. */
+function checkCodeCaches() {
+  const script = `
+    const { loadBundle } = require(${JSON.stringify(loader)});
+    const rejected = ${JSON.stringify(NAMES)}.filter((name) => loadBundle(name).script.cachedDataRejected !== false);
+    process.stdout.write(rejected.join(' '));`;
+  const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  if (result.status !== 0 || result.stdout !== '') throw new Error(`bundle: V8 rejects the code cache of ${result.stdout || result.stderr}`);
+}
+
+const work = mkdtempSync(join(tmpdir(), 'ocipkg-code-cache-'));
+try {
+  writeCodeCaches(work);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+checkCodeCaches();

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 
 export const REPO = resolve(import.meta.dirname, '..');
 export const EXAMPLES = join(REPO, 'examples');
-export const OCIPKG_BIN = join(REPO, 'bin', 'ocipkg.js');
+export const OCIPKG_BIN = join(REPO, 'bin', 'ocipkg.cjs');
 
 /** The file name npm gives to the Windows shims of its commands. */
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';

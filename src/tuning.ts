@@ -22,6 +22,8 @@ const CHECK_EVERY = 1 << 20;
  */
 export const HELD_LIMIT = { extraction: 8 << 20, upload: 2 << 20 };
 
+const LIFTOFF_ONLY = '--liftoff-only';
+
 /**
  * - undici parses HTTP with llhttp compiled to WebAssembly, and V8 re-optimises that module with
  *   TurboFan in a background thread whose ~30 MiB stay allocated for the rest of a download; the
@@ -33,7 +35,7 @@ export const HELD_LIMIT = { extraction: 8 << 20, upload: 2 << 20 };
  */
 export function tuneForTransfers(): void {
   const v8 = process.getBuiltinModule('node:v8');
-  v8.setFlagsFromString('--liftoff-only');
+  v8.setFlagsFromString(LIFTOFF_ONLY);
   if (collect !== undefined) return;
   v8.setFlagsFromString('--expose-gc');
   collect = process.getBuiltinModule('node:vm').runInNewContext('gc') as Collect;
@@ -57,4 +59,15 @@ export function noteBufferChurn(bytes: number, heldLimit = HELD_LIMIT.extraction
   }
   collect({ type: escalate ? 'major' : 'minor' });
   escalate = !escalate;
+}
+
+/**
+ * Puts back V8's defaults for the flags tuneForTransfers sets. V8 stamps a code cache with a hash of
+ * its flags and rejects it under any others, and a run that transferred something is what the build
+ * makes the `ocipkg` CLI's cache from (scripts/bundle.mjs). `--no-liftoff-only` alone is not enough:
+ * `--liftoff-only` also turned off the tiering flags it implies. The build checks that V8 takes the
+ * cache, so a Node whose flags imply more fails it there rather than every start compiling anew.
+ */
+export function restoreV8Defaults(): void {
+  process.getBuiltinModule('node:v8').setFlagsFromString('--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');
 }

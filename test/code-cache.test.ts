@@ -2,15 +2,18 @@ import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } f
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ocipkg, OCIPKG_LINK, REPO, run, tempDir } from './helpers/cli.js';
+import { ocipkg, OCIPKG_LINK, REPO, run, tempDir, type RunResult } from './helpers/cli.js';
 
-/** What bin/ocipkg-link.cjs exports when required (for the build) instead of run. */
-const { loadBundle, CODE_CACHE } = createRequire(import.meta.url)(OCIPKG_LINK) as {
-  loadBundle: (cachedData?: Buffer) => { script: { cachedDataRejected?: boolean } };
-  CODE_CACHE: string;
+/** The bins' loader (src/cjs/bundles.cts), as the build uses it. */
+const { loadBundle, codeCacheFile } = createRequire(import.meta.url)(join(REPO, 'dist', 'cjs', 'bundles.cjs')) as {
+  loadBundle: (name: string) => { script: { cachedDataRejected?: boolean } };
+  codeCacheFile: (name: string) => string;
 };
 
-describe("ocipkg-link's code cache", () => {
+/** A listing without the time each package was last used, which every ocipkg-link run moves. */
+const lastUseless = (result: RunResult) => ({ ...result, stdout: result.stdout.replace(/"lastUsed": "[^"]*"/g, '"lastUsed": "…"') });
+
+describe("the CLIs' code caches", () => {
   let work: string;
   let env: NodeJS.ProcessEnv;
   const image = 'localhost/cache/warm:1';
@@ -28,23 +31,35 @@ describe("ocipkg-link's code cache", () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('is made by the build for the bundle it sits beside, and V8 accepts it', () => {
-    const { script } = loadBundle(readFileSync(CODE_CACHE));
-    expect(script.cachedDataRejected).toBe(false);
+  it('are made by the build for the bundles they sit beside, and V8 accepts them', () => {
+    for (const name of ['ocipkg-link', 'ocipkg']) {
+      expect(readFileSync(codeCacheFile(name)).length).toBeGreaterThan(0);
+      expect({ name, rejected: loadBundle(name).script.cachedDataRejected }).toEqual({ name, rejected: false });
+    }
   });
 
-  it('is only an optimisation: a package whose cache is missing or unusable prints the same flags', async () => {
-    const expected = await run(OCIPKG_LINK, ['--cflags', '--libs', image], env);
-    expect(expected.code).toBe(0);
-    expect(expected.stdout).toMatch(/^-I\S+\/include \S+\/libwarm\.a -Wl,--exclude-libs,libwarm\.a\n$/);
+  it('are only an optimisation: with the caches missing or unusable both CLIs print the same', async () => {
+    const expected = {
+      link: await run(OCIPKG_LINK, ['--cflags', '--libs', image], env),
+      list: lastUseless(await ocipkg(['list', '--json'], env)),
+    };
+    expect(expected.link.code).toBe(0);
+    expect(expected.link.stdout).toMatch(/^-I\S+\/include \S+\/libwarm\.a -Wl,--exclude-libs,libwarm\.a\n$/);
+    expect(expected.list.code).toBe(0);
+    expect(expected.list.stdout).toContain(image);
     for (const cache of ['missing', 'garbage']) {
       const copy = join(work, `package-${cache}`);
       for (const part of ['bin', 'dist', 'package.json']) cpSync(join(REPO, part), join(copy, part), { recursive: true });
       symlinkSync(join(REPO, 'node_modules'), join(copy, 'node_modules'));
-      const copiedCache = join(copy, 'dist', 'cli', 'ocipkg-link.v8cache');
-      if (cache === 'missing') rmSync(copiedCache);
-      else writeFileSync(copiedCache, Buffer.alloc(4096, 7));
-      const result = await run(join(copy, 'bin', 'ocipkg-link.cjs'), ['--cflags', '--libs', image], env);
+      for (const name of ['ocipkg-link', 'ocipkg']) {
+        const copiedCache = join(copy, 'dist', 'bundle', `${name}.v8cache`);
+        if (cache === 'missing') rmSync(copiedCache);
+        else writeFileSync(copiedCache, Buffer.alloc(4096, 7));
+      }
+      const result = {
+        link: await run(join(copy, 'bin', 'ocipkg-link.cjs'), ['--cflags', '--libs', image], env),
+        list: lastUseless(await run(join(copy, 'bin', 'ocipkg.cjs'), ['list', '--json'], env)),
+      };
       expect({ cache, ...result }).toEqual({ cache, ...expected });
     }
   });

@@ -173,7 +173,7 @@ target_link_libraries(zlib_addon PRIVATE ocipkg::zlib \${CMAKE_JS_LIB})
 
   it('reports the packaged zlib\'s version, not the one Node exports', async () => {
     const dir = installed['cmake-js-addon']!;
-    const ocipkgBin = join(dir, 'node_modules', 'ocipkg', 'bin', 'ocipkg.js');
+    const ocipkgBin = join(dir, 'node_modules', 'ocipkg', 'bin', 'ocipkg.cjs');
     const zlibImage = `${registry.host}/examples/zlib:1.2.13`;
     await run(process.execPath, [ocipkgBin, 'publish', zlibImage, '--target', `x86_64-unknown-linux-gnu=${await buildZlib()}`, '--version', '1.2.13']);
     const project = await scratch('zlib-addon');
@@ -201,7 +201,7 @@ describe('a locked, warm project', () => {
       const manifestPath = join(dir, 'package.json');
       const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Record<string, unknown>;
       await writeFile(manifestPath, JSON.stringify({ ...manifest, ocipkg: { packages: { greet: image } } }, null, 2));
-      await run(process.execPath, [join(dir, 'node_modules', 'ocipkg', 'bin', 'ocipkg.js'), 'install'], { cwd: dir, env: { ...env, CI: '' } });
+      await run(process.execPath, [join(dir, 'node_modules', 'ocipkg', 'bin', 'ocipkg.cjs'), 'install'], { cwd: dir, env: { ...env, CI: '' } });
       expect(existsSync(join(dir, 'ocipkg-lock.json'))).toBe(true);
       await buildExample(dir, { image: 'greet', linkage: 'static', env });
     }

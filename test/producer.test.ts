@@ -376,7 +376,7 @@ describe('the GitHub Actions recipe', () => {
     const root = join(work, 'gha');
     const bin = join(root, 'bin');
     await mkdir(bin, { recursive: true });
-    await writeFile(join(bin, 'ocipkg'), `#!/bin/sh\nexec "${process.execPath}" "${join(REPO_ROOT, 'bin', 'ocipkg.js')}" "$@"\n`, { mode: 0o755 });
+    await writeFile(join(bin, 'ocipkg'), `#!/bin/sh\nexec "${process.execPath}" "${join(REPO_ROOT, 'bin', 'ocipkg.cjs')}" "$@"\n`, { mode: 0o755 });
     const ghaImage = `${registry.host}/acme/greet-gha`;
     const jobEnv = { ...env, OCIPKG_CONFIG_DIR: join(root, 'config'), PATH: `${bin}:${process.env.PATH}`, GREET_IMAGE: ghaImage, RUNNER_TEMP: root, GITHUB_REF_NAME: 'v1.2.0' };
     for (const row of rows.filter((r) => r.os.startsWith('ubuntu'))) {

@@ -26,7 +26,8 @@ async function importsOf(args: string[], store: string): Promise<string[]> {
 }
 
 // The HTTP and tar stacks, and the progress display (cli-progress), load only when something moves.
-const heavy = (urls: string[]) => urls.filter((url) => /node_modules\/(undici|tar|cli-progress)\/|\/dist\/(bundle\/|cold-path|fetch|progress|registry\/|fs\/extract)|^require:(undici|tar|cli-progress)$/.test(url));
+// The `ocipkg` CLI's bundle carries the cold path.
+const heavy = (urls: string[]) => urls.filter((url) => /node_modules\/(undici|tar|cli-progress)\/|\/dist\/(bundle\/ocipkg\.cjs|cold-path|fetch|progress|registry\/|fs\/extract)|^require:(undici|tar|cli-progress)$/.test(url));
 
 beforeAll(async () => {
   work = await tempDir('warm-path');
@@ -47,17 +48,19 @@ describe('the warm path', () => {
     const store = join(work, 'store');
     const image = `oci:${layout}:1`;
     const cold = await importsOf(['--cflags', '--libs', image], store);
-    // The hook sees the cold path when it runs: fetching from the layout loads its bundle, which
-    // carries tar.
-    expect(heavy(cold).some((url) => url.endsWith('/dist/bundle/cold-path.js'))).toBe(true);
+    // The hook sees the cold path when it runs: fetching from the layout loads the `ocipkg`
+    // CLI's bundle, which carries tar.
+    expect(heavy(cold).some((url) => url.endsWith('/dist/bundle/ocipkg.cjs'))).toBe(true);
 
     const warm = await importsOf(['--cflags', '--libs', image], store);
-    // The hook sees the warm path too: the bin, which compiles the bundle, and what they require.
+    // The hook sees the warm path too: the bin, its loader, the bundle it compiles, and what they require.
     expect(warm.some((url) => url.endsWith('/bin/ocipkg-link.cjs'))).toBe(true);
+    expect(warm.some((url) => url === `bundle:${join(REPO, 'dist', 'bundle', 'ocipkg-link.cjs')}`)).toBe(true);
     expect(warm).toContain('require:node:vm');
     expect(heavy(warm)).toEqual([]);
     // Builtins only: the bundle carries the rest of the warm path itself.
-    expect(warm.filter((url) => url.startsWith('require:') && !url.startsWith('require:node:') && !url.endsWith('/bin/ocipkg-link.cjs'))).toEqual([]);
+    const ours = (url: string) => url.endsWith('/bin/ocipkg-link.cjs') || url.endsWith('/dist/cjs/bundles.cjs');
+    expect(warm.filter((url) => url.startsWith('require:') && !url.startsWith('require:node:') && !ours(url))).toEqual([]);
     // The search paths come from the store alone too.
     expect(heavy(await importsOf(['--pkg-config-path', image], store))).toEqual([]);
     expect(heavy(await importsOf(['--cmake-prefix-path', image], store))).toEqual([]);

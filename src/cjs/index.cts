@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createContext, runInContext, Script, type Context } from 'node:vm';
 import type { LinkFlags } from '../link/flags.js';
+import { loadBundle } from './bundles.cjs';
 
 /**
  * The CommonJS face of ocipkg, for binding.gyp expressions such as
@@ -41,12 +41,6 @@ export interface LinkInfo extends LinkFlags {
 
 const BIN = join(__dirname, '..', '..', 'bin', 'ocipkg-link.cjs');
 
-/** What bin/ocipkg-link.cjs exports when required. */
-interface BundleLoader {
-  loadBundle(cachedData: Buffer | undefined, options: { context: Context; importCold: () => Promise<never> }): { exports: { linkOutput(argv: string[]): Promise<string> } };
-  CODE_CACHE: string;
-}
-
 /** errors.ts's brand of ocipkg's errors (a registered symbol: the same in every context). */
 const BRAND = Symbol.for('ocipkg.error');
 
@@ -77,15 +71,8 @@ class WarmPath {
     this.context = createContext(Object.fromEntries(names.map((name) => [name, host[name]])), { microtaskMode: 'afterEvaluate' });
     const ContextPromise = runInContext('Promise', this.context) as PromiseConstructor;
     this.settle = runInContext('(promise, outcome) => { promise.then((output) => { outcome.output = output; }, (error) => { outcome.error = error; }); }', this.context) as WarmPath['settle'];
-    const loader = require(BIN) as BundleLoader;
-    let cachedData: Buffer | undefined;
-    try {
-      cachedData = readFileSync(loader.CODE_CACHE);
-    } catch {
-      // No cache: the bundle compiles from source.
-    }
     const importCold = () => ContextPromise.reject(WarmPath.NEEDS_COLD_PATH) as Promise<never>;
-    this.linkOutput = loader.loadBundle(cachedData, { context: this.context, importCold }).exports.linkOutput;
+    this.linkOutput = loadBundle<{ linkOutput(argv: string[]): Promise<string> }>('ocipkg-link', { context: this.context, importCold }).exports.linkOutput;
   }
 
   /** What ocipkg-link prints for `args`, or undefined when only the CLI can say. */

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { EXIT_STATUSES, OcipkgError } from '../errors.js';
 import { archivePath, canonicalReference, formatReference, parseReference, repositoryOf } from '../reference.js';
 import { requirementNamesWithin, resolvePackage } from '../resolve.js';
@@ -260,7 +260,7 @@ const COMMANDS: Record<string, Command> = {
     options: '',
     async run(args) {
       positionals(parseOptions(args, {}, 'cmake-dir').positionals, 0, 0, 'cmake-dir');
-      out(fileURLToPath(new URL('../../cmake', import.meta.url)));
+      out(join(import.meta.dirname, '..', '..', 'cmake'));
     },
   },
   'generate-key-pair': { usage: GENERATE_KEY_PAIR_USAGE, summary: GENERATE_KEY_PAIR_SUMMARY, options: GENERATE_KEY_PAIR_OPTIONS, run: async (args) => (await import('./keys.js')).runGenerateKeyPair(args) },
@@ -334,7 +334,7 @@ const COMMANDS: Record<string, Command> = {
 };
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

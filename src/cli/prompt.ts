@@ -35,7 +35,8 @@ export function readHidden(prompt: string, cancelled: () => OcipkgError): Promis
 
 /** One line typed on the terminal. readline is loaded only to ask: every `ocipkg` command loads the modules that may. */
 export async function askLine(question: string): Promise<string> {
-  const { createInterface } = await import('node:readline/promises');
+  // getBuiltinModule, not import(): the CLI runs as a script compiled by vm, which cannot import().
+  const { createInterface } = process.getBuiltinModule('node:readline/promises');
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return await prompt.question(question);

@@ -3,7 +3,8 @@ import { dirname, join, posix, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
-import { Unpack, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar/read-entry';
+import { Unpack } from 'tar/unpack';
 import { errno, OcipkgError } from '../errors.js';
 import { noteBufferChurn } from '../tuning.js';
 

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { Header, Pax } from 'tar';
+import { Header } from 'tar/header';
+import { Pax } from 'tar/pax';
 import { OcipkgError } from '../errors.js';
 
 /**

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { errno, OcipkgError } from '../errors.js';
-import { extractStream } from '../fs/extract.js';
 import { pathExists } from '../fs/atomic.js';
 import { removeTree } from '../fs/tree.js';
 import { digestHex } from '../oci/digest.js';
@@ -104,6 +103,8 @@ async function extractArchive(path: string): Promise<OpenedArchive> {
   const dir = await mkdtemp(join(tmpdir(), 'ocipkg-archive-'));
   const close = () => removeTree(dir);
   try {
+    // Loaded here: an uncompressed archive, read in place, needs none of tar's extraction.
+    const { extractStream } = await import('../fs/extract.js');
     await extractStream(createReadStream(path), dir, { gzip: true, label: `archive ${path}`, invalidCode: 'EINPUT' });
     for (const required of REQUIRED) if (!(await pathExists(join(dir, required)))) throw notLayout(path, required);
   } catch (err) {

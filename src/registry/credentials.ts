@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -132,6 +131,8 @@ const helperServer = (registry: string) => (registry === DOCKER_HUB ? DOCKER_HUB
 async function runHelper(program: string, action: 'get' | 'store' | 'erase', input: string, registry: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>(
     (resolve, reject) => {
+      // child_process is fetched here: only a registry with a credential helper needs it.
+      const { spawn } = process.getBuiltinModule('node:child_process');
       const child = spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'], timeout: HELPER_TIMEOUT_MS });
       let out = '';
       let err = '';

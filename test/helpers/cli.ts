@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
-export const OCIPKG = join(REPO, 'bin', 'ocipkg.js');
+export const OCIPKG = join(REPO, 'bin', 'ocipkg.cjs');
 export const OCIPKG_LINK = join(REPO, 'bin', 'ocipkg-link.cjs');
 
 export interface RunResult {

@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Script, type Context } from 'node:vm';
+
+/**
+ * The two CLIs as scripts/bundle.mjs bundles them: each one CommonJS file in dist/bundle/ with,
+ * beside it, the V8 code cache the build made by running it. `ocipkg-link` runs once per build step
+ * and its warm path must stay close to a bare Node start; the `ocipkg` CLI and the cold path
+ * (fetching, which ocipkg-link reaches when the store misses) start every push and cold get. As ES
+ * modules either resolved, read and compiled dozens of files first, and compiling the functions
+ * they run cost more than the rest of a warm `ocipkg-link`; one file compiled with a cache of what
+ * an earlier run compiled hardly compiles at all.
+ *
+ * V8 rejects a cache made by another V8 version, under other V8 flags or for a source of another
+ * length (the build always writes the two together): the bundle then compiles as usual.
+ */
+export type BundleName = 'ocipkg' | 'ocipkg-link';
+
+const DIR = join(__dirname, '..', 'bundle');
+
+export function bundleFile(name: BundleName): string {
+  return join(DIR, `${name}.cjs`);
+}
+
+export function codeCacheFile(name: BundleName): string {
+  return join(DIR, `${name}.v8cache`);
+}
+
+export interface LoadOptions {
+  /** Run the bundle in this vm context instead of the caller's (the CommonJS API's warm path). */
+  context?: Context;
+  /**
+   * What the bundle's one dynamic import, ocipkg-link's of the cold path (src/cold.ts), calls
+   * instead: code compiled by vm cannot `import()` (not without an experimental flag). Default:
+   * the cold path of the `ocipkg` CLI's bundle.
+   */
+  importCold?: () => Promise<unknown>;
+  /** Compile from source, ignoring the cache (the build, which is about to make it). */
+  withoutCache?: boolean;
+}
+
+export interface LoadedBundle<Exports> {
+  exports: Exports;
+  /** The compiled bundle: whether V8 took the cache, and what makes a new one. */
+  script: Script;
+}
+
+/** The `ocipkg` CLI's bundle, loaded once: ocipkg-link reaches its cold path through it. */
+let cli: LoadedBundle<{ coldPath(): Promise<unknown> }> | undefined;
+
+function importColdPath(): Promise<unknown> {
+  cli ??= loadBundle('ocipkg');
+  return cli.exports.coldPath();
+}
+
+/** Compiles and runs a bundle's top level, as Node's module loader would, and returns its exports. */
+export function loadBundle<Exports>(name: BundleName, options: LoadOptions = {}): LoadedBundle<Exports> {
+  const file = bundleFile(name);
+  let cachedData: Buffer | undefined;
+  if (!options.withoutCache) {
+    try {
+      cachedData = readFileSync(codeCacheFile(name));
+    } catch {
+      // No cache (a build without one): compile from source.
+    }
+  }
+  const source = readFileSync(file, 'utf8');
+  const script = new Script(`(function (exports, require, module, __filename, __dirname, importCold) {${source}\n})`, { filename: file, cachedData });
+  const module = { exports: {} as Exports };
+  const wrapper = options.context ? script.runInContext(options.context) : script.runInThisContext();
+  wrapper(module.exports, require, module, file, DIR, options.importCold ?? importColdPath);
+  return { exports: module.exports, script };
+}
