@@ -1,4 +1,4 @@
-import { fetchPackageConfig, type PackageMetadata } from './artifact/config.js';
+import { fetchConfigBlob, fetchPackageConfig, type ConfigBlob } from './artifact/config.js';
 import { indexTriples, noBuildError, selectFromIndex } from './artifact/triples.js';
 import { OcipkgError } from './errors.js';
 import { preparePackage } from './link/generate.js';
@@ -106,7 +106,7 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   let manifestDesc: Descriptor = rootDesc;
   let manifestBytes = rootBytes;
   let manifests: Record<string, string>;
-  let metadata: PackageMetadata | undefined;
+  let config: ConfigBlob | undefined;
   if (parsed.kind === 'index') {
     manifestDesc = selectFromIndex(parsed.index, triple, image);
     manifestBytes = await fetchSmallBlob(source, manifestDesc);
@@ -115,21 +115,21 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
       throw new OcipkgError('EMANIFEST', `${image}: the entry for ${triple} is itself an index; nested indexes are not supported`);
     }
     // Configs are small: reading one first saves downloading layers built for another machine.
-    metadata = (await fetchPackageConfig(source, inner.manifest.config, image))?.package;
+    config = await fetchConfigBlob(source, inner.manifest.config, image);
     // Only the triple installed: the refs index (and `ocipkg list`) says what the store holds;
     // another triple of the same tag is recorded beside it when it is fetched.
     manifests = { [triple]: manifestDesc.digest };
   } else {
     // A single manifest: usable when it records no triple or the one asked for.
-    metadata = (await fetchPackageConfig(source, parsed.manifest.config, image))?.package;
-    const recorded = metadata?.target;
+    config = await fetchConfigBlob(source, parsed.manifest.config, image);
+    const recorded = config?.config.package?.target;
     if (recorded !== undefined && recorded !== triple) throw noBuildError(image, triple, [recorded]);
     manifests = { [recorded ?? '']: rootDesc.digest };
   }
 
   // Checked before anything is fetched beyond manifests and config, and recorded once installed.
   const trustedBy = install.trust && (await verifyTrusted(source, image, [rootDesc.digest, manifestDesc.digest], install.trust));
-  const requires = metadata?.requires ?? [];
+  const requires = config?.config.package?.requires ?? [];
   checkRequirementOrigins(install.recordAs, requires);
   if (requires.length > 0 && !install.requirementNames) {
     throw new OcipkgError('EMANIFEST', `${image} requires ${requires.join(', ')}; install it with resolvePackage, which installs requirements`);
@@ -137,7 +137,7 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   const requiredNames = requires.length > 0 ? await install.requirementNames!(requires) : [];
   progress?.(`fetching ${image} (${triple})`);
   const prepare = (dir: string, pkg: InstalledPackage) => preparePackage(dir, pkg, requiredNames, image);
-  const pkg = await installPackage(storeRoot, source, manifestDesc, manifestBytes, { triple, prepare });
+  const pkg = await installPackage(storeRoot, source, manifestDesc, manifestBytes, { triple, prepare, ...(config !== undefined && { config }) });
   if (trustedBy !== undefined) recordVerified(storeRoot, manifestDesc.digest, trustedBy);
   writeRef(storeRoot, { reference: image, digest: rootDesc.digest, mediaType: rootDesc.mediaType, manifests, updated: new Date().toISOString() });
   await writeStoreIndex(storeRoot);

@@ -25,6 +25,15 @@ export const HELD_LIMIT = { extraction: 8 << 20, upload: 2 << 20 };
 const LIFTOFF_ONLY = '--liftoff-only';
 
 /**
+ * The builtins a transfer loads (undici's, tar's, the TLS probe's, fs/promises' readline), loaded
+ * before any flag changes. Node compiles its builtins with a code cache of its own, which V8
+ * rejects once its flags differ from the ones the cache was made under: loaded after
+ * `--liftoff-only`, these compiled from source (measured: 19 -> 49 ms). One missing here only
+ * compiles slower; test/tuning.test.ts checks that a get and a push load none after the change.
+ */
+const TRANSFER_BUILTINS = ['node:crypto', 'node:zlib', 'node:net', 'node:tls', 'node:http', 'node:http2', 'node:assert', 'node:readline', 'node:diagnostics_channel'] as const;
+
+/**
  * - undici parses HTTP with llhttp compiled to WebAssembly, and V8 re-optimises that module with
  *   TurboFan in a background thread whose ~30 MiB stay allocated for the rest of a download; the
  *   baseline compiler parses a few headers and skips over bodies just as well.
@@ -34,6 +43,7 @@ const LIFTOFF_ONLY = '--liftoff-only';
  *   context only) lets noteBufferChurn collect them as it goes.
  */
 export function tuneForTransfers(): void {
+  for (const name of TRANSFER_BUILTINS) process.getBuiltinModule(name);
   const v8 = process.getBuiltinModule('node:v8');
   v8.setFlagsFromString(LIFTOFF_ONLY);
   if (collect !== undefined) return;

@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ocipkg, REPO, tempDir } from './helpers/cli.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
 
 const tuning = join(import.meta.dirname, '..', 'dist', 'tuning.js');
 
@@ -29,5 +32,47 @@ describe('buffer collection during transfers', () => {
     const untuned = peakWhileChurning(false);
     expect(tuned).toBeLessThan(12);
     expect(untuned).toBeGreaterThan(16);
+  });
+});
+
+/**
+ * Node compiles its builtins with a code cache of its own, which V8 rejects once its flags differ
+ * from the ones it was made under: a builtin loaded after tuneForTransfers changed them compiles
+ * from source. A cold get and a push load every builtin they use before.
+ */
+describe('builtins and the V8 flags a transfer sets', () => {
+  let registry: TestRegistry;
+  let work: string;
+  let archive: string;
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    work = await tempDir('tuning');
+    const prefix = join(work, 'prefix');
+    mkdirSync(join(prefix, 'include'), { recursive: true });
+    mkdirSync(join(prefix, 'lib'));
+    writeFileSync(join(prefix, 'include', 'tuned.h'), 'int tuned(void);\n');
+    writeFileSync(join(prefix, 'lib', 'libtuned.a'), Buffer.alloc(1 << 20, 7));
+    archive = join(work, 'tuned.tar');
+    expect((await ocipkg(['pack', prefix, archive, '-t', `${registry.host}/tuning/tuned:1`])).code).toBe(0);
+  });
+  afterAll(async () => {
+    await registry.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('are all loaded before the flags change, by a push and by a cold get', async () => {
+    const builtinsAfterFlags = async (args: string[]) => {
+      const log = join(work, 'builtins.log');
+      const result = await ocipkg(args, {
+        OCIPKG_DATA_DIR: join(work, `store-${args[0]}`),
+        OCIPKG_TEST_BUILTINS_LOG: log,
+        NODE_OPTIONS: `-r ${join(REPO, 'test', 'fixtures', 'builtins-after-flags.cjs')}`,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      return readFileSync(log, 'utf8').trim().split('\n');
+    };
+    expect(await builtinsAfterFlags(['push', archive])).toEqual(['flags set']);
+    expect(await builtinsAfterFlags(['get', `${registry.host}/tuning/tuned:1`])).toEqual(['flags set']);
   });
 });

@@ -139,7 +139,21 @@ export function parsePackageConfig(desc: Descriptor, bytes: Uint8Array, what: st
  * at all. `what` names the package in messages.
  */
 export async function fetchPackageConfig(source: ContentSource, desc: Descriptor, what: string): Promise<PackageConfig | undefined> {
-  return desc.mediaType === OCIPKG_CONFIG ? parseConfigJson(await fetchSmallBlob(source, desc), what) : undefined;
+  return (await fetchConfigBlob(source, desc, what))?.config;
+}
+
+/** The same, with the bytes read: for a caller that stores the blob as well (a fetch installing it). */
+export async function fetchConfigBlob(source: ContentSource, desc: Descriptor, what: string): Promise<ConfigBlob | undefined> {
+  if (desc.mediaType !== OCIPKG_CONFIG) return undefined;
+  const bytes = await fetchSmallBlob(source, desc);
+  return { desc, bytes, config: parseConfigJson(bytes, what) };
+}
+
+/** A config blob as read, digest-checked, and what it says. */
+export interface ConfigBlob {
+  desc: Descriptor;
+  bytes: Buffer;
+  config: PackageConfig;
 }
 
 function parseConfigJson(bytes: Uint8Array, what: string, outcome?: string): PackageConfig {

@@ -11,7 +11,7 @@ import { verifyBytes, VerifyingStream } from '../oci/verify.js';
 import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
-import { parsePackageConfig, type PackageConfig } from '../artifact/config.js';
+import { parsePackageConfig, type ConfigBlob, type PackageConfig } from '../artifact/config.js';
 import { createExtractor, escapingLink, ExtractBudget } from '../fs/extract.js';
 import { makeReadOnlyTree, removeTree, removeTreeSync } from '../fs/tree.js';
 import { publishFile } from '../fs/atomic.js';
@@ -31,6 +31,8 @@ export interface InstallPackageOptions {
    * staging directory to write into and the package as it will be once in place (final paths).
    */
   prepare?: (stagingDir: string, pkg: InstalledPackage) => Promise<void>;
+  /** The manifest's config blob, when the caller has read it already (a fetch reads it first). */
+  config?: ConfigBlob;
 }
 
 /**
@@ -132,8 +134,12 @@ class Staging {
     await mkdir(this.blobDir);
   }
 
-  /** The config blob, preferring the store's copy; a config type other than ocipkg's has no metadata. */
-  async readConfig(desc: Descriptor, where: string): Promise<{ bytes: Buffer; config: PackageConfig }> {
+  /**
+   * The config blob: as the caller read it, else the store's copy, else the source's. A config type
+   * other than ocipkg's has no metadata.
+   */
+  async readConfig(desc: Descriptor, where: string, known?: ConfigBlob): Promise<{ bytes: Buffer; config: PackageConfig }> {
+    if (known !== undefined && known.desc.digest === desc.digest) return known;
     const bytes = await fetchSmallBlob(this.store, desc).catch((err: unknown) => {
       if (isOcipkgError(err, 'ENOTFOUND')) return fetchSmallBlob(this.source, desc);
       throw err;
@@ -277,7 +283,7 @@ export async function installPackage(
   });
   try {
     await staging.create();
-    const { bytes: configBytes, config } = await staging.readConfig(manifest.config, where);
+    const { bytes: configBytes, config } = await staging.readConfig(manifest.config, where, options.config);
     for (const layer of manifest.layers) await staging.extractLayer(layer);
     const escaping = await escapingLink(staging.rootDir);
     if (escaping !== undefined) throw new OcipkgError('EUNSAFE', `${where}: "${escaping}" is a symlink that, with the other layers, leads outside the package`);
