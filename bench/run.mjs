@@ -22,6 +22,7 @@
 //    against a cold `ocipkg get` of the largest alone.
 // 7. a push of a SIZE package whose blobs sit in another repository of the registry (mounted) against skopeo's;
 // 8. a cold get of a SIZE package interrupted at half its layer, then run again: bytes the rerun transfers.
+// Where NODE_EXTRA_CA_CERTS is set, the Node sides of 1-3 are also measured without it.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -48,6 +49,12 @@ const ocipkg = join(repo, 'bin', 'ocipkg.cjs');
 const ocipkgLink = join(repo, 'bin', 'ocipkg-link.cjs');
 const work = mkdtempSync(join(tmpdir(), 'ocipkg-bench-'));
 const log = (line) => process.stderr.write(`${line}\n`);
+/**
+ * NODE_EXTRA_CA_CERTS makes every Node start parse a CA bundle (~80 ms here) that skopeo, curl and
+ * tar never read: where it is set, the Node sides are also measured without it.
+ */
+const extraCa = Boolean(process.env.NODE_EXTRA_CA_CERTS);
+const WITHOUT_EXTRA_CA = { NODE_EXTRA_CA_CERTS: undefined };
 
 /**
  * This machine's own static archives, for `--content archives`: real object code compresses and
@@ -122,7 +129,7 @@ function coldGet(registry, runs) {
   log(`cold get: publishing a ${mb} MiB package`);
   const { image, layer } = publish(registry, 'cold', mb);
   const repository = image.slice(registry.host.length + 1).replace(/:1$/, '');
-  const times = { ocipkg: [], skopeo: [], curl: [], inflate: [] };
+  const times = { ocipkg: [], skopeo: [], curl: [], inflate: [], ...(extraCa && { ocipkgWithoutExtraCa: [], inflateWithoutExtraCa: [] }) };
   const layerFile = join(work, 'layer.gz');
   run('curl', ['-sfL', '-o', layerFile, `${registry.url}/v2/${repository}/blobs/${layer}`]);
   // Inflated into 1 MiB chunks, as ocipkg does, and dropped: no network, no writes, no hashing.
@@ -141,10 +148,18 @@ function coldGet(registry, runs) {
     times.curl.push(seconds(() => run('bash', ['-o', 'pipefail', '-c',
       `curl -sfL ${registry.url}/v2/${repository}/blobs/${layer} | tee >(sha256sum > ${join(work, 'sum')}) | tar -xz -C ${out2}`])));
     times.inflate.push(seconds(() => run(process.execPath, ['-e', inflate])));
-    log(`  run ${i + 1}: ocipkg ${times.ocipkg[i].toFixed(2)}s, skopeo+tar ${times.skopeo[i].toFixed(2)}s, curl|sha256sum|tar ${times.curl[i].toFixed(2)}s, node inflating the layer ${times.inflate[i].toFixed(2)}s`);
+    if (extraCa) {
+      const store2 = fresh('store');
+      times.ocipkgWithoutExtraCa.push(seconds(() => run(process.execPath, [ocipkg, 'get', image], { ...WITHOUT_EXTRA_CA, OCIPKG_DATA_DIR: store2 })));
+      times.inflateWithoutExtraCa.push(seconds(() => run(process.execPath, ['-e', inflate], WITHOUT_EXTRA_CA)));
+    }
+    log(`  run ${i + 1}: ${Object.keys(times).map((side) => `${side} ${times[side][i].toFixed(2)}s`).join(', ')}`);
   }
   const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-  return { sizeMiB: mb, runs, medianSeconds: m, ratioVsSkopeoTar: m.ocipkg / m.skopeo, ratioVsCurlTar: m.ocipkg / m.curl, ratioVsInflate: m.ocipkg / m.inflate };
+  return {
+    sizeMiB: mb, runs, medianSeconds: m, ratioVsSkopeoTar: m.ocipkg / m.skopeo, ratioVsCurlTar: m.ocipkg / m.curl, ratioVsInflate: m.ocipkg / m.inflate,
+    ...(extraCa && { ratioVsInflateWithoutExtraCa: m.ocipkgWithoutExtraCa / m.inflateWithoutExtraCa }),
+  };
 }
 
 /** An oci-archive of an `mb` MiB package, packed from a prefix that is removed again. */
@@ -165,10 +180,12 @@ async function coldPush(runs) {
   const mb = Number(values['size-mb']);
   log(`cold push: packing a ${mb} MiB package`);
   const archive = packedArchive('push', mb);
-  const sides = { ocipkg: [], skopeo: [] };
+  const sides = { ocipkg: [], skopeo: [], ...(extraCa && { ocipkgWithoutExtraCa: [] }) };
+  const ocipkgPush = (host) => [process.execPath, [ocipkg, 'push', archive, `${host}/bench/push:1`]];
   const commands = {
-    ocipkg: (host) => [process.execPath, [ocipkg, 'push', archive, `${host}/bench/push:1`]],
+    ocipkg: (host) => ocipkgPush(host),
     skopeo: (host) => ['skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${archive}`, `docker://${host}/bench/push:1`]],
+    ocipkgWithoutExtraCa: (host) => [...ocipkgPush(host), WITHOUT_EXTRA_CA],
   };
   for (let i = 0; i < runs; i++) {
     for (const side of Object.keys(sides)) {
@@ -179,14 +196,15 @@ async function coldPush(runs) {
         await target.stop();
       }
     }
-    log(`  run ${i + 1}: ocipkg ${sides.ocipkg[i].seconds.toFixed(2)}s ${sides.ocipkg[i].maxRssMiB} MiB, skopeo ${sides.skopeo[i].seconds.toFixed(2)}s ${sides.skopeo[i].maxRssMiB} MiB`);
+    log(`  run ${i + 1}: ${Object.keys(sides).map((side) => `${side} ${sides[side][i].seconds.toFixed(2)}s ${sides[side][i].maxRssMiB} MiB`).join(', ')}`);
   }
   const m = (side, key) => median(sides[side].map((r) => r[key]));
   return {
     sizeMiB: mb,
     runs,
-    medianSeconds: { ocipkg: m('ocipkg', 'seconds'), skopeo: m('skopeo', 'seconds') },
+    medianSeconds: Object.fromEntries(Object.keys(sides).map((side) => [side, m(side, 'seconds')])),
     ratioVsSkopeo: m('ocipkg', 'seconds') / m('skopeo', 'seconds'),
+    ...(extraCa && { ratioVsSkopeoWithoutExtraCa: m('ocipkgWithoutExtraCa', 'seconds') / m('skopeo', 'seconds') }),
     medianMaxRssMiB: { ocipkg: m('ocipkg', 'maxRssMiB'), skopeo: m('skopeo', 'maxRssMiB') },
   };
 }
