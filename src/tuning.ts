@@ -11,6 +11,8 @@ type Collect = (options: { type: 'minor' | 'major' }) => void;
 /** Installed by tuneForTransfers; without it noteBufferChurn does nothing. */
 let collect: Collect | undefined;
 let sinceCheck = 0;
+/** Bytes of buffers handled since the last collection noteBufferChurn asked for. */
+let sinceCollection = 0;
 let escalate = false;
 
 /** Bytes of buffers handled between two looks at how much buffer memory the process holds. */
@@ -57,16 +59,25 @@ export function tuneForTransfers(): void {
  * looks at the process's buffer memory and, over the limit, collects: the young generation first
  * (cheap, and where buffers that lived a moment are), the whole heap when that was not enough
  * (buffers held across a young collection were promoted and only a full one frees them).
+ *
+ * Not again before half the limit has gone by since the last collection: several transfers at once
+ * (an install) hold more than the limit alive between them, and collecting at every look then
+ * freed next to nothing. Measured: an install of four packages spent 280 ms in 285 collections
+ * (a get of the largest alone: 25 ms), now ~110 ms in ~100, 2.4 -> 1.8 s; the peak of a 500 MiB get
+ * is unchanged (waiting for the whole limit instead raised it by 6 MiB).
  */
 export function noteBufferChurn(bytes: number, heldLimit = HELD_LIMIT.extraction): void {
   if (collect === undefined) return;
   sinceCheck += bytes;
+  sinceCollection += bytes;
   if (sinceCheck < CHECK_EVERY) return;
   sinceCheck = 0;
   if (process.memoryUsage().arrayBuffers <= heldLimit) {
     escalate = false;
     return;
   }
+  if (sinceCollection < heldLimit / 2) return;
+  sinceCollection = 0;
   collect({ type: escalate ? 'major' : 'minor' });
   escalate = !escalate;
 }

@@ -26,7 +26,40 @@ function peakWhileChurning(tuned: boolean): number {
   return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
 }
 
+/**
+ * Collections a tuned process asks for while it churns through 64 MiB of 64 KiB buffers reported to
+ * noteBufferChurn, with `aliveMiB` of buffers held alive throughout (several transfers at once).
+ */
+function collectionsWhileChurning(aliveMiB: number): number {
+  const script = `
+    const { PerformanceObserver } = await import('node:perf_hooks');
+    const { tuneForTransfers, noteBufferChurn } = await import(${JSON.stringify(tuning)});
+    tuneForTransfers();
+    const alive = Array.from({ length: ${aliveMiB} }, () => Buffer.alloc(1 << 20, 1));
+    let collections = 0;
+    const observer = new PerformanceObserver((list) => (collections += list.getEntries().length));
+    observer.observe({ entryTypes: ['gc'] });
+    for (let i = 0; i < 1024; i++) {
+      const chunk = Buffer.allocUnsafe(65536);
+      chunk[0] = i;
+      noteBufferChurn(chunk.length);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    observer.disconnect();
+    // Still referenced here, so alive all along.
+    if (alive.some((buffer) => buffer[0] !== 1)) throw new Error('the live buffers changed');
+    process.stdout.write(String(collections));`;
+  return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
+}
+
 describe('buffer collection during transfers', () => {
+  it('does not collect at every look when more than the limit is alive (an install of several packages)', () => {
+    // 64 MiB looked at every MiB: collecting at every look over the limit would be ~64 collections.
+    const crowded = collectionsWhileChurning(12);
+    expect(crowded).toBeGreaterThan(4);
+    expect(crowded).toBeLessThanOrEqual(20);
+  });
+
   it('keeps dead buffers near the 8 MiB limit once a CLI tuned the process, where V8 alone lets them pile up', () => {
     const tuned = peakWhileChurning(true);
     const untuned = peakWhileChurning(false);
