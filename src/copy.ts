@@ -2,6 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { OcipkgError } from './errors.js';
 import type { ContentSource, ContentSink } from './oci/content.js';
 import { VerifyingStream } from './oci/verify.js';
+import { limited } from './concurrency.js';
 import { HELD_LIMIT, noteBufferChurn } from './tuning.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { MANIFEST_TYPES } from './oci/mediatypes.js';
@@ -17,15 +18,6 @@ export interface CopyOptions {
 }
 
 type Side = 'source' | 'destination';
-
-/** Runs `work` over `items` with at most `limit` in flight; the first failure wins. */
-async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
-}
 
 /**
  * `err` as the failure of `what` at one side of the copy. An OcipkgError keeps its code. Anything
@@ -113,9 +105,9 @@ async function copyNode(src: ContentSource, dst: ContentSink, desc: Descriptor, 
   const limit = options.concurrency ?? 4;
   if (parsed.kind === 'index') {
     const children = parsed.index.manifests.filter((m) => options.filter?.(m) ?? true);
-    await eachLimited(children, 2, (child) => copyNode(src, dst, child, options));
+    await Promise.all(children.map(limited(2, (child: Descriptor) => copyNode(src, dst, child, options))));
   } else {
-    await eachLimited([parsed.manifest.config, ...parsed.manifest.layers], limit, (blob) => copyBlob(src, dst, blob, options));
+    await Promise.all([parsed.manifest.config, ...parsed.manifest.layers].map(limited(limit, (blob: Descriptor) => copyBlob(src, dst, blob, options))));
   }
   if (tag !== undefined) {
     await at('destination', dst, `${what} as ${tag}`, () => dst.push(desc, bytes, tag));
