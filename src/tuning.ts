@@ -24,13 +24,14 @@ const CHECK_EVERY = 1 << 20;
  */
 export const HELD_LIMIT = { extraction: 8 << 20, upload: 2 << 20 };
 
-const LIFTOFF_ONLY = '--liftoff-only';
+/** What tuneForTransfers sets (see there), and what restoreV8Defaults puts back. */
+const TRANSFER_FLAGS = '--liftoff-only --no-opt';
 
 /**
  * The builtins a transfer loads (undici's, tar's, the TLS probe's, fs/promises' readline), loaded
  * before any flag changes. Node compiles its builtins with a code cache of its own, which V8
  * rejects once its flags differ from the ones the cache was made under: loaded after
- * `--liftoff-only`, these compiled from source (measured: 19 -> 49 ms). One missing here only
+ * TRANSFER_FLAGS, these compiled from source (measured: 19 -> 49 ms). One missing here only
  * compiles slower; test/tuning.test.ts checks that a get and a push load none after the change.
  */
 const TRANSFER_BUILTINS = ['node:crypto', 'node:zlib', 'node:net', 'node:tls', 'node:http', 'node:http2', 'node:assert', 'node:readline', 'node:diagnostics_channel'] as const;
@@ -39,6 +40,9 @@ const TRANSFER_BUILTINS = ['node:crypto', 'node:zlib', 'node:net', 'node:tls', '
  * - undici parses HTTP with llhttp compiled to WebAssembly, and V8 re-optimises that module with
  *   TurboFan in a background thread whose ~30 MiB stay allocated for the rest of a download; the
  *   baseline compiler parses a few headers and skips over bodies just as well.
+ * - No TurboFan for JavaScript either: a transfer's time goes to inflating, hashing and I/O, in
+ *   native code, and optimising its JavaScript cost ~6 MiB at the peak of a 500 MiB get (compile
+ *   jobs' memory, the compiler's own pages) for no time measured (3.3 s either way).
  * - Every socket read and every inflated chunk is a fresh buffer, garbage a moment later, but V8
  *   counts memory outside its heap toward a collection only once tens of MiB have piled up: a
  *   500 MiB get held ~35 MiB of dead buffers at its peak. A handle on `gc` (exposed for a new
@@ -47,7 +51,7 @@ const TRANSFER_BUILTINS = ['node:crypto', 'node:zlib', 'node:net', 'node:tls', '
 export function tuneForTransfers(): void {
   for (const name of TRANSFER_BUILTINS) process.getBuiltinModule(name);
   const v8 = process.getBuiltinModule('node:v8');
-  v8.setFlagsFromString(LIFTOFF_ONLY);
+  v8.setFlagsFromString(TRANSFER_FLAGS);
   if (collect !== undefined) return;
   v8.setFlagsFromString('--expose-gc');
   collect = process.getBuiltinModule('node:vm').runInNewContext('gc') as Collect;
@@ -83,12 +87,12 @@ export function noteBufferChurn(bytes: number, heldLimit = HELD_LIMIT.extraction
 }
 
 /**
- * Puts back V8's defaults for the flags tuneForTransfers sets. V8 stamps a code cache with a hash of
- * its flags and rejects it under any others, and a run that transferred something is what the build
- * makes the `ocipkg` CLI's cache from (scripts/bundle.mjs). `--no-liftoff-only` alone is not enough:
+ * Puts back V8's defaults for TRANSFER_FLAGS. V8 stamps a code cache with a hash of its flags and
+ * rejects it under any others, and a run that transferred something is what the build makes the
+ * `ocipkg` CLI's cache from (scripts/bundle.mjs). `--no-liftoff-only` alone is not enough:
  * `--liftoff-only` also turned off the tiering flags it implies. The build checks that V8 takes the
  * cache, so a Node whose flags imply more fails it there rather than every start compiling anew.
  */
 export function restoreV8Defaults(): void {
-  process.getBuiltinModule('node:v8').setFlagsFromString('--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');
+  process.getBuiltinModule('node:v8').setFlagsFromString('--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering --opt');
 }
