@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ocipkg, REPO, tempDir } from './helpers/cli.js';
@@ -73,9 +74,10 @@ describe('buffer collection during transfers', () => {
 /**
  * Node compiles its builtins with a code cache of its own, which V8 rejects once its flags differ
  * from the ones it was made under: a builtin loaded after tuneForTransfers changed them compiles
- * from source. A cold get and a push load every builtin they use before.
+ * from source. A cold get and a push load every builtin they use before. And libuv's pool, where
+ * inflating and file writes run, is sized before it starts.
  */
-describe('builtins and the V8 flags a transfer sets', () => {
+describe("a CLI's process during transfers", () => {
   let registry: TestRegistry;
   let work: string;
   let archive: string;
@@ -96,7 +98,29 @@ describe('builtins and the V8 flags a transfer sets', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('are all loaded before the flags change, by a push and by a cold get', async () => {
+  it("sizes libuv's pool to the cores the main thread leaves, unless UV_THREADPOOL_SIZE says otherwise", async () => {
+    const get = async (name: string, pool: string | undefined) => {
+      const log = join(work, `threads-${name}.json`);
+      const result = await ocipkg(['get', `${registry.host}/tuning/tuned:1`], {
+        OCIPKG_DATA_DIR: join(work, `store-threads-${name}`),
+        OCIPKG_TEST_THREADS_LOG: log,
+        NODE_OPTIONS: `-r ${join(REPO, 'test', 'fixtures', 'threads-at-exit.cjs')}`,
+        UV_THREADPOOL_SIZE: pool,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(readFileSync(log, 'utf8')) as { threads: number; pool: string | null };
+    };
+    expect((await ocipkg(['push', archive])).code).toBe(0);
+    const expected = Math.min(4, Math.max(1, availableParallelism() - 1));
+    const sized = await get('sized', undefined);
+    const told = await get('told', '4');
+    expect(sized.pool).toBe(String(expected));
+    expect(told.pool).toBe('4');
+    // The same process but for the pool: the difference is the threads the pool did not start.
+    expect(told.threads - sized.threads).toBe(4 - expected);
+  });
+
+  it('loads every builtin it uses before the V8 flags change, in a push and in a cold get', async () => {
     const builtinsAfterFlags = async (args: string[]) => {
       const log = join(work, 'builtins.log');
       const result = await ocipkg(args, {
