@@ -98,22 +98,26 @@ describe("a CLI's process during transfers", () => {
     rmSync(work, { recursive: true, force: true });
   });
 
+  /** What the preloaded test/fixtures/`fixture` wrote at the exit of `ocipkg args`, run with a store of its own. */
+  const reportOf = async (fixture: string, args: string[], store: string, env: NodeJS.ProcessEnv = {}) => {
+    const report = join(work, `${store}.report`);
+    const result = await ocipkg(args, {
+      OCIPKG_DATA_DIR: join(work, store),
+      OCIPKG_TEST_REPORT: report,
+      NODE_OPTIONS: `-r ${join(REPO, 'test', 'fixtures', fixture)}`,
+      ...env,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    return readFileSync(report, 'utf8');
+  };
+
   it("sizes libuv's pool to the cores the main thread leaves, unless UV_THREADPOOL_SIZE says otherwise", async () => {
-    const get = async (name: string, pool: string | undefined) => {
-      const log = join(work, `threads-${name}.json`);
-      const result = await ocipkg(['get', `${registry.host}/tuning/tuned:1`], {
-        OCIPKG_DATA_DIR: join(work, `store-threads-${name}`),
-        OCIPKG_TEST_THREADS_LOG: log,
-        NODE_OPTIONS: `-r ${join(REPO, 'test', 'fixtures', 'threads-at-exit.cjs')}`,
-        UV_THREADPOOL_SIZE: pool,
-      });
-      expect(result.code, result.stderr).toBe(0);
-      return JSON.parse(readFileSync(log, 'utf8')) as { threads: number; pool: string | null };
-    };
+    const get = async (store: string, pool: string | undefined) =>
+      JSON.parse(await reportOf('threads-at-exit.cjs', ['get', `${registry.host}/tuning/tuned:1`], store, { UV_THREADPOOL_SIZE: pool })) as { threads: number; pool: string | null };
     expect((await ocipkg(['push', archive])).code).toBe(0);
     const expected = Math.min(4, Math.max(1, availableParallelism() - 1));
-    const sized = await get('sized', undefined);
-    const told = await get('told', '4');
+    const sized = await get('store-sized', undefined);
+    const told = await get('store-told', '4');
     expect(sized.pool).toBe(String(expected));
     expect(told.pool).toBe('4');
     // The same process but for the pool: the difference is the threads the pool did not start.
@@ -121,16 +125,7 @@ describe("a CLI's process during transfers", () => {
   });
 
   it('loads every builtin it uses before the V8 flags change, in a push and in a cold get', async () => {
-    const builtinsAfterFlags = async (args: string[]) => {
-      const log = join(work, 'builtins.log');
-      const result = await ocipkg(args, {
-        OCIPKG_DATA_DIR: join(work, `store-${args[0]}`),
-        OCIPKG_TEST_BUILTINS_LOG: log,
-        NODE_OPTIONS: `-r ${join(REPO, 'test', 'fixtures', 'builtins-after-flags.cjs')}`,
-      });
-      expect(result.code, result.stderr).toBe(0);
-      return readFileSync(log, 'utf8').trim().split('\n');
-    };
+    const builtinsAfterFlags = async (args: string[]) => (await reportOf('builtins-after-flags.cjs', args, `store-${args[0]}`)).trim().split('\n');
     expect(await builtinsAfterFlags(['push', archive])).toEqual(['flags set']);
     expect(await builtinsAfterFlags(['get', `${registry.host}/tuning/tuned:1`])).toEqual(['flags set']);
   });
