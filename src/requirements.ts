@@ -30,6 +30,9 @@ export interface Visited<T> {
  */
 export type Visit<T> = (image: string, chain: readonly string[]) => Promise<Visited<T>>;
 
+/** A visit that answers at once: the warm path's, which reads the store and never fetches. */
+export type VisitNow<T> = (image: string, chain: readonly string[]) => Visited<T>;
+
 export interface Walked<T> {
   /** Canonical reference. */
   image: string;
@@ -57,12 +60,16 @@ function requiredBy(err: unknown, chain: readonly string[]): unknown {
   return new OcipkgError(err.code, `${err.message} (required by ${parent})`, { cause: err.cause ?? err });
 }
 
-export async function walkRequirements<T>(roots: string[], visit: Visit<T>, options: WalkOptions = {}): Promise<Walked<T>[]> {
+/**
+ * The walk over visits that answer at once. The CommonJS API's warm path needs its answer
+ * synchronously (gyp's `<!@(node -p ...)`), which is why the walk itself is synchronous.
+ */
+export function walkRequirementsNow<T>(roots: string[], visit: VisitNow<T>, options: WalkOptions = {}): Walked<T>[] {
   const visited = new Map<string, Visited<T>>();
   const versions = new Map<string, { image: string; identity: string }>();
   const order: (Walked<T> & { repository: string })[] = [];
 
-  const walk = async (image: string, chain: readonly string[], requested: boolean): Promise<void> => {
+  const walk = (image: string, chain: readonly string[], requested: boolean): void => {
     if (chain.includes(image)) {
       throw new OcipkgError('EMANIFEST', `${image} requires itself (through its requires: ${[...chain.slice(chain.indexOf(image)), image].join(' -> ')})`);
     }
@@ -70,9 +77,12 @@ export async function walkRequirements<T>(roots: string[], visit: Visit<T>, opti
     const repository = repositoryOf(parseReference(image));
     let node = visited.get(image);
     if (node === undefined) {
-      const found = await visit(image, path).catch((err: unknown) => {
+      let found: Visited<T>;
+      try {
+        found = visit(image, path);
+      } catch (err) {
         throw requiredBy(err, chain);
-      });
+      }
       node = { ...found, requires: found.requires.map(canonical) };
       const seen = versions.get(repository);
       if (seen && seen.identity !== node.identity) {
@@ -82,10 +92,10 @@ export async function walkRequirements<T>(roots: string[], visit: Visit<T>, opti
       visited.set(image, node);
     }
     order.push({ image, repository, value: node.value, requested });
-    for (const required of node.requires) await walk(required, path, false);
+    for (const required of node.requires) walk(required, path, false);
   };
 
-  for (const root of roots) await walk(canonical(root), options.chain ?? [], true);
+  for (const root of roots) walk(canonical(root), options.chain ?? [], true);
   // Each package (one per repository, by now) at its last position; one named by the caller stays
   // requested wherever it lands.
   return order
@@ -95,4 +105,36 @@ export async function walkRequirements<T>(roots: string[], visit: Visit<T>, opti
       return later === undefined;
     })
     .map(({ image, value, requested }) => ({ image, value, requested }));
+}
+
+/** Thrown through walkRequirementsNow by walkRequirements' visit for an image it has no answer for yet. */
+class Unanswered {
+  constructor(readonly chain: readonly string[]) {}
+}
+
+/**
+ * The walk over visits that must be awaited (fetching). It runs walkRequirementsNow over the
+ * answers so far, which stops at the first image without one, in the order a recursive walk would
+ * meet it; that visit is awaited, and the walk runs again. So visits run one at a time, each once,
+ * in walk order, and the rules live in one walk. A walk is a handful of packages: walking again
+ * costs nothing next to one visit.
+ */
+export async function walkRequirements<T>(roots: string[], visit: Visit<T>, options: WalkOptions = {}): Promise<Walked<T>[]> {
+  const answers = new Map<string, Visited<T>>();
+  const answered: VisitNow<T> = (image, chain) => {
+    const answer = answers.get(image);
+    if (answer === undefined) throw new Unanswered(chain);
+    return answer;
+  };
+  for (;;) {
+    try {
+      return walkRequirementsNow(roots, answered, options);
+    } catch (err) {
+      if (!(err instanceof Unanswered)) throw err;
+      const image = err.chain.at(-1)!;
+      answers.set(image, await visit(image, err.chain).catch((failure: unknown) => {
+        throw requiredBy(failure, err.chain.slice(0, -1));
+      }));
+    }
+  }
 }

@@ -4,8 +4,8 @@ import { readLinkDescription, type LinkDescription } from './link/description.js
 import { pinnedReference, readLockfile } from './project/lockfile.js';
 import { findProject, locateDeclared, resolveAlias } from './project/manifest.js';
 import { trustRuleFor } from './project/trust.js';
-import { canonicalReference, parseReference, repositoryOf } from './reference.js';
-import { walkRequirements, type Walked } from './requirements.js';
+import { canonicalReference, parseReference, repositoryOf, type ImageReference } from './reference.js';
+import { walkRequirements, walkRequirementsNow, type Walked } from './requirements.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef, type TagMove } from './store/refs.js';
@@ -63,6 +63,31 @@ export async function resolveWithRequirements(images: string[], options: Resolve
   return walkResolved(images, options, []);
 }
 
+/** Thrown through the synchronous walk where only the cold path could go on. */
+const NEEDS_COLD_PATH = Symbol('needs the cold path');
+
+/**
+ * resolveWithRequirements from the store alone, synchronously: undefined as soon as a package would
+ * have to be fetched (or described, which is the cold path's work too). Failures the store alone
+ * can tell (offline and missing, a cycle, a conflict) throw as they do there.
+ */
+export function resolveStoredWithRequirements(images: string[], options: ResolveOptions = {}): Walked<ResolvedPackage>[] | undefined {
+  try {
+    return walkRequirementsNow(images, (image) => {
+      const pkg = lookUp(image, options).stored ?? throwNeedsColdPath();
+      const description = readLinkDescription(pkg.dir) ?? throwNeedsColdPath();
+      return { value: { pkg, description }, requires: description.requires, identity: pkg.manifestDigest };
+    });
+  } catch (err) {
+    if (err === NEEDS_COLD_PATH) return undefined;
+    throw err;
+  }
+}
+
+function throwNeedsColdPath(): never {
+  throw NEEDS_COLD_PATH;
+}
+
 /** The walk in which every visit resolves its image with the caller's options; identity is the manifest. */
 function walkResolved(images: string[], options: ResolveOptions, chain: readonly string[]): Promise<Walked<ResolvedPackage>[]> {
   return walkRequirements(
@@ -76,8 +101,25 @@ function walkResolved(images: string[], options: ResolveOptions, chain: readonly
   );
 }
 
-/** `resolvePackage` inside a requirement walk: `chain` is the requirements that led here. */
-async function resolveOne(image: string, options: ResolveOptions, chain: readonly string[]): Promise<InstalledPackage> {
+/** Where an image leads in the store, and what fetching it needs when the store cannot serve it. */
+interface Lookup {
+  /** The package the store serves for it (already marked used). */
+  stored?: InstalledPackage;
+  /** As named, aliases followed. */
+  named: ImageReference;
+  /** What to fetch: the lockfile's pin, or the reference, located against the project. */
+  ref: ImageReference;
+  trust: ReturnType<typeof trustRuleFor>;
+  root: string;
+  triple: string;
+}
+
+/**
+ * The store's answer for an image, without the network; offline, a package the store cannot serve
+ * is an error here. The warm path (tag already recorded in the refs index, package complete) reads
+ * two small files and imports nothing heavy.
+ */
+function lookUp(image: string, options: ResolveOptions): Lookup {
   const triple = selectTriple(options.target);
   // The nearest project, looked up once: its aliases name images, its lockfile pins them.
   const project = (options.project ?? true) ? findProject() : undefined;
@@ -91,6 +133,7 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
 
   // The policy of the nearest project applies even where its aliases and pins do not (install).
   const trust = trustRuleFor(canonicalReference(ref), project ?? findProject());
+  const lookup = { named, ref, trust, root, triple };
   const refresh = (options.refresh ?? false) && !offline && !pinned && ref.digest === undefined;
   if (!options.force && !refresh) {
     const record = pinned ? undefined : readRef(root, ref);
@@ -102,7 +145,7 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
     const trusted = !trust || (installed !== undefined && verifiedWith(root, installed.manifestDigest, trust.keys.map((k) => k.pem)) !== undefined);
     if (installed && trusted) {
       markUsed(root, installed.manifestDigest);
-      return installed;
+      return { ...lookup, stored: installed };
     }
     if (installed && offline) {
       throw new OcipkgError('EUNTRUSTED', `${canonicalReference(ref)} is in the store but not verified with a key ${trust!.declaredIn} trusts for "${trust!.prefix}", and ocipkg is offline; run once with network to verify it`);
@@ -112,6 +155,13 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
     const fix = pinned ? `ocipkg install\` in ${project!.dir}` : `ocipkg get ${canonicalReference(ref)}\``;
     throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} (${triple}) is not in the store and ocipkg is offline; run \`${fix} with network first`);
   }
+  return lookup;
+}
+
+/** `resolvePackage` inside a requirement walk: `chain` is the requirements that led here. */
+async function resolveOne(image: string, options: ResolveOptions, chain: readonly string[]): Promise<InstalledPackage> {
+  const { stored, named, ref, trust, root, triple } = lookUp(image, options);
+  if (stored) return stored;
   await options.beforeFetch?.();
   const { fetchPackage } = await coldPath();
   const pkg = await fetchPackage(ref, triple, root, {

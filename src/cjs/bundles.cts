@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Script, type Context } from 'node:vm';
+import { Script } from 'node:vm';
 
 /**
  * The two CLIs as scripts/bundle.mjs bundles them: each one CommonJS file in dist/bundle/ with,
@@ -27,14 +27,6 @@ export function codeCacheFile(name: BundleName): string {
 }
 
 export interface LoadOptions {
-  /** Run the bundle in this vm context instead of the caller's (the CommonJS API's warm path). */
-  context?: Context;
-  /**
-   * What the bundle's one dynamic import, ocipkg-link's of the cold path (src/cold.ts), calls
-   * instead: code compiled by vm cannot `import()` (not without an experimental flag). Default:
-   * the cold path of the `ocipkg` CLI's bundle.
-   */
-  importCold?: () => Promise<unknown>;
   /** Compile from source, ignoring the cache (the build, which is about to make it). */
   withoutCache?: boolean;
 }
@@ -45,7 +37,11 @@ export interface LoadedBundle<Exports> {
   script: Script;
 }
 
-/** The `ocipkg` CLI's bundle, loaded once: ocipkg-link reaches its cold path through it. */
+/**
+ * The `ocipkg` CLI's bundle, loaded once: ocipkg-link reaches its cold path through it. The bundle's
+ * one dynamic import, ocipkg-link's of the cold path (src/cold.ts), calls this instead: code
+ * compiled by vm cannot `import()` (not without an experimental flag).
+ */
 let cli: LoadedBundle<{ coldPath(): Promise<unknown> }> | undefined;
 
 function importColdPath(): Promise<unknown> {
@@ -67,7 +63,6 @@ export function loadBundle<Exports>(name: BundleName, options: LoadOptions = {})
   const source = readFileSync(file, 'utf8');
   const script = new Script(`(function (exports, require, module, __filename, __dirname, importCold) {${source}\n})`, { filename: file, cachedData });
   const module = { exports: {} as Exports };
-  const wrapper = options.context ? script.runInContext(options.context) : script.runInThisContext();
-  wrapper(module.exports, require, module, file, DIR, options.importCold ?? importColdPath);
+  script.runInThisContext()(module.exports, require, module, file, DIR, importColdPath);
   return { exports: module.exports, script };
 }

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { createContext, runInContext, Script, type Context } from 'node:vm';
 import type { LinkFlags } from '../link/flags.js';
 import { loadBundle } from './bundles.cjs';
 
@@ -10,7 +9,8 @@ import { loadBundle } from './bundles.cjs';
  *
  * Node 20 cannot require() an ES module, and gyp wants an answer synchronously. Each function runs
  * `ocipkg-link`'s own bundled code (the one code path for every consumer) in this process when the
- * store has the packages, and runs the `ocipkg-link` CLI, which fetches, when it does not.
+ * store has the packages, synchronously (its warm path is), and runs the `ocipkg-link` CLI, which
+ * fetches, when it does not.
  * The string-returning functions give one line in pkg-config's conventions, ready for `<!@(...)`.
  */
 
@@ -41,56 +41,25 @@ export interface LinkInfo extends LinkFlags {
 
 const BIN = join(__dirname, '..', '..', 'bin', 'ocipkg-link.cjs');
 
-/** errors.ts's brand of ocipkg's errors (a registered symbol: the same in every context). */
+/** errors.ts's brand of ocipkg's errors: the bundle's class is its own copy, not one to test instanceof against. */
 const BRAND = Symbol.for('ocipkg.error');
 
-interface Outcome {
-  output?: string;
-  error?: unknown;
-}
+/** ocipkg-link's bundle, loaded on the first call. */
+let bundle: { storedLinkOutput(argv: string[]): string | undefined } | undefined;
 
-/**
- * The warm path, synchronously. ocipkg-link's bundle is async code whose warm path awaits nothing
- * but its own promises (its reads are synchronous), so it runs in a vm context of its own whose
- * microtasks V8 runs to completion as soon as a script evaluated there returns: when `drain` has
- * run, the promise has settled. The first need of the cold path, an import() and real I/O, rejects
- * at once instead (NEEDS_COLD_PATH); then, or if anything were left pending, the CLI takes over.
- */
-class WarmPath {
-  private readonly context: Context;
-  private readonly linkOutput: (argv: string[]) => Promise<string>;
-  private readonly drain = new Script('undefined');
-  /** Records how a promise settles, with handlers of the context's own (a host function's reaction would queue on the host's microtasks). */
-  private readonly settle: (promise: Promise<string>, outcome: Outcome) => void;
-  static readonly NEEDS_COLD_PATH = Symbol('the cold path');
-
-  constructor() {
-    // The host's globals the bundle uses; the context brings its own JavaScript builtins.
-    const host = globalThis as Record<string, unknown>;
-    const names = ['process', 'Buffer', 'URL', 'URLSearchParams', 'TextEncoder', 'TextDecoder', 'console', 'setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'];
-    this.context = createContext(Object.fromEntries(names.map((name) => [name, host[name]])), { microtaskMode: 'afterEvaluate' });
-    const ContextPromise = runInContext('Promise', this.context) as PromiseConstructor;
-    this.settle = runInContext('(promise, outcome) => { promise.then((output) => { outcome.output = output; }, (error) => { outcome.error = error; }); }', this.context) as WarmPath['settle'];
-    const importCold = () => ContextPromise.reject(WarmPath.NEEDS_COLD_PATH) as Promise<never>;
-    this.linkOutput = loadBundle<{ linkOutput(argv: string[]): Promise<string> }>('ocipkg-link', { context: this.context, importCold }).exports.linkOutput;
-  }
-
-  /** What ocipkg-link prints for `args`, or undefined when only the CLI can say. */
-  run(args: string[]): string | undefined {
-    const outcome: Outcome = {};
-    this.settle(this.linkOutput(args), outcome);
-    this.drain.runInContext(this.context);
-    if (outcome.output !== undefined) return outcome.output;
-    // ocipkg's own errors (errors.ts brands them, whichever copy made them) are the CLI's answer
-    // too; anything else, the CLI is asked, and says it in its own words.
-    const error = outcome.error as { message?: unknown; [BRAND]?: unknown } | undefined;
+/** What ocipkg-link prints for `args` when the store alone can answer, else undefined. */
+function storedOutput(args: string[]): string | undefined {
+  bundle ??= loadBundle<NonNullable<typeof bundle>>('ocipkg-link').exports;
+  try {
+    return bundle.storedLinkOutput(args);
+  } catch (err) {
+    // ocipkg's own errors (errors.ts brands them) are the CLI's answer too, in the CLI's words as
+    // it would print them on stderr; anything else, the CLI is asked, and says it in its own.
+    const error = err as { message?: unknown; [BRAND]?: unknown } | undefined;
     if (typeof error !== 'object' || error === null || error[BRAND] !== true) return undefined;
-    // The CLI's own line, as the CLI would print it on stderr.
     throw new Error(`ocipkg-link: ${String(error.message)}`);
   }
 }
-
-let warm: WarmPath | undefined;
 
 function runCli(args: string[]): string {
   // Loaded here, not at the top: child_process brings net, streams and more, a third of a bare
@@ -111,8 +80,7 @@ function run(outputs: string[], images: string | string[], options: LinkOptions)
   if (options.offline) args.push('--offline');
   if (options.forMake) args.push('--for-make');
   args.push('--', ...(Array.isArray(images) ? images : [images]));
-  warm ??= new WarmPath();
-  return warm.run(args) ?? runCli(args);
+  return storedOutput(args) ?? runCli(args);
 }
 
 /** Everything `ocipkg-link --json` knows. */

@@ -5,7 +5,7 @@ import { packagePath, expandDir, generatedPcDir } from '../link/description.js';
 import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type LinkFlags } from '../link/flags.js';
 import { declaredPackage, resolveAlias } from '../project/manifest.js';
 import { coldPath } from '../cold.js';
-import { resolveWithRequirements, type ResolvedPackage } from '../resolve.js';
+import { resolveStoredWithRequirements, resolveWithRequirements, type ResolvedPackage } from '../resolve.js';
 import { selectTriple } from '../triple.js';
 import { debugEnabled, isQuiet, parseOptions, printLine, progress, runMain, setProgressLog, usageError } from './common.js';
 
@@ -135,10 +135,23 @@ async function tuneTransfers(): Promise<void> {
   setProgressLog(cold.showTransfers('fetching').log);
 }
 
+type ResolveAllOptions = { target: string; offline: boolean | undefined };
+
 /** The images (or declared aliases) and what they require, in link order. */
-async function resolveAll(images: string[], options: { target: string; offline: boolean | undefined }): Promise<LinkedPackage[]> {
+async function resolveAll(images: string[], options: ResolveAllOptions): Promise<LinkedPackage[]> {
   const walked = await resolveWithRequirements(images.map((image) => resolveAlias(image)), { ...options, progress, beforeFetch: tuneTransfers });
   return walked.map(({ image, requested, value }) => ({ image, requested, ...value }));
+}
+
+/** resolveAll from the store alone, synchronously; undefined when something would have to be fetched. */
+function resolveStoredAll(images: string[], options: ResolveAllOptions): LinkedPackage[] | undefined {
+  const walked = resolveStoredWithRequirements(images.map((image) => resolveAlias(image)), options);
+  return walked?.map(({ image, requested, value }) => ({ image, requested, ...value }));
+}
+
+/** The packages of a request: the store's when it has them all (the CommonJS API's path too), else fetching. */
+async function packagesOf({ images, resolveOptions }: Request): Promise<LinkedPackage[]> {
+  return resolveStoredAll(images, resolveOptions) ?? resolveAll(images, resolveOptions);
 }
 
 /** Whether package.json asks for shared builds: every image named is an alias declared with `"linkage": "shared"`. */
@@ -261,10 +274,22 @@ function packageVersion(): string {
   return manifest.version;
 }
 
-async function link(argv: string[], out: (line: string) => void = printLine): Promise<void> {
+type Values = ReturnType<typeof parseOptions<typeof OPTIONS>>['values'];
+
+/** One ocipkg-link call, its options checked. */
+interface Request {
+  values: Values;
+  images: string[];
+  lines: (typeof LINE_OUTPUTS)[number][];
+  target: string;
+  resolveOptions: ResolveAllOptions;
+}
+
+/** The call `argv` makes, or the text of --help or --version. */
+function parseRequest(argv: string[]): Request | string {
   const { values, positionals: images } = parseOptions(argv, OPTIONS);
-  if (values.help) return out(USAGE.trimEnd());
-  if (values.version) return out(packageVersion());
+  if (values.help) return USAGE.trimEnd();
+  if (values.version) return packageVersion();
 
   const lines = LINE_OUTPUTS.filter((name) => values[name]);
   const alone = ALONE_OUTPUTS.filter((name) => values[name] !== undefined && values[name] !== false);
@@ -279,26 +304,18 @@ async function link(argv: string[], out: (line: string) => void = printLine): Pr
 
   const target = selectTriple(values.target);
   // Unset, resolve.ts reads OCIPKG_OFFLINE.
-  const resolveOptions = { target, offline: values.offline };
-  if (values.exists) {
-    try {
-      await resolveAll(images, resolveOptions);
-    } catch (err) {
-      // pkg-config --exists is silent; the reason is there for whoever asks.
-      if (debugEnabled(argv)) process.stderr.write(`ocipkg-link: ${(err as Error).message}\n`);
-      process.exitCode = 1;
-    }
-    return;
-  }
+  return { values, images, lines, target, resolveOptions: { target, offline: values.offline } };
+}
 
-  const packages = await resolveAll(images, resolveOptions);
+/** What a request prints (one line, or one per image for --modversion), given its packages. */
+function respond({ values, images, lines, target }: Request, packages: LinkedPackage[]): string {
   const requested = packages.filter((p) => p.requested);
-  if (values.modversion) return out(requested.map((p) => p.description.version ?? '').join('\n'));
+  if (values.modversion) return requested.map((p) => p.description.version ?? '').join('\n');
   if (values.variable !== undefined) {
-    return out(requested.map((p) => slashes(variables(p)[values.variable!] ?? '')).join(' '));
+    return requested.map((p) => slashes(variables(p)[values.variable!] ?? '')).join(' ');
   }
-  if (values['pkg-config-path']) return out(joinPath(searchPaths(packages).pkgConfigPath, delimiter, 'PKG_CONFIG_PATH'));
-  if (values['cmake-prefix-path']) return out(joinPath(searchPaths(packages).cmakePrefixPath, ';', 'CMAKE_PREFIX_PATH'));
+  if (values['pkg-config-path']) return joinPath(searchPaths(packages).pkgConfigPath, delimiter, 'PKG_CONFIG_PATH');
+  if (values['cmake-prefix-path']) return joinPath(searchPaths(packages).cmakePrefixPath, ';', 'CMAKE_PREFIX_PATH');
 
   // Asking to link a package that has nothing to link is a mistake (a wrong image, a headers-only
   // package): fail rather than print a line the build would take as complete.
@@ -313,19 +330,39 @@ async function link(argv: string[], out: (line: string) => void = printLine): Pr
     packages.map((p) => ({ dir: slashes(p.pkg.dir), description: p.description, image: p.image })),
     { shared: values.shared ?? (!values.static && declaredShared(images)), target, forMake: values['for-make'] ?? false },
   );
-  if (values.json) return out(jsonOutput(flags, packages));
-  if (values['copy-runtime-files'] !== undefined) return out(formatFlagLine(copyRuntimeFiles(flags.runtimeFiles, values['copy-runtime-files'])));
-  out(formatFlagLine(lines.flatMap((name) => lineOutput(name, flags, packages))));
+  if (values.json) return jsonOutput(flags, packages);
+  if (values['copy-runtime-files'] !== undefined) return formatFlagLine(copyRuntimeFiles(flags.runtimeFiles, values['copy-runtime-files']));
+  return formatFlagLine(lines.flatMap((name) => lineOutput(name, flags, packages)));
+}
+
+async function link(argv: string[]): Promise<void> {
+  const request = parseRequest(argv);
+  if (typeof request === 'string') return printLine(request);
+  if (request.values.exists) {
+    try {
+      await packagesOf(request);
+    } catch (err) {
+      // pkg-config --exists is silent; the reason is there for whoever asks.
+      if (debugEnabled(argv)) process.stderr.write(`ocipkg-link: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    }
+    return;
+  }
+  printLine(respond(request, await packagesOf(request)));
 }
 
 /**
- * What `ocipkg-link ARGV` prints, returned instead: the CommonJS API (src/cjs/) runs the bundle
- * in-process and calls this. Failures throw, as they reach runMain in the CLI.
+ * What `ocipkg-link ARGV` prints, when the store alone can answer, returned at once: the CommonJS
+ * API (src/cjs/) runs the bundle in-process and calls this, and runs the CLI when it returns
+ * undefined (a package to fetch; --exists, whose answer is an exit status). Failures throw, as they
+ * reach runMain in the CLI.
  */
-export async function linkOutput(argv: string[]): Promise<string> {
-  const lines: string[] = [];
-  await link(argv, (line) => lines.push(line));
-  return lines.join('\n');
+export function storedLinkOutput(argv: string[]): string | undefined {
+  const request = parseRequest(argv);
+  if (typeof request === 'string') return request;
+  if (request.values.exists) return undefined;
+  const packages = resolveStoredAll(request.images, request.resolveOptions);
+  return packages && respond(request, packages);
 }
 
 export async function main(argv: string[]): Promise<void> {
