@@ -1,5 +1,4 @@
-import { availableParallelism } from 'node:os';
-import { limited } from './concurrency.js';
+import { limited, packageFetchesAtOnce } from './concurrency.js';
 import { OcipkgError } from './errors.js';
 import { imageTriples } from './fetch.js';
 import { openSource } from './open.js';
@@ -140,13 +139,11 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     });
     return { entry, drift, pkg };
   };
-  // The declared packages are fetched side by side (the store takes concurrent fetches), as many at
-  // once as the machine has cores: inflating is what a cold fetch spends its time on, and more at
-  // once only take turns (measured on 2 cores: four packages in 1.8 s two at a time, 2.0 s all
-  // four). The walk below still visits them, and what they require, one by one in declaration
-  // order, so the lockfile, the drift list and the first error are what a sequential install gives.
+  // The declared packages are fetched side by side (packageFetchesAtOnce says how many). The walk
+  // below still visits them, and what they require, one by one in declaration order, so the
+  // lockfile, the drift list and the first error are what a sequential install gives.
   const declared = Object.values(project.packages).map((d) => d.image);
-  const fetchLimited = limited(Math.max(2, availableParallelism()), pinAndFetch);
+  const fetchLimited = limited(packageFetchesAtOnce(), pinAndFetch);
   const started = new Map(declared.map((image) => [canonical(image), fetchLimited(canonical(image))]));
   for (const pending of started.values()) pending.catch(() => {});
 

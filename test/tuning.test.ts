@@ -111,7 +111,7 @@ describe("a CLI's process during transfers", () => {
     return readFileSync(report, 'utf8');
   };
 
-  it("sizes libuv's pool to the cores the main thread leaves, unless UV_THREADPOOL_SIZE says otherwise", async () => {
+  it("sizes libuv's pool to the cores the main thread leaves and a thread per package an install fetches at once, unless UV_THREADPOOL_SIZE says otherwise", async () => {
     const get = async (store: string, pool: string | undefined) =>
       JSON.parse(await reportOf('threads-at-exit.cjs', ['get', `${registry.host}/tuning/tuned:1`], store, { UV_THREADPOOL_SIZE: pool })) as { threads: number; pool: string | null };
     expect((await ocipkg(['push', archive])).code).toBe(0);
@@ -122,6 +122,12 @@ describe("a CLI's process during transfers", () => {
     expect(told.pool).toBe('4');
     // The same process but for the pool: the difference is the threads the pool did not start.
     expect(told.threads - sized.threads).toBe(4 - expected);
+    // An install fetches packages side by side, each inflating on a thread of its own.
+    const project = join(work, 'pool-project');
+    mkdirSync(project, { recursive: true });
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'pool', private: true, ocipkg: { packages: { tuned: `${registry.host}/tuning/tuned:1` } } }));
+    const install = JSON.parse(await reportOf('threads-at-exit.cjs', ['install'], 'store-install', { OCIPKG_PROJECT_DIR: project })) as { pool: string | null };
+    expect(install.pool).toBe(String(Math.min(4, Math.max(2, availableParallelism()))));
   });
 
   it('loads every builtin it uses before the V8 flags change, in a push and in a cold get', async () => {

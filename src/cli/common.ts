@@ -132,18 +132,20 @@ export function parseOptions<T extends Options>(args: string[], options: T, comm
 }
 
 /**
- * Sizes libuv's thread pool, where zlib inflates and files are written, to the cores the main
- * thread leaves (at most libuv's default of 4), unless UV_THREADPOOL_SIZE is set. libuv reads the
- * variable when the pool first starts, so runMain calls this before a command makes any
+ * Sizes libuv's thread pool, where zlib inflates, for `transfersAtOnce` transfers side by side:
+ * the cores the main thread leaves, but a thread for each transfer (one inflates at a time per
+ * transfer), at most libuv's default of 4; unless UV_THREADPOOL_SIZE is set. libuv reads the
+ * variable when the pool first starts, so the CLIs call this before a command makes any
  * asynchronous file or zlib call. On 2 cores libuv's 4 threads and the main thread (which parses,
  * hashes and hands the work out) took turns: measured, a cold get of 150 MiB in 0.94 s with 4
- * threads, 0.88 with 2, 0.84 with 1; an install of four packages ~1.75 s with 4, ~1.65 with 1.
+ * threads, 0.88 with 2, 0.84 with 1; an install of four packages, two at a time, 0.97 s with 4,
+ * 0.88 with 2, 1.00 with 1 (where both fetches inflated on the one thread in turn).
  * Child processes inherit the variable; ocipkg starts only credential helpers and itself.
  */
-function sizeThreadPool(): void {
+export function sizeThreadPool(transfersAtOnce: number): void {
   if (process.env.UV_THREADPOOL_SIZE !== undefined) return;
   const cores = process.getBuiltinModule('node:os').availableParallelism();
-  process.env.UV_THREADPOOL_SIZE = String(Math.min(4, Math.max(1, cores - 1)));
+  process.env.UV_THREADPOOL_SIZE = String(Math.min(4, Math.max(1, transfersAtOnce, cores - 1)));
 }
 
 /**
@@ -151,7 +153,6 @@ function sizeThreadPool(): void {
  * or OCIPKG_DEBUG=1) and exits with the status of the error's kind (EXIT_STATUSES in errors.ts).
  */
 export async function runMain(prog: string, argv: string[], body: () => Promise<void>): Promise<void> {
-  sizeThreadPool();
   try {
     await body();
   } catch (err) {

@@ -7,7 +7,7 @@ import { declaredPackage, resolveAlias } from '../project/manifest.js';
 import { coldPath } from '../cold.js';
 import { resolveStoredWithRequirements, resolveWithRequirements, type ResolvedPackage } from '../resolve.js';
 import { selectTriple } from '../triple.js';
-import { debugEnabled, isQuiet, parseOptions, printLine, progress, runMain, setProgressLog, usageError } from './common.js';
+import { debugEnabled, isQuiet, parseOptions, printLine, progress, runMain, setProgressLog, sizeThreadPool, usageError } from './common.js';
 
 /**
  * `ocipkg-link`: pkg-config for images. Resolves each image to a package in the store (fetching it
@@ -128,6 +128,8 @@ let shown = false;
  * dist/ through cold.ts, the bundle's one way there (the bytes are counted by dist/'s modules).
  */
 async function tuneTransfers(): Promise<void> {
+  // Here, not at the start: the warm path makes no asynchronous call, and os costs it ~0.2 ms.
+  sizeThreadPool(1);
   const cold = await coldPath();
   cold.tuneForTransfers();
   if (shown || isQuiet()) return;

@@ -1,12 +1,13 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { packageFetchesAtOnce } from '../concurrency.js';
 import { EXIT_STATUSES, OcipkgError } from '../errors.js';
 import { archivePath, canonicalReference, formatReference, parseReference, repositoryOf } from '../reference.js';
 import { requirementNamesWithin, resolvePackage } from '../resolve.js';
 import { storeRoot } from '../store/paths.js';
 import type { TagMove } from '../store/refs.js';
 import { selectTriple } from '../triple.js';
-import { GLOBAL_HELP, JSON_HELP, JSON_OPTION, parseOptions, printJson, printLine, progress, readStdin, runMain, usageError } from './common.js';
+import { GLOBAL_HELP, JSON_HELP, JSON_OPTION, parseOptions, printJson, printLine, progress, readStdin, runMain, sizeThreadPool, usageError } from './common.js';
 import { didYouMean } from '../suggest.js';
 import { beforeTransfers, copiedLine } from './transfers.js';
 import type { InstalledPackage } from '../store/package.js';
@@ -28,6 +29,8 @@ interface Command {
   summary: string;
   options: string;
   run(args: string[]): Promise<void>;
+  /** How many transfers the command runs side by side (default one); see sizeThreadPool. */
+  transfersAtOnce?: () => number;
 }
 
 const out = printLine;
@@ -189,8 +192,8 @@ const COMMANDS: Record<string, Command> = {
       else out(pkg.root);
     },
   },
-  install: { usage: INSTALL_USAGE, summary: INSTALL_SUMMARY, options: INSTALL_OPTIONS, run: runInstall },
-  update: { usage: UPDATE_USAGE, summary: UPDATE_SUMMARY, options: UPDATE_OPTIONS, run: runUpdate },
+  install: { usage: INSTALL_USAGE, summary: INSTALL_SUMMARY, options: INSTALL_OPTIONS, run: runInstall, transfersAtOnce: packageFetchesAtOnce },
+  update: { usage: UPDATE_USAGE, summary: UPDATE_SUMMARY, options: UPDATE_OPTIONS, run: runUpdate, transfersAtOnce: packageFetchesAtOnce },
   add: { usage: ADD_USAGE, summary: ADD_SUMMARY, options: ADD_OPTIONS, run: runAdd },
   outdated: { usage: OUTDATED_USAGE, summary: OUTDATED_SUMMARY, options: OUTDATED_OPTIONS, run: async (args) => (await import('./outdated.js')).runOutdated(args) },
   list: {
@@ -417,6 +420,7 @@ export async function main(argv: string[]): Promise<void> {
     const rest = dashes === -1 ? [...after, ...globals] : [...after.slice(0, dashes), ...globals, ...after.slice(dashes)];
     const options = dashes === -1 ? rest : rest.slice(0, dashes + globals.length);
     if (options.includes('--help') || options.includes('-h')) return out(commandHelp(command));
+    sizeThreadPool(command.transfersAtOnce?.() ?? 1);
     await command.run(rest);
   });
 }
