@@ -236,7 +236,8 @@ describe('ocipkg prune', () => {
     for (const result of prunes) expect(result.code, result.stderr).toBe(0);
     const removed = prunes.flatMap(lines);
     expect(removed).toContain(`removed package ${digestOf(old)}`);
-    expect(removed.some((l) => l.startsWith('removed staging tmp/install-'))).toBe(true);
+    // The killed fetch's staging goes whichever reaches it first, a prune or a get's own recovery of
+    // dead staging (store/partial.ts): under load the gets, started first, often win.
     const contents = expectStoreVerified(store);
     expect(contents.tmp).toEqual([]);
     const verify = await ocipkg(['store', 'verify'], env(store));
