@@ -5,7 +5,7 @@ import { pinnedReference, readLockfile } from './project/lockfile.js';
 import { findProject, locateDeclared, resolveAlias } from './project/manifest.js';
 import { trustRuleFor } from './project/trust.js';
 import { canonicalReference, parseReference, repositoryOf, type ImageReference } from './reference.js';
-import { walkRequirements, walkRequirementsNow, type Walked } from './requirements.js';
+import { walkRequirements, walkRequirementsNow, type Visited, type Walked } from './requirements.js';
 import { readInstalledPackage, type InstalledPackage } from './store/package.js';
 import { storeRoot } from './store/paths.js';
 import { readRef, type TagMove } from './store/refs.js';
@@ -75,8 +75,7 @@ export function resolveStoredWithRequirements(images: string[], options: Resolve
   try {
     return walkRequirementsNow(images, (image) => {
       const pkg = lookUp(image, options).stored ?? throwNeedsColdPath();
-      const description = readLinkDescription(pkg.dir) ?? throwNeedsColdPath();
-      return { value: { pkg, description }, requires: description.requires, identity: pkg.manifestDigest };
+      return visited(pkg, readLinkDescription(pkg.dir) ?? throwNeedsColdPath());
     });
   } catch (err) {
     if (err === NEEDS_COLD_PATH) return undefined;
@@ -88,14 +87,18 @@ function throwNeedsColdPath(): never {
   throw NEEDS_COLD_PATH;
 }
 
-/** The walk in which every visit resolves its image with the caller's options; identity is the manifest. */
+/** A resolved package as the requirement walk sees it; its identity is the manifest. */
+function visited(pkg: InstalledPackage, description: LinkDescription): Visited<ResolvedPackage> {
+  return { value: { pkg, description }, requires: description.requires, identity: pkg.manifestDigest };
+}
+
+/** The walk in which every visit resolves its image with the caller's options. */
 function walkResolved(images: string[], options: ResolveOptions, chain: readonly string[]): Promise<Walked<ResolvedPackage>[]> {
   return walkRequirements(
     images,
     async (image, path) => {
       const pkg = await resolveOne(image, options, path);
-      const description = await linkDescriptionOf(pkg);
-      return { value: { pkg, description }, requires: description.requires, identity: pkg.manifestDigest };
+      return visited(pkg, await linkDescriptionOf(pkg));
     },
     { chain },
   );

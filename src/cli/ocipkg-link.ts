@@ -6,6 +6,7 @@ import { computeLinkFlags, formatFlagLine, isIncludeFlag, libFlagKind, type Link
 import { declaredPackage, resolveAlias } from '../project/manifest.js';
 import { coldPath } from '../cold.js';
 import { resolveStoredWithRequirements, resolveWithRequirements, type ResolvedPackage } from '../resolve.js';
+import type { Walked } from '../requirements.js';
 import { selectTriple } from '../triple.js';
 import { debugEnabled, isQuiet, parseOptions, printLine, progress, runMain, setProgressLog, sizeThreadPool, usageError } from './common.js';
 
@@ -141,14 +142,17 @@ type ResolveAllOptions = { target: string; offline: boolean | undefined };
 
 /** The images (or declared aliases) and what they require, in link order. */
 async function resolveAll(images: string[], options: ResolveAllOptions): Promise<LinkedPackage[]> {
-  const walked = await resolveWithRequirements(images.map((image) => resolveAlias(image)), { ...options, progress, beforeFetch: tuneTransfers });
-  return walked.map(({ image, requested, value }) => ({ image, requested, ...value }));
+  return linked(await resolveWithRequirements(images.map((image) => resolveAlias(image)), { ...options, progress, beforeFetch: tuneTransfers }));
 }
 
 /** resolveAll from the store alone, synchronously; undefined when something would have to be fetched. */
 function resolveStoredAll(images: string[], options: ResolveAllOptions): LinkedPackage[] | undefined {
   const walked = resolveStoredWithRequirements(images.map((image) => resolveAlias(image)), options);
-  return walked?.map(({ image, requested, value }) => ({ image, requested, ...value }));
+  return walked && linked(walked);
+}
+
+function linked(walked: Walked<ResolvedPackage>[]): LinkedPackage[] {
+  return walked.map(({ image, requested, value }) => ({ image, requested, ...value }));
 }
 
 /** The packages of a request: the store's when it has them all (the CommonJS API's path too), else fetching. */
