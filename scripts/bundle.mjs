@@ -20,7 +20,7 @@ import { build } from 'esbuild';
 
 const repo = resolve(import.meta.dirname, '..');
 const loader = join(repo, 'dist', 'cjs', 'bundles.cjs');
-const { bundleFile, codeCacheFile } = createRequire(import.meta.url)(loader);
+const { asBundleScript, bundleFile, codeCacheFile } = createRequire(import.meta.url)(loader);
 const NAMES = ['ocipkg-link', 'ocipkg'];
 // Bundles and caches left from an earlier build must not outlive a failed one.
 rmSync(resolve(repo, 'dist/bundle'), { recursive: true, force: true });
@@ -43,6 +43,29 @@ const coldPathStaysOut = {
       }
       return { path: COLD_MARKER, external: true };
     });
+  },
+};
+
+/**
+ * undici's HTTP/2 client stays out of the bundle: ocipkg never enables it (no allowH2, no h2c), and
+ * undici calls it only for a connection that negotiated h2, which its ALPN offers only with
+ * allowH2. Loading it loads node:http2, ~1 MiB resident in every transfer. The build fails when
+ * undici's client no longer imports it where this expects, rather than bundle it unnoticed.
+ */
+const UNDICI_DISPATCHERS = join('undici', 'lib', 'dispatcher');
+let http2Stubbed = 0;
+const withoutHttp2 = {
+  name: 'without-http2',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/client-h2\.js$/ }, (args) => {
+      if (!args.resolveDir.endsWith(UNDICI_DISPATCHERS)) return undefined;
+      http2Stubbed++;
+      return { path: 'client-h2', namespace: 'without-http2' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'without-http2' }, () => ({
+      contents: "module.exports = function connectH2() { throw new Error('ocipkg does not speak HTTP/2'); };",
+      loader: 'js',
+    }));
   },
 };
 
@@ -71,7 +94,9 @@ await build({
     sourcefile: 'ocipkg-bundle.js',
   },
   outfile: bundleFile('ocipkg'),
+  plugins: [withoutHttp2],
 });
+if (http2Stubbed === 0) throw new Error("bundle: undici's dispatcher no longer imports ./client-h2.js: check how its HTTP/2 client is reached, and keep it out");
 
 // The CommonJS API's entry (dist/cjs/index.cjs) with the loader it shares with the bins bundled in:
 // `require('ocipkg')` then reads and compiles one module, not two (measured: ~0.35 ms of a ~9 ms
@@ -82,7 +107,8 @@ const { outputFiles } = await build({ ...common, entryPoints: [cjsEntry], outfil
 writeFileSync(cjsEntry, outputFiles[0].contents);
 
 // Code compiled with vm cannot import(): ocipkg-link's one import of the cold path becomes a call
-// of the `importCold` its loader passes in, and neither bundle may hold any other.
+// of the `importCold` its loader passes in, and neither bundle may hold any other. Each is written
+// as the function its loader compiles (asBundleScript).
 for (const name of NAMES) {
   let rewritten = 0;
   const source = readFileSync(bundleFile(name), 'utf8').replace(/\bimport\(("[^"]*")\)/g, (whole, specifier) => {
@@ -94,7 +120,7 @@ for (const name of NAMES) {
   // Lines of code, not of comments (undici's JSDoc types say `import('...')`).
   const others = source.split('\n').filter((line) => /\bimport\(/.test(line) && !/^\s*(\*|\/\/)/.test(line));
   if (rewritten !== expected || others.length > 0) throw new Error(`bundle: ${name}: expected ${expected} import() of the cold path and no other, found ${rewritten} and ${others.length}: ${others[0]?.trim()}`);
-  writeFileSync(bundleFile(name), source);
+  writeFileSync(bundleFile(name), asBundleScript(source));
 }
 
 /**

@@ -3,7 +3,7 @@ import { OcipkgError } from './errors.js';
 import type { ContentSource, ContentSink } from './oci/content.js';
 import { VerifyingStream } from './oci/verify.js';
 import { limited } from './concurrency.js';
-import { HELD_LIMIT, noteBufferChurn } from './tuning.js';
+import { noteBufferChurn, transferHoldsBuffers } from './tuning.js';
 import { fetchSmallBlob, parseManifest } from './oci/manifest.js';
 import { MANIFEST_TYPES } from './oci/mediatypes.js';
 import type { Descriptor } from './oci/types.js';
@@ -72,11 +72,13 @@ async function uploadBlob(src: ContentSource, dst: ContentSink, desc: Descriptor
     body.on('error', (err) => out.destroy(fromSource(err)));
     verified.on('error', (err) => out.destroy(fromSource(err)));
     // Every chunk read is a new buffer, dead once sent; V8 would let tens of MiB of them pile up.
-    verified.on('data', (chunk: Buffer) => noteBufferChurn(chunk.length, HELD_LIMIT.upload));
+    const released = transferHoldsBuffers('upload');
+    verified.on('data', (chunk: Buffer) => noteBufferChurn(chunk.length));
     // A registry can answer (refusing the digest) before verification fails at the stream's end,
     // and stop listening: the failure is in sourceFailure, and a sink verifies what it keeps.
     out.on('error', () => {});
     out.on('close', () => {
+      released();
       verified.destroy();
       body.destroy();
     });

@@ -13,6 +13,7 @@ import { readInstalledPackage, type InstalledPackage } from './store/package.js'
 import { readRef, writeRef, type TagMove } from './store/refs.js';
 import { recordVerified, verifiedWith } from './store/verified.js';
 import type { TrustRule } from './project/trust.js';
+import { isoTimestamp } from './timestamp.js';
 import { verifyTrusted } from './trust.js';
 
 /**
@@ -97,7 +98,7 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   const current = previous?.digest === rootDesc.digest && !install.force ? (previous.manifests[triple] ?? previous.manifests['']) : undefined;
   const unchanged = current === undefined ? undefined : readInstalledPackage(storeRoot, current);
   if (unchanged && (!install.trust || verifiedWith(storeRoot, unchanged.manifestDigest, install.trust.keys.map((k) => k.pem)) !== undefined)) {
-    writeRef(storeRoot, { ...previous!, updated: new Date().toISOString() });
+    writeRef(storeRoot, { ...previous!, updated: isoTimestamp() });
     return unchanged;
   }
   const rootBytes = await fetchSmallBlob(source, rootDesc);
@@ -139,7 +140,7 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   const prepare = (dir: string, pkg: InstalledPackage) => preparePackage(dir, pkg, requiredNames, image);
   const pkg = await installPackage(storeRoot, source, manifestDesc, manifestBytes, { triple, prepare, ...(config !== undefined && { config }) });
   if (trustedBy !== undefined) recordVerified(storeRoot, manifestDesc.digest, trustedBy);
-  writeRef(storeRoot, { reference: image, digest: rootDesc.digest, mediaType: rootDesc.mediaType, manifests, updated: new Date().toISOString() });
+  writeRef(storeRoot, { reference: image, digest: rootDesc.digest, mediaType: rootDesc.mediaType, manifests, updated: isoTimestamp() });
   await writeStoreIndex(storeRoot);
   return pkg;
 }

@@ -14,15 +14,31 @@ let sinceCheck = 0;
 /** Bytes of buffers handled since the last collection noteBufferChurn asked for. */
 let sinceCollection = 0;
 let escalate = false;
+/** The allowances of the transfers in flight, together: the buffer memory tolerated before a collection. */
+let heldLimit = 0;
 
 /** Bytes of buffers handled between two looks at how much buffer memory the process holds. */
 const CHECK_EVERY = 1 << 20;
 /**
- * Buffer memory tolerated before a collection. Extraction's pipeline holds ~1 MiB at once (it
- * inflates into 1 MiB chunks); an upload's, a few 64 KiB reads: it tolerates less (measured: a push's
- * peak fell by 6 MiB at 2 MiB instead of 8, at no cost in speed).
+ * Buffer memory each transfer in flight may leave for V8 to collect in its own time. Extraction's
+ * pipeline holds ~1 MiB at once (it inflates into 1 MiB chunks); an upload's, a few 64 KiB reads.
+ * Measured on the peak of a 500 MiB get: 70 MiB at 8 MiB, 66 at 4, at no cost in time; below
+ * ~2 MiB collections catch live buffers, promote them, and the peak doubles. An upload tolerates
+ * less (a push's peak fell by 6 MiB at 2 MiB instead of 8, at no cost in speed). An install's
+ * transfers side by side hold more alive between them, and tolerate the sum.
  */
-export const HELD_LIMIT = { extraction: 8 << 20, upload: 2 << 20 };
+export const BUFFER_ALLOWANCE = { extraction: Number(process.env.ALLOW ?? 4096) << 10, upload: 2 << 20 };
+
+/** Adds a transfer's allowance (BUFFER_ALLOWANCE) until the function returned is called. */
+export function transferHoldsBuffers(kind: keyof typeof BUFFER_ALLOWANCE): () => void {
+  heldLimit += BUFFER_ALLOWANCE[kind];
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    heldLimit -= BUFFER_ALLOWANCE[kind];
+  };
+}
 
 /** What tuneForTransfers sets (see there), and what restoreV8Defaults puts back. */
 const TRANSFER_FLAGS = '--liftoff-only --no-opt';
@@ -34,7 +50,7 @@ const TRANSFER_FLAGS = '--liftoff-only --no-opt';
  * TRANSFER_FLAGS, these compiled from source (measured: 19 -> 49 ms). One missing here only
  * compiles slower; test/tuning.test.ts checks that a get and a push load none after the change.
  */
-const TRANSFER_BUILTINS = ['node:crypto', 'node:zlib', 'node:net', 'node:tls', 'node:http', 'node:http2', 'node:assert', 'node:readline', 'node:diagnostics_channel'] as const;
+const TRANSFER_BUILTINS = ['node:crypto', 'node:zlib', 'node:net', 'node:tls', 'node:http', 'node:assert', 'node:readline', 'node:diagnostics_channel'] as const;
 
 /**
  * - undici parses HTTP with llhttp compiled to WebAssembly, and V8 re-optimises that module with
@@ -60,17 +76,18 @@ export function tuneForTransfers(): void {
 
 /**
  * Called by extraction and uploads with the size of each buffer they handle. Every MiB it
- * looks at the process's buffer memory and, over the limit, collects: the young generation first
+ * looks at the process's buffer memory and, over the allowances of the transfers in flight
+ * (transferHoldsBuffers), collects: the young generation first
  * (cheap, and where buffers that lived a moment are), the whole heap when that was not enough
  * (buffers held across a young collection were promoted and only a full one frees them).
  *
  * Not again before half the limit has gone by since the last collection: several transfers at once
- * (an install) hold more than the limit alive between them, and collecting at every look then
+ * (an install) can hold more than their allowances alive between them, and collecting at every look then
  * freed next to nothing. Measured: an install of four packages spent 280 ms in 285 collections
  * (a get of the largest alone: 25 ms), now ~110 ms in ~100, 2.4 -> 1.8 s; the peak of a 500 MiB get
  * is unchanged (waiting for the whole limit instead raised it by 6 MiB).
  */
-export function noteBufferChurn(bytes: number, heldLimit = HELD_LIMIT.extraction): void {
+export function noteBufferChurn(bytes: number): void {
   if (collect === undefined) return;
   sinceCheck += bytes;
   sinceCollection += bytes;

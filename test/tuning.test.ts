@@ -10,12 +10,16 @@ const tuning = join(import.meta.dirname, '..', 'dist', 'tuning.js');
 
 /**
  * Peak buffer memory (MiB) of a process that churns through 256 MiB of 64 KiB buffers, each dead as
- * soon as the next is made, reporting each to noteBufferChurn as extraction does.
+ * soon as the next is made, reporting each to noteBufferChurn as one extraction does (after
+ * `endedBefore` others that ended).
  */
-function peakWhileChurning(tuned: boolean): number {
+function peakWhileChurning(tuned: boolean, endedBefore = 0): number {
   const script = `
-    const { tuneForTransfers, noteBufferChurn } = await import(${JSON.stringify(tuning)});
+    const { tuneForTransfers, noteBufferChurn, transferHoldsBuffers } = await import(${JSON.stringify(tuning)});
     if (${tuned}) tuneForTransfers();
+    transferHoldsBuffers('extraction');
+    // Transfers that ended before this one started: their allowances must go with them.
+    for (let i = 0; i < ${endedBefore}; i++) transferHoldsBuffers('extraction')();
     let peak = 0;
     for (let i = 0; i < 4096; i++) {
       const chunk = Buffer.allocUnsafe(65536);
@@ -29,13 +33,16 @@ function peakWhileChurning(tuned: boolean): number {
 
 /**
  * Collections a tuned process asks for while it churns through 64 MiB of 64 KiB buffers reported to
- * noteBufferChurn, with `aliveMiB` of buffers held alive throughout (several transfers at once).
+ * noteBufferChurn by two extractions, with `aliveMiB` of buffers held alive throughout (several
+ * transfers at once).
  */
 function collectionsWhileChurning(aliveMiB: number): number {
   const script = `
     const { PerformanceObserver } = await import('node:perf_hooks');
-    const { tuneForTransfers, noteBufferChurn } = await import(${JSON.stringify(tuning)});
+    const { tuneForTransfers, noteBufferChurn, transferHoldsBuffers } = await import(${JSON.stringify(tuning)});
     tuneForTransfers();
+    transferHoldsBuffers('extraction');
+    transferHoldsBuffers('extraction');
     const alive = Array.from({ length: ${aliveMiB} }, () => Buffer.alloc(1 << 20, 1));
     let collections = 0;
     const observer = new PerformanceObserver((list) => (collections += list.getEntries().length));
@@ -61,13 +68,18 @@ describe('buffer collection during transfers', () => {
     expect(crowded).toBeLessThanOrEqual(20);
   });
 
-  it('keeps dead buffers near the 8 MiB limit once a CLI tuned the process, where V8 alone lets them pile up', () => {
+  it("keeps dead buffers near an extraction's 4 MiB allowance once a CLI tuned the process, where V8 alone lets them pile up", () => {
     const tuned = peakWhileChurning(true);
     const untuned = peakWhileChurning(false);
-    // The limit, the half of it a collection waits for after the last one, and one look's MiB.
-    expect(tuned).toBeLessThan(8 + 4 + 1);
+    // The allowance, the half of it a collection waits for after the last one, and one look's MiB.
+    expect(tuned).toBeLessThan(4 + 2 + 1);
     // V8 alone: ~32 MiB here.
     expect(untuned).toBeGreaterThan(20);
+  });
+
+  it('tolerates only the allowances of the transfers still in flight', () => {
+    // Three ended extractions' allowances kept would let 16 MiB pile up.
+    expect(peakWhileChurning(true, 3)).toBeLessThan(4 + 2 + 1);
   });
 });
 

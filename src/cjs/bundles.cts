@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Script } from 'node:vm';
 
 /**
- * The two CLIs as scripts/bundle.mjs bundles them: each one CommonJS file in dist/bundle/ with,
+ * The two CLIs as scripts/bundle.mjs bundles them: each one file of CommonJS code in dist/bundle/ with,
  * beside it, the V8 code cache the build made by running it. `ocipkg-link` runs once per build step
  * and its warm path must stay close to a bare Node start; the `ocipkg` CLI and the cold path
  * (fetching, which ocipkg-link reaches when the store misses) start every push and cold get. As ES
@@ -49,6 +49,15 @@ function importColdPath(): Promise<unknown> {
   return cli.exports.coldPath();
 }
 
+/**
+ * A bundle as the build writes it: its CommonJS code as one function of the module's parameters
+ * (and `importCold`), compiled as it is read. Wrapped at load time instead, the source was copied
+ * once more (1.4 MB for `ocipkg`), and the copy stayed until a full collection.
+ */
+export function asBundleScript(source: string): string {
+  return `(function (exports, require, module, __filename, __dirname, importCold) {${source}\n})`;
+}
+
 /** Compiles and runs a bundle's top level, as Node's module loader would, and returns its exports. */
 export function loadBundle<Exports>(name: BundleName, options: LoadOptions = {}): LoadedBundle<Exports> {
   const file = bundleFile(name);
@@ -60,8 +69,7 @@ export function loadBundle<Exports>(name: BundleName, options: LoadOptions = {})
       // No cache (a build without one): compile from source.
     }
   }
-  const source = readFileSync(file, 'utf8');
-  const script = new Script(`(function (exports, require, module, __filename, __dirname, importCold) {${source}\n})`, { filename: file, cachedData });
+  const script = new Script(readFileSync(file, 'utf8'), { filename: file, cachedData });
   const module = { exports: {} as Exports };
   script.runInThisContext()(module.exports, require, module, file, DIR, importColdPath);
   return { exports: module.exports, script };

@@ -6,7 +6,7 @@ import { createGunzip, type Gunzip } from 'node:zlib';
 import type { ReadEntry } from 'tar/read-entry';
 import { Unpack } from 'tar/unpack';
 import { errno, OcipkgError } from '../errors.js';
-import { noteBufferChurn } from '../tuning.js';
+import { noteBufferChurn, transferHoldsBuffers } from '../tuning.js';
 
 /**
  * Safe extraction of a tar stream (a layer, an oci-archive) into a directory.
@@ -177,7 +177,9 @@ class Extractor extends Writable {
       onwarn: (code, message, data) => this.fail(this.mapTarError(data instanceof Error ? data : Object.assign(new Error(`${code}: ${message}`), data))),
     });
     (this.unpack as unknown as { reservations: OneAtATime }).reservations = new OneAtATime();
+    const released = transferHoldsBuffers('extraction');
     this.tarClosed = new Promise((resolve) => this.unpack.on('close', () => resolve()));
+    void this.tarClosed.then(released);
     this.unpack.on('error', (err: Error) => this.fail(this.mapTarError(err)));
     if (!options.gzip) {
       this.unpack.on('drain', () => this.releaseWriter());

@@ -1,5 +1,6 @@
 import { OcipkgError } from '../errors.js';
 import { ANNOTATION_CREATED } from '../oci/mediatypes.js';
+import { isoTimestamp } from '../timestamp.js';
 
 /**
  * SOURCE_DATE_EPOCH (reproducible-builds.org): the one time a packed artifact may record, so that
@@ -19,5 +20,5 @@ export function sourceDate(): Date {
  * RFC 3339, or none when it is unset, since any other time would change the digest at every run.
  */
 export function createdAnnotation(): { [ANNOTATION_CREATED]?: string } {
-  return process.env.SOURCE_DATE_EPOCH ? { [ANNOTATION_CREATED]: sourceDate().toISOString().replace(/\.000Z$/, 'Z') } : {};
+  return process.env.SOURCE_DATE_EPOCH ? { [ANNOTATION_CREATED]: isoTimestamp(sourceDate().getTime()).replace(/\.000Z$/, 'Z') } : {};
 }

@@ -22,6 +22,7 @@ import { onInterrupt } from './interrupt.js';
 import { readInstalledPackage, type InstalledPackage, type PackageInfo } from './package.js';
 import { packageLimits, type PackageLimits } from './limits.js';
 import { storeLayout } from './layout.js';
+import { isoTimestamp } from '../timestamp.js';
 
 export interface InstallPackageOptions {
   /** The target triple this manifest was selected for; recorded in package.json (as `target`). */
@@ -295,7 +296,7 @@ export async function installPackage(
     const triple = options.triple ?? config.package?.target;
     const info: PackageInfo = {
       manifestDigest: manifestDesc.digest, manifest, config, ...(triple !== undefined && { target: triple }),
-      fetched: new Date().toISOString(), ...(!keep && { layersKept: false as const }),
+      fetched: isoTimestamp(), ...(!keep && { layersKept: false as const }),
     };
     const dir = storePaths.package(storeRoot, manifestDesc.digest);
     const pkg: InstalledPackage = { ...info, dir, root: join(dir, PACKAGE_ROOT_DIR) };

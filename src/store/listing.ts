@@ -5,6 +5,7 @@ import { listPackages, type InstalledPackage } from './package.js';
 import { storePaths } from './paths.js';
 import { listRefs } from './refs.js';
 import { lastUsed } from './usage.js';
+import { isoTimestamp } from '../timestamp.js';
 
 /** `ocipkg store list`: what the store holds, one row per reference and target, with what each takes. */
 
@@ -32,7 +33,7 @@ async function blobBytes(root: string, pkg: InstalledPackage): Promise<number> {
 async function fetchedAt(pkg: InstalledPackage): Promise<string | null> {
   if (pkg.fetched) return pkg.fetched;
   try {
-    return (await stat(pkg.dir)).mtime.toISOString();
+    return isoTimestamp((await stat(pkg.dir)).mtimeMs);
   } catch (err) {
     if (errno(err) === 'ENOENT') return null;
     throw err;
@@ -47,7 +48,7 @@ export async function listStore(root: string): Promise<StoreRow[]> {
     facts.set(digest, {
       size: (await diskUsage(pkg.dir)) + (await blobBytes(root, pkg)),
       fetched: await fetchedAt(pkg),
-      lastUsed: used === undefined ? null : new Date(used).toISOString(),
+      lastUsed: used === undefined ? null : isoTimestamp(used),
     });
   }
   const rows: StoreRow[] = [];
