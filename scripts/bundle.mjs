@@ -76,6 +76,10 @@ const common = {
   target: 'node20',
   // The bundles sit at the depth of the modules they replace, so paths relative to them still hold.
   define: { 'import.meta.dirname': '__dirname' },
+  // V8 keeps a script's source for as long as its functions live: without the comments and the
+  // indentation the `ocipkg` bundle is 1.0 MB instead of 1.4 (measured: the peak of a 500 MiB get
+  // fell from 65-66 MiB to 64). Names stay as written, so stack traces still name functions.
+  minifyWhitespace: true,
   logLevel: 'warning',
 };
 

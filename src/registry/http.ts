@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { connect as tlsConnect, rootCertificates } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
+import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 // undici's index loads all of undici (fetch, WebSocket, mocks, caches), and its cookie module reads
@@ -144,21 +145,18 @@ function insecureRegistries(): string[] {
     .filter((s) => s !== '');
 }
 
-/** A TLS client hello answered by something that is not TLS (a plain HTTP server) fails like this. */
-const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'EPROTO', 'ECONNRESET', 'UND_ERR_SOCKET']);
-
 const schemes = new Map<string, Promise<'https:' | 'http:'>>();
 
 /**
  * `https://HOST` or `http://HOST` for a registry. HTTPS everywhere, except registries listed in
  * OCIPKG_INSECURE_REGISTRIES, and loopback registries whose server does not speak TLS at all: those
- * are probed once with a TLS handshake (as docker does for localhost) and fall back to plain HTTP
- * only when the handshake fails for want of TLS. A loopback server that speaks TLS is spoken to in
- * HTTPS, verified as any registry is: one with a bad certificate is an ETLS error at the first
- * request. The decision is remembered for the process.
+ * are probed once (as docker does for localhost) and fall back to plain HTTP only when the server
+ * does not answer a TLS hello in TLS. A loopback server that speaks TLS is spoken to in HTTPS,
+ * verified as any registry is: one with a bad certificate is an ETLS error at the first request.
+ * The decision is remembered for the process.
  *
- * (Asking /v2/ in plain HTTP first, which skips the TLS stack, was measured and dropped: the peak
- * memory of a cold get of 500 MiB rose from 77 to 92 MiB.)
+ * (Asking /v2/ in plain HTTP first was measured and dropped: the peak memory of a cold get of
+ * 500 MiB rose from 77 to 92 MiB.)
  */
 export async function registryOrigin(registry: string): Promise<string> {
   const host = registryApiHost(registry);
@@ -180,10 +178,8 @@ async function chooseScheme(registry: string, host: string): Promise<'https:' | 
   const backoff = new Backoff();
   for (;;) {
     try {
-      await tlsHandshake(url);
-      return 'https:';
+      return (await speaksTls(url)) ? 'https:' : 'http:';
     } catch (err) {
-      if (NOT_TLS.has(rootCode(err) ?? '')) return 'http:';
       const delay = isTransient(err) ? backoff.next() : undefined;
       if (delay === undefined) throw transportError(err, url, registry, Math.max(backoff.failures, 1));
       await sleep(delay);
@@ -191,32 +187,55 @@ async function chooseScheme(registry: string, host: string): Promise<'https:' | 
   }
 }
 
+/** The content types a TLS record may start with in answer to a hello: a handshake, or an alert. */
+const TLS_ANSWERS = new Set([0x16, 0x15]);
+
 /**
- * A TLS handshake with `url`'s server, verifying nothing, for the probe: whether the server speaks
- * TLS is all it asks (the requests that follow verify the certificate), so it loads no trusted
- * roots, which Node would otherwise parse first (~50 ms without NODE_EXTRA_CA_CERTS, which loads
- * them at start). Loopback servers only: no proxy is in the way.
+ * A TLS 1.2 ClientHello (RFC 5246 7.4.1.2: common suites, groups and signature algorithms, no
+ * name), then an empty line. A TLS server answers the hello with a TLS record; an HTTP server,
+ * which reads lines, finds the end of a malformed request there and answers with an error.
  */
-function tlsHandshake(url: URL): Promise<void> {
+function clientHello(): Buffer {
+  const u16 = (n: number) => [n >> 8, n & 0xff];
+  const list = (items: number[]) => [...u16(items.length * 2), ...items.flatMap(u16)];
+  const extension = (type: number, data: number[]) => [...u16(type), ...u16(data.length), ...data];
+  const extensions = [
+    ...extension(0x000a, list([0x001d, 0x0017, 0x0018])), // supported_groups: x25519, P-256, P-384
+    ...extension(0x000b, [1, 0]), // ec_point_formats: uncompressed
+    ...extension(0x000d, list([0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601])), // signature_algorithms
+  ];
+  const suites = list([0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0x009c, 0x009d, 0x002f, 0x0035]);
+  const hello = [0x03, 0x03, ...randomBytes(32), 0, ...suites, 1, 0, ...u16(extensions.length), ...extensions];
+  const handshake = [0x01, 0, ...u16(hello.length), ...hello];
+  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01, ...u16(handshake.length), ...handshake]), Buffer.from('\r\n\r\n')]);
+}
+
+/**
+ * Whether `url`'s server speaks TLS, for the probe: it is sent a TLS hello over plain TCP, and a
+ * TLS server answers with a TLS record, where anything else answers otherwise or hangs up. The
+ * requests that follow verify the certificate; the probe asks nothing more, so it does without
+ * Node's TLS stack, whose handshake and context cost ~1 MiB of a cold get's peak memory for an
+ * answer this gives. Loopback servers only: no proxy is in the way.
+ */
+function speaksTls(url: URL): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const socket = tlsConnect({
-      host,
-      port: Number(url.port || 443),
-      // SNI takes names only: an address as servername is refused.
-      ...(!isIP(host) && { servername: host }),
-      ca: [],
-      rejectUnauthorized: false,
-    });
-    socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(Object.assign(new Error('TLS handshake timed out'), { code: 'ETIMEDOUT' })));
-    socket.once('secureConnect', () => {
+    const socket = netConnect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 443) });
+    let connected = false;
+    const settle = (answer: boolean | Error) => {
       socket.destroy();
-      resolve();
+      if (answer instanceof Error) reject(answer);
+      else resolve(answer);
+    };
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => settle(Object.assign(new Error('TLS probe timed out'), { code: 'ETIMEDOUT' })));
+    socket.once('connect', () => {
+      connected = true;
+      socket.write(clientHello());
     });
-    socket.once('error', (err) => {
-      socket.destroy();
-      reject(err);
-    });
+    socket.once('data', (chunk: Buffer) => settle(TLS_ANSWERS.has(chunk[0]!)));
+    socket.once('end', () => settle(false));
+    // Connected, then reset: a server that took the hello for garbage. Not connected: a failure to
+    // reach it, retried as any request's.
+    socket.once('error', (err) => settle(connected ? false : err));
   });
 }
 
