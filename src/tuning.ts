@@ -27,7 +27,7 @@ const CHECK_EVERY = 1 << 20;
  * less (a push's peak fell by 6 MiB at 2 MiB instead of 8, at no cost in speed). An install's
  * transfers side by side hold more alive between them, and tolerate the sum.
  */
-export const BUFFER_ALLOWANCE = { extraction: Number(process.env.ALLOW ?? 4096) << 10, upload: 2 << 20 };
+export const BUFFER_ALLOWANCE = { extraction: 4 << 20, upload: 2 << 20 };
 
 /** Adds a transfer's allowance (BUFFER_ALLOWANCE) until the function returned is called. */
 export function transferHoldsBuffers(kind: keyof typeof BUFFER_ALLOWANCE): () => void {
@@ -75,15 +75,15 @@ export function tuneForTransfers(): void {
 }
 
 /**
- * Called by extraction and uploads with the size of each buffer they handle. Every MiB it
- * looks at the process's buffer memory and, over the allowances of the transfers in flight
- * (transferHoldsBuffers), collects: the young generation first
- * (cheap, and where buffers that lived a moment are), the whole heap when that was not enough
- * (buffers held across a young collection were promoted and only a full one frees them).
+ * Called by extraction and uploads with the size of each buffer they handle. Every MiB it looks at
+ * the process's buffer memory and, over the allowances of the transfers in flight
+ * (transferHoldsBuffers), collects: the young generation first (cheap, and where buffers that
+ * lived a moment are), the whole heap when that was not enough (buffers held across a young
+ * collection were promoted and only a full one frees them).
  *
  * Not again before half the limit has gone by since the last collection: several transfers at once
- * (an install) can hold more than their allowances alive between them, and collecting at every look then
- * freed next to nothing. Measured: an install of four packages spent 280 ms in 285 collections
+ * (an install) can hold more than their allowances alive between them, and collecting at every look
+ * then freed next to nothing. Measured: an install of four packages spent 280 ms in 285 collections
  * (a get of the largest alone: 25 ms), now ~110 ms in ~100, 2.4 -> 1.8 s; the peak of a 500 MiB get
  * is unchanged (waiting for the whole limit instead raised it by 6 MiB).
  */

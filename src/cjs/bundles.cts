@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { Script } from 'node:vm';
 
 /**
- * The two CLIs as scripts/bundle.mjs bundles them: each one file of CommonJS code in dist/bundle/ with,
- * beside it, the V8 code cache the build made by running it. `ocipkg-link` runs once per build step
+ * The two CLIs as scripts/bundle.mjs bundles them: each one file of CommonJS code in dist/bundle/
+ * with, beside it, the V8 code cache the build made by running it. `ocipkg-link` runs once per build step
  * and its warm path must stay close to a bare Node start; the `ocipkg` CLI and the cold path
  * (fetching, which ocipkg-link reaches when the store misses) start every push and cold get. As ES
  * modules either resolved, read and compiled dozens of files first, and compiling the functions

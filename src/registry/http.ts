@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -191,15 +191,18 @@ async function chooseScheme(registry: string, host: string): Promise<'https:' | 
 const TLS_ANSWERS = new Set([0x16, 0x15]);
 
 /**
- * A TLS 1.2 ClientHello (RFC 5246 7.4.1.2: common suites, groups and signature algorithms, no
- * name), then an empty line. A TLS server answers the hello with a TLS record; an HTTP server,
- * which reads lines, finds the end of a malformed request there and answers with an error.
+ * A TLS 1.2 ClientHello (RFC 5246 7.4.1.2: common suites, groups and signature algorithms, and the
+ * server's name unless it is an address, as SNI allows), then an empty line. A TLS server answers
+ * the hello with a TLS record; an HTTP server, which reads lines, finds the end of a malformed
+ * request there and answers with an error.
  */
-function clientHello(): Buffer {
+function clientHello(host: string): Buffer {
   const u16 = (n: number) => [n >> 8, n & 0xff];
   const list = (items: number[]) => [...u16(items.length * 2), ...items.flatMap(u16)];
   const extension = (type: number, data: number[]) => [...u16(type), ...u16(data.length), ...data];
+  const name = [...Buffer.from(host, 'ascii')];
   const extensions = [
+    ...(isIP(host) ? [] : extension(0x0000, [...u16(name.length + 3), 0, ...u16(name.length), ...name])), // server_name
     ...extension(0x000a, list([0x001d, 0x0017, 0x0018])), // supported_groups: x25519, P-256, P-384
     ...extension(0x000b, [1, 0]), // ec_point_formats: uncompressed
     ...extension(0x000d, list([0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601])), // signature_algorithms
@@ -219,7 +222,8 @@ function clientHello(): Buffer {
  */
 function speaksTls(url: URL): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 443) });
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const socket = netConnect({ host, port: Number(url.port || 443) });
     let connected = false;
     const settle = (answer: boolean | Error) => {
       socket.destroy();
@@ -229,7 +233,7 @@ function speaksTls(url: URL): Promise<boolean> {
     socket.setTimeout(CONNECT_TIMEOUT_MS, () => settle(Object.assign(new Error('TLS probe timed out'), { code: 'ETIMEDOUT' })));
     socket.once('connect', () => {
       connected = true;
-      socket.write(clientHello());
+      socket.write(clientHello(host));
     });
     socket.once('data', (chunk: Buffer) => settle(TLS_ANSWERS.has(chunk[0]!)));
     socket.once('end', () => settle(false));
