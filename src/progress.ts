@@ -1,14 +1,12 @@
-import cliProgress, { type SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { formatBytes, watchTransfers, type TransferSpan } from './transfers.js';
-
-// A CommonJS module: its exports are properties of the default import.
-const { Format, MultiBar } = cliProgress;
 
 /**
  * Progress of blob transfers on stderr, for the CLIs (never loaded on the warm path: the CLIs import
  * it once something is to be moved). On a terminal, a live line per blob in flight (bytes, total,
  * rate, ETA), drawn by cli-progress; elsewhere (CI logs, CMake's configure output) one line per
  * finished blob of at least LOGGED_BYTES, with its size and rate, so small blobs add no noise.
+ * cli-progress (and the string-width and emoji tables it brings) loads only for a terminal.
  */
 
 const LOGGED_BYTES = 4 << 20;
@@ -21,7 +19,7 @@ export interface ProgressDisplay {
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 
 /** `verb` says what the command does with the bytes: `fetching`, `pushing`. */
-export function showTransfers(verb: string, stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {
+export async function showTransfers(verb: string, stream: NodeJS.WriteStream = process.stderr): Promise<ProgressDisplay> {
   if (!stream.isTTY) {
     watchTransfers(({ digest, size }) => {
       const started = Date.now();
@@ -38,6 +36,8 @@ export function showTransfers(verb: string, stream: NodeJS.WriteStream = process
     return { log: (line) => void stream.write(`${line}\n`) };
   }
 
+  // A CommonJS module: its exports are properties of the default import.
+  const { Format, MultiBar } = (await import('cli-progress')).default;
   const bars = new MultiBar({
     stream,
     fps: 8,

@@ -135,7 +135,7 @@ async function tuneTransfers(): Promise<void> {
   cold.tuneForTransfers();
   if (shown || isQuiet()) return;
   shown = true;
-  setProgressLog(cold.showTransfers('fetching').log);
+  setProgressLog((await cold.showTransfers('fetching')).log);
 }
 
 type ResolveAllOptions = { target: string; offline: boolean | undefined };

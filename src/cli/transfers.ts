@@ -14,7 +14,7 @@ export async function beforeTransfers(verb: string): Promise<void> {
   if (shown || isQuiet()) return;
   shown = true;
   const { showTransfers } = await import('../progress.js');
-  setProgressLog(showTransfers(verb).log);
+  setProgressLog((await showTransfers(verb)).log);
 }
 
 /** A copied blob or manifest, in push's and publish's progress, with its size. */
