@@ -15,7 +15,7 @@ let sinceCheck = 0;
 let sinceCollection = 0;
 let escalate = false;
 /** The allowances of the transfers in flight, together: the buffer memory tolerated before a collection. */
-let heldLimit = 0;
+let allowanceInFlight = 0;
 
 /** Bytes of buffers handled between two looks at how much buffer memory the process holds. */
 const CHECK_EVERY = 1 << 20;
@@ -31,12 +31,12 @@ export const BUFFER_ALLOWANCE = { extraction: 4 << 20, upload: 2 << 20 };
 
 /** Adds a transfer's allowance (BUFFER_ALLOWANCE) until the function returned is called. */
 export function transferHoldsBuffers(kind: keyof typeof BUFFER_ALLOWANCE): () => void {
-  heldLimit += BUFFER_ALLOWANCE[kind];
+  allowanceInFlight += BUFFER_ALLOWANCE[kind];
   let ended = false;
   return () => {
     if (ended) return;
     ended = true;
-    heldLimit -= BUFFER_ALLOWANCE[kind];
+    allowanceInFlight -= BUFFER_ALLOWANCE[kind];
   };
 }
 
@@ -81,11 +81,11 @@ export function tuneForTransfers(): void {
  * lived a moment are), the whole heap when that was not enough (buffers held across a young
  * collection were promoted and only a full one frees them).
  *
- * Not again before half the limit has gone by since the last collection: several transfers at once
+ * Not again before half the allowance has gone by since the last collection: several transfers at once
  * (an install) can hold more than their allowances alive between them, and collecting at every look
  * then freed next to nothing. Measured: an install of four packages spent 280 ms in 285 collections
  * (a get of the largest alone: 25 ms), now ~110 ms in ~100, 2.4 -> 1.8 s; the peak of a 500 MiB get
- * is unchanged (waiting for the whole limit instead raised it by 6 MiB).
+ * is unchanged (waiting for the whole allowance instead raised it by 6 MiB).
  */
 export function noteBufferChurn(bytes: number): void {
   if (collect === undefined) return;
@@ -93,11 +93,11 @@ export function noteBufferChurn(bytes: number): void {
   sinceCollection += bytes;
   if (sinceCheck < CHECK_EVERY) return;
   sinceCheck = 0;
-  if (process.memoryUsage().arrayBuffers <= heldLimit) {
+  if (process.memoryUsage().arrayBuffers <= allowanceInFlight) {
     escalate = false;
     return;
   }
-  if (sinceCollection < heldLimit / 2) return;
+  if (sinceCollection < allowanceInFlight / 2) return;
   sinceCollection = 0;
   collect({ type: escalate ? 'major' : 'minor' });
   escalate = !escalate;

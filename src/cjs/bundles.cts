@@ -4,12 +4,12 @@ import { Script } from 'node:vm';
 
 /**
  * The two CLIs as scripts/bundle.mjs bundles them: each one file of CommonJS code in dist/bundle/
- * with, beside it, the V8 code cache the build made by running it. `ocipkg-link` runs once per build step
- * and its warm path must stay close to a bare Node start; the `ocipkg` CLI and the cold path
- * (fetching, which ocipkg-link reaches when the store misses) start every push and cold get. As ES
- * modules either resolved, read and compiled dozens of files first, and compiling the functions
- * they run cost more than the rest of a warm `ocipkg-link`; one file compiled with a cache of what
- * an earlier run compiled hardly compiles at all.
+ * with, beside it, the V8 code cache the build made by running it. `ocipkg-link` runs once per
+ * build step and its warm path must stay close to a bare Node start; the `ocipkg` CLI and the cold
+ * path (fetching, which ocipkg-link reaches when the store misses) start every push and cold get.
+ * As ES modules either resolved, read and compiled dozens of files first, and compiling the
+ * functions they run cost more than the rest of a warm `ocipkg-link`; one file compiled with a
+ * cache of what an earlier run compiled hardly compiles at all.
  *
  * V8 rejects a cache made by another V8 version, under other V8 flags or for a source of another
  * length (the build always writes the two together): the bundle then compiles as usual.
