@@ -19,14 +19,15 @@
 // 5. peak memory of cold gets of packages of many small files, ENTRIES and 4 x ENTRIES of them:
 //    memory should stay flat with the entry count;
 // 6. cold `ocipkg install` of a project declaring four packages (SIZE, SIZE/2, SIZE/4, SIZE/4)
-//    against a cold `ocipkg get` of the largest alone.
+//    against a cold `ocipkg get` of the largest alone, with the CPU time of each and the least
+//    ratio that CPU time allows on this machine's cores;
 // 7. a push of a SIZE package whose blobs sit in another repository of the registry (mounted) against skopeo's;
 // 8. a cold get of a SIZE package interrupted at half its layer, then run again: bytes the rerun transfers.
 // Where NODE_EXTRA_CA_CERTS is set, the Node sides of 1-3 are also measured without it.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRegistry } from '../scripts/registry.mjs';
@@ -241,24 +242,51 @@ async function mountedPush(runs) {
   return { sizeMiB: mb, runs, medianSeconds: m, ratioVsSkopeo: m.ocipkg / m.skopeo };
 }
 
-/** Cold `ocipkg install` of four declared packages against a cold get of the largest alone. */
+/**
+ * Cold `ocipkg install` of four declared packages against a cold get of the largest alone, with the
+ * CPU time of each (ocipkg's and the registry's): on a machine whose cores the install keeps busy,
+ * its time cannot fall below what its CPU time allows. A cold get of a 1 MiB package measures the
+ * start every run has before its transfers can overlap (Node, the bundle, the first requests).
+ */
 async function installOfFour(registry, runs) {
   const mb = Number(values['size-mb']);
   const sizes = [mb, Math.ceil(mb / 2), Math.ceil(mb / 4), Math.ceil(mb / 4)];
-  log(`install of four: publishing packages of ${sizes.join(', ')} MiB`);
+  log(`install of four: publishing packages of ${sizes.join(', ')} MiB, and one of 1 MiB`);
   const images = sizes.map((size, i) => publish(registry, `four${i}`, size).image);
+  const small = publish(registry, 'four-start', 1).image;
   const project = fresh('four-project');
   const packages = Object.fromEntries(images.map((image, i) => [`p${i}`, image]));
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'bench-four', private: true, ocipkg: { packages } }));
-  const times = { install: [], largest: [] };
+  const sides = { install: [], largest: [], start: [] };
+  /** A side's run, with the CPU time of the registry serving it added to ocipkg's own. */
+  const measured = async (cmd, args, env, options) => {
+    const registryBefore = cpuSecondsOf(registry.pid);
+    const result = await peakOf(cmd, args, env, options);
+    return { ...result, cpuSeconds: result.cpuSeconds + cpuSecondsOf(registry.pid) - registryBefore };
+  };
   for (let i = 0; i < runs; i++) {
     rmSync(join(project, 'ocipkg-lock.json'), { force: true });
-    times.install.push((await peakOf(process.execPath, [ocipkg, 'install'], { OCIPKG_DATA_DIR: fresh('store') }, { cwd: project })).seconds);
-    times.largest.push((await peakOf(process.execPath, [ocipkg, 'get', images[0]], { OCIPKG_DATA_DIR: fresh('store') })).seconds);
-    log(`  run ${i + 1}: install of four ${times.install[i].toFixed(2)}s, get of the largest ${times.largest[i].toFixed(2)}s`);
+    sides.install.push(await measured(process.execPath, [ocipkg, 'install'], { OCIPKG_DATA_DIR: fresh('store') }, { cwd: project }));
+    sides.largest.push(await measured(process.execPath, [ocipkg, 'get', images[0]], { OCIPKG_DATA_DIR: fresh('store') }));
+    sides.start.push(await measured(process.execPath, [ocipkg, 'get', small], { OCIPKG_DATA_DIR: fresh('store') }));
+    log(`  run ${i + 1}: ${Object.keys(sides).map((side) => `${side} ${sides[side][i].seconds.toFixed(2)}s (CPU ${sides[side][i].cpuSeconds.toFixed(2)}s)`).join(', ')}`);
   }
-  const m = { install: median(times.install), largest: median(times.largest) };
-  return { sizesMiB: sizes, runs, medianSeconds: m, ratio: m.install / m.largest };
+  const m = (side, key) => median(sides[side].map((r) => r[key]));
+  const [seconds, cpu] = ['seconds', 'cpuSeconds'].map((key) => Object.fromEntries(Object.keys(sides).map((side) => [side, m(side, key)])));
+  const cores = availableParallelism();
+  return {
+    sizesMiB: sizes,
+    runs,
+    medianSeconds: seconds,
+    ratio: seconds.install / seconds.largest,
+    medianCpuSeconds: cpu,
+    /** Cores busy on average, of `cores`. */
+    coresBusy: { install: cpu.install / seconds.install, largest: cpu.largest / seconds.largest, of: cores },
+    cpuRatio: cpu.install / cpu.largest,
+    // The least the ratio could be: the start as it is, then the rest of the install's CPU time
+    // spread over every core without a moment idle.
+    floorRatio: (seconds.start + (cpu.install - cpu.start) / cores) / seconds.largest,
+  };
 }
 
 /** Kernel-reported memory of a running process, in KiB: all of it, and its private (anonymous) part. */
@@ -319,9 +347,28 @@ async function manyEntries(registry) {
   return { peaks, ratioAnonymous: peaks[1].maxAnonymousRssMiB / peaks[0].maxAnonymousRssMiB };
 }
 
-/** Wall time, max RSS and max anonymous RSS of running `cmd args`, sampled every 10 ms from /proc. */
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`, 100 on Linux as built). */
+const CLOCK_TICKS = Number(run('getconf', ['CLK_TCK']).trim());
+
+/**
+ * CPU seconds (user + system) from /proc/PID/stat: of the process itself, or with `children`, of its
+ * children that have exited and been waited for (the kernel adds each to its parent on exit).
+ */
+function cpuSecondsOf(pid, { children = false } = {}) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // After the command name (which may hold spaces): state is field 3, utime/stime 14/15, cutime/cstime 16/17.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const at = children ? 13 : 11;
+  return (fields[at] + fields[at + 1]) / CLOCK_TICKS;
+}
+
+/**
+ * Wall time, CPU time (user + system), max RSS and max anonymous RSS of running `cmd args`,
+ * sampled every 10 ms from /proc.
+ */
 async function peakOf(cmd, args, env = {}, options = {}) {
   const start = process.hrtime.bigint();
+  const cpuBefore = cpuSecondsOf('self', { children: true });
   const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], ...options });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
@@ -334,7 +381,14 @@ async function peakOf(cmd, args, env = {}, options = {}) {
   const code = await new Promise((resolve) => child.on('close', resolve));
   clearInterval(timer);
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed with exit code ${code}: ${stderr}`);
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, maxRssMiB: Math.round(peak.rss / 1024), maxAnonymousRssMiB: Math.round(peak.anon / 1024) };
+  return {
+    seconds: Number(process.hrtime.bigint() - start) / 1e9,
+    // No other child of this process exits meanwhile: the bench runs one command at a time, and the
+    // registries it starts outlive each command.
+    cpuSeconds: cpuSecondsOf('self', { children: true }) - cpuBefore,
+    maxRssMiB: Math.round(peak.rss / 1024),
+    maxAnonymousRssMiB: Math.round(peak.anon / 1024),
+  };
 }
 
 /** Max RSS and max anonymous RSS of a cold get of `image` into a fresh store. */

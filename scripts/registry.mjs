@@ -58,7 +58,7 @@ async function waitUntilUp(url, ca, child, log) {
  * @param {{ extraConfig?: string, tls?: { certificate: string, key: string, ca: string } }} [options]
  *   extraConfig: YAML appended right after `http.addr` (more `http:` keys, or top-level sections such
  *   as `auth:`); tls: serve HTTPS with this certificate and key, checked against the CA file `ca`
- * @returns {Promise<{ host: string, url: string, root: string, stop(): Promise<void> }>}
+ * @returns {Promise<{ host: string, url: string, root: string, pid: number, stop(): Promise<void> }>}
  */
 export async function startRegistry(options = {}) {
   assertInstalled();
@@ -102,6 +102,8 @@ export async function startRegistry(options = {}) {
     host: `127.0.0.1:${port}`,
     url,
     root,
+    /** The registry's process (the bench counts its CPU time). */
+    pid: child.pid,
     /** Idempotent: a registry stopped once (by a test, then by afterAll) is not waited for again. */
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
