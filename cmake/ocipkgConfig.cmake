@@ -32,6 +32,11 @@
 #                  cross-compiling, else ocipkg-link's own choice: $ENV{OCIPKG_TARGET} or the host)
 
 include_guard(GLOBAL)
+# The caller's policies are those of its own cmake_minimum_required, which may predate what this
+# package uses (if(IN_LIST) needs CMP0057, CMake 3.3: libpng still asks for 3.1). find_package
+# gives this file a policy scope of its own, and functions keep the policies in force where they
+# are defined (ocipkgPackage.cmake, included below, inherits them).
+cmake_policy(VERSION 3.19)
 
 # Functions run in their caller's directory, where CMAKE_CURRENT_LIST_DIR is somewhere else.
 get_filename_component(_ocipkg_package_dir "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)

@@ -131,9 +131,10 @@ ocipkg_package(IMAGE <reference> [TARGET <triple>] [VERSION <v>] [NAME <name>]
                [LINK_FLAGS <flag>...] [LICENSE <spdx>] [DESCRIPTION <text>])
 
 Adds the build targets
-  ocipkg-pack  the project's install() rules run into <build>/ocipkg-package/prefix-<config>
-               (COMPONENTs only, when given), then `ocipkg pack` of that prefix into
-               <build>/<name>-<version>-<triple>.tar;
+  ocipkg-pack  the project's install() rules run with DESTDIR=<build>/ocipkg-package/stage-<config>
+               (COMPONENTs only, when given; on Windows into that directory as the prefix), then
+               `ocipkg pack` of CMAKE_INSTALL_PREFIX inside that stage into
+               <build>/<name>-<version>-<triple>.tar (files installed outside the prefix stop it);
   ocipkg-push  ocipkg-pack, then `ocipkg publish IMAGE --append` of that archive: this target is
                added to (or replaced in) the tag's index; signed when OCIPKG_SIGN_KEY names a key.
 
@@ -210,7 +211,21 @@ function(ocipkg_package)
   endif()
 
   set(work "${CMAKE_BINARY_DIR}/ocipkg-package")
-  set(prefix "${work}/prefix-$<CONFIG>")
+  # The install rules run with DESTDIR, not with --prefix: a project whose destinations are absolute
+  # (zlib's "${CMAKE_INSTALL_PREFIX}/lib", computed at configure time) would otherwise install into
+  # the real prefix (/usr/local) while --prefix staged the rest. DESTDIR puts every file under the
+  # stage, and the package is the configured prefix's place in it. CMake's documentation rules
+  # DESTDIR out on Windows (a prefix there starts with a drive letter): --prefix stages it there.
+  set(stage "${work}/stage-$<CONFIG>")
+  if(CMAKE_HOST_WIN32)
+    set(prefix "${stage}")
+    set(stage_env "")
+    set(prefix_args --prefix "${prefix}")
+  else()
+    set(prefix "${stage}${CMAKE_INSTALL_PREFIX}")
+    set(stage_env "DESTDIR=${stage}")
+    set(prefix_args "")
+  endif()
   set(archive "${CMAKE_BINARY_DIR}/${name}-${version}-${triple}.tar")
   set(targets_file "${work}/targets-$<CONFIG>.json")
 
@@ -219,14 +234,15 @@ function(ocipkg_package)
   if(multi_config)
     set(config_args --config "$<CONFIG>")
   endif()
+  get_property(package_dir GLOBAL PROPERTY OCIPKG_PACKAGE_DIR)
+  set(install "${CMAKE_COMMAND}" -E env ${stage_env} "${CMAKE_COMMAND}" --install "${CMAKE_BINARY_DIR}" ${config_args} ${prefix_args})
   set(install_commands "")
   if(arg_COMPONENT)
     foreach(component IN LISTS arg_COMPONENT)
-      list(APPEND install_commands COMMAND "${CMAKE_COMMAND}" --install "${CMAKE_BINARY_DIR}" ${config_args}
-           --prefix "${prefix}" --component "${component}")
+      list(APPEND install_commands COMMAND ${install} --component "${component}")
     endforeach()
   else()
-    set(install_commands COMMAND "${CMAKE_COMMAND}" --install "${CMAKE_BINARY_DIR}" ${config_args} --prefix "${prefix}")
+    set(install_commands COMMAND ${install})
   endif()
 
   set(metadata --version "${version}")
@@ -250,8 +266,10 @@ function(ocipkg_package)
   endforeach()
 
   add_custom_target(ocipkg-pack
-    COMMAND "${CMAKE_COMMAND}" -E rm -rf "${prefix}"
+    COMMAND "${CMAKE_COMMAND}" -E rm -rf "${stage}"
     ${install_commands}
+    COMMAND "${CMAKE_COMMAND}" "-DSTAGE=${stage}" "-DPREFIX=${prefix}" "-DINSTALL_PREFIX=${CMAKE_INSTALL_PREFIX}"
+            -P "${package_dir}/cmake/ocipkgStaged.cmake"
     COMMAND ${cli} pack "${prefix}" "${archive}" -t "${archive_image}" --target "${triple}" ${metadata}
             --cmake-targets "${targets_file}"
     COMMENT "ocipkg: packing ${image} for ${triple} into ${archive}"

@@ -202,6 +202,24 @@ describe('ocipkg_add_package', () => {
     ]);
   });
 
+  it('works in a project whose cmake_minimum_required predates the policies it uses, and leaves that project\'s policies alone', async () => {
+    // libpng still asks for 3.1: if(IN_LIST) needs CMP0057 (3.3), which such a project has unset.
+    const project = await scratch('old-policies');
+    await writeFile(join(project, 'main.c'), '#include <greet.h>\nint main(void) { return greet_add(2, 3) != 5; }\n');
+    await writeFile(join(project, 'CMakeLists.txt'), [
+      'cmake_minimum_required(VERSION 3.1)', 'project(old C)', 'find_package(ocipkg CONFIG REQUIRED)',
+      'ocipkg_add_package(greet IMAGE "${IMAGE}")', 'cmake_policy(GET CMP0057 caller)', 'message(STATUS "caller CMP0057=[${caller}]")',
+      'add_executable(app main.c)', 'target_link_libraries(app PRIVATE ocipkg::greet)', '',
+    ].join('\n'));
+    const build = await scratch('build');
+    const { stdout } = await run('cmake', ['-S', project, '-B', build, `-DCMAKE_PREFIX_PATH=${modules}`, `-DIMAGE=${image}`], {
+      env: { OCIPKG_DATA_DIR: await scratch('store') },
+    });
+    expect(stdout).toContain('caller CMP0057=[]');
+    await run('cmake', ['--build', build]);
+    execFileSync(join(build, 'app'));
+  });
+
   it('fails configuration with ocipkg-link\'s own one-line message when the tag does not exist', async () => {
     const missing = `${registry.host}/examples/greet:no-such-tag`;
     const direct = await ocipkgLink(['--json', missing], { OCIPKG_DATA_DIR: await scratch('store') });

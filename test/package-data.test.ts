@@ -99,6 +99,27 @@ describe('package metadata a build would run', () => {
     }
   });
 
+  it('refuses paths a tool reads more into: a file of flags (@), a home directory (~), the sysroot (=) (8 variants)', async () => {
+    // `@build.a` once linked as a response file (gcc read `-wrapper` from it and ran a shell).
+    for (const flag of ['@build.a', '~/evil.a', '=x.a']) {
+      await expectRefused({ linkFlags: [flag] }, 'package.linkFlags', flag);
+    }
+    await expectRefused({ linkFlags: ['-L=/etc'] }, 'package.linkFlags', '=/etc');
+    await expectRefused({ linkFlags: ['-L~/x'] }, 'package.linkFlags', '~/x');
+    await expectRefused({ includeDirs: ['@include'] }, 'package.includeDirs', '@include');
+    await expectRefused({}, '.pc Cflags', '@rsp.h', { pc: pcFile({ Cflags: '-I${includedir} -isystem @rsp.h' }) });
+    await expectRefused({}, '.pc Cflags', '=/etc', { pc: pcFile({ Cflags: '-I${includedir} -isystem=/etc' }) });
+  });
+
+  it('anchors the library files and -L directories link flags name at the package root', async () => {
+    // Relative, they were relative to wherever the build ran the linker.
+    const store = await tempDir('store');
+    const result = await ocipkgLink(['--libs', await publish({ linkFlags: ['-Llib', 'lib/libdemo.a'], libraries: [] })], { OCIPKG_DATA_DIR: store });
+    expect(result.code, result.stderr).toBe(0);
+    const root = join(store, 'packages', 'sha256', readdirSync(join(store, 'packages', 'sha256'))[0]!, 'root');
+    expect(result.stdout.trim().split(' ')).toEqual([`-L${root}/lib`, `${root}/lib/libdemo.a`]);
+  });
+
   it('refuses definitions that are not NAME or NAME=plain value (6 variants)', async () => {
     for (const define of [`V=$(shell touch ${marker})`, 'A;B', 'X="y"', 'X=$<1:y>', 'F(x)=x', 'X=a b']) {
       await expectRefused({ defines: [define] }, 'package.defines', define);

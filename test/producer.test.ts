@@ -437,6 +437,64 @@ describe('ocipkg_package COMPONENT', () => {
   }, 180_000);
 });
 
+describe('ocipkg_package stages the install rules with DESTDIR', () => {
+  /** A project installing libx and x.h as `install` lines say, configured with its prefix at `prefix`. */
+  async function project(name: string, install: string[], prefix: string, minimum = '3.19'): Promise<string> {
+    const dir = join(work, name);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'x.c'), 'int x(void) { return 1; }\n');
+    await writeFile(join(dir, 'x.h'), 'int x(void);\n');
+    await writeFile(join(dir, 'CMakeLists.txt'), [
+      `cmake_minimum_required(VERSION ${minimum})`, `project(${name} VERSION 1.0 LANGUAGES C)`,
+      'add_library(x STATIC x.c)', 'set_target_properties(x PROPERTIES POSITION_INDEPENDENT_CODE ON)',
+      ...install,
+      'find_package(ocipkg CONFIG REQUIRED)', `ocipkg_package(IMAGE ${registry.host}/acme/${name} REQUIRES ${image})`, '',
+    ].join('\n'));
+    const build = join(dir, 'build');
+    await cmake(['-S', dir, '-B', build, `-Docipkg_DIR=${cmakeDir}`, `-DCMAKE_INSTALL_PREFIX=${prefix}`]);
+    return build;
+  }
+
+  async function packedFiles(archive: string): Promise<string[]> {
+    const inspected = JSON.parse((await ocipkg(['inspect', archive], env)).stdout) as { manifest: { layers: { digest: string }[] } };
+    const layer = inspected.manifest.layers[0]!.digest.replace(':', '/');
+    const listing = execFileSync('sh', ['-c', `tar -xOf "$1" "blobs/${layer}" | tar -tzf -`, 'sh', archive], { encoding: 'utf8' });
+    return listing.split('\n').filter((f) => f && !f.endsWith('/')).sort();
+  }
+
+  it('packs destinations spelled absolute under CMAKE_INSTALL_PREFIX (as zlib writes them) and writes nothing to the prefix itself', async () => {
+    // The prefix is where a real install would go; with --prefix staging the library went there.
+    const prefix = join(work, 'absolute-real-prefix');
+    const build = await project('absolute', [
+      'install(TARGETS x ARCHIVE DESTINATION "${CMAKE_INSTALL_PREFIX}/lib")', 'install(FILES x.h DESTINATION include)',
+    ], prefix);
+    await cmake(['--build', build, '--target', 'ocipkg-pack']);
+    expect(existsSync(prefix)).toBe(false);
+    expect(await packedFiles(join(build, 'absolute-1.0-x86_64-unknown-linux-gnu.tar'))).toEqual(['include/x.h', 'lib/libx.a']);
+  }, 180_000);
+
+  it('stops, naming the file, when an install rule puts one outside the prefix, which stays untouched', async () => {
+    const outside = join(work, 'outside-the-prefix');
+    const build = await project('escapes', [
+      'install(TARGETS x ARCHIVE DESTINATION lib)', `install(FILES x.h DESTINATION "${outside}")`,
+    ], join(work, 'escapes-real-prefix'));
+    const failed = await cmake(['--build', build, '--target', 'ocipkg-pack']).then(() => undefined, (err: Error) => err);
+    // CMake wraps a message's lines: compared with its whitespace run together.
+    expect(failed?.message.replace(/\s+/g, ' ')).toContain(`ocipkg-pack: the install rules put 1 file(s) outside CMAKE_INSTALL_PREFIX (${join(work, 'escapes-real-prefix')}), which the package cannot hold: ${outside}/x.h`);
+    expect(existsSync(outside)).toBe(false);
+    expect(existsSync(join(build, 'escapes-1.0-x86_64-unknown-linux-gnu.tar'))).toBe(false);
+  }, 180_000);
+
+  it('works in a project whose cmake_minimum_required predates the policies it uses (libpng asks for 3.1)', async () => {
+    // A dependency to describe: the module walks the target's link libraries with if(IN_LIST).
+    const build = await project('old-policies', ['target_link_libraries(x PRIVATE m)', 'install(TARGETS x ARCHIVE DESTINATION lib)'], join(work, 'old-real-prefix'), '3.1');
+    await cmake(['--build', build, '--target', 'ocipkg-pack']);
+    const archive = join(build, 'old-policies-1.0-x86_64-unknown-linux-gnu.tar');
+    expect(await packedFiles(archive)).toEqual(['lib/libx.a']);
+    expect((await packageOf(archive)).staticLinkFlags).toEqual(['-lm']);
+  }, 180_000);
+});
+
 describe('the example addon selects the build of the target it is built for', () => {
   it('node-gyp cross-building for arm64 links the aarch64 build', async () => {
     const tarball = await packOcipkg(join(work, 'tarball'));

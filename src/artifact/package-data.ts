@@ -82,10 +82,16 @@ export class PackageDataChecker {
     return value;
   }
 
-  /** A path inside the package, relative to its root: forward slashes, no `..`, nothing absolute. */
+  /**
+   * A path inside the package, relative to its root: forward slashes, no `..`, nothing absolute,
+   * and not starting with what the tools read more into: `@` (a response file of flags to
+   * gcc, clang, ld and MSVC alike), `~` (a home directory, to the shell node-gyp's Makefiles run)
+   * or `=` (the sysroot, to gcc's -I, -L and -isystem).
+   */
   relativePath(field: string, value: string): string {
     if (!SAFE.test(value)) this.refuse(field, value, 'holds characters a path in a package may not (letters, digits, . _ + = , ~ @ - and /)');
     if (value.startsWith('/')) this.refuse(field, value, 'is an absolute path; paths in a package are relative to it');
+    if (/^[@~=]/.test(value)) this.refuse(field, value, 'starts with @, ~ or =, which compilers and shells read as a file of flags, a home directory or the sysroot');
     if (value.split('/').includes('..')) this.refuse(field, value, "has a '..' component; paths in a package stay inside it");
     return value;
   }
@@ -106,17 +112,24 @@ export class PackageDataChecker {
     return value;
   }
 
-  /** Compile flags: `-I` and `-isystem` into the package, `-D`, `-U`, `-pthread`. */
-  compileFlags(field: string, flags: string[]): string[] {
+  /**
+   * Compile flags: `-I` and `-isystem` into the package, `-D`, `-U`, `-pthread`. Returned with the
+   * paths into the package passed through `inPackage` (anchoring them: a relative path in a flag
+   * would be relative to wherever the compiler runs).
+   */
+  compileFlags(field: string, flags: string[], inPackage: (path: string) => string = (path) => path): string[] {
+    const checked = [...flags];
+    const path = (i: number, prefix: string, value: string) => (checked[i] = `${prefix}${inPackage(this.packagePath(field, value))}`);
     for (let i = 0; i < flags.length; i++) {
       const flag = flags[i]!;
       if (BARE_FLAGS.has(flag)) continue;
       if (flag === '-isystem') {
-        this.packagePath(field, this.next(field, flags, i++));
+        path(i + 1, '', this.next(field, flags, i));
+        i++;
       } else if (flag.startsWith('-isystem')) {
-        this.packagePath(field, flag.slice('-isystem'.length));
+        path(i, '-isystem', flag.slice('-isystem'.length));
       } else if (flag.startsWith('-I')) {
-        this.packagePath(field, flag.slice(2));
+        path(i, '-I', flag.slice(2));
       } else if (flag.startsWith('-D')) {
         this.define(field, flag.slice(2));
       } else if (flag.startsWith('-U') && MACRO.test(flag.slice(2))) {
@@ -125,14 +138,16 @@ export class PackageDataChecker {
         this.refuse(field, flag, 'is not a compile flag a package may carry (-I and -isystem into the package, -D, -U, -pthread)');
       }
     }
-    return flags;
+    return checked;
   }
 
   /**
    * Link flags: `-l`, `-L` into the package, a library file in the package, `-pthread`,
    * `-framework NAME`, `NAME.lib` (MSVC's system libraries) and a few `-Wl,` options (LINKER_OPTIONS).
+   * Returned with the paths into the package passed through `inPackage`, as compileFlags does.
    */
-  linkFlags(field: string, flags: string[]): string[] {
+  linkFlags(field: string, flags: string[], inPackage: (path: string) => string = (path) => path): string[] {
+    const checked = [...flags];
     for (let i = 0; i < flags.length; i++) {
       const flag = flags[i]!;
       if (BARE_FLAGS.has(flag)) continue;
@@ -141,16 +156,16 @@ export class PackageDataChecker {
       if (flag === '-framework') {
         this.name(field, this.next(field, flags, i++));
       } else if (flag.startsWith('-L')) {
-        this.packagePath(field, flag.slice(2));
+        checked[i] = `-L${inPackage(this.packagePath(field, flag.slice(2)))}`;
       } else if (/^[A-Za-z0-9_.+-]+\.lib$/i.test(flag) && !flag.startsWith('-')) {
         continue;
       } else if (!flag.startsWith('-') && /\.(a|so(\.\d+)*|dylib|lib|tbd)$/.test(flag)) {
-        this.packagePath(field, flag);
+        checked[i] = inPackage(this.packagePath(field, flag));
       } else {
         this.refuse(field, flag, 'is not a link flag a package may carry (-l, -L into the package, -pthread, -framework, a few -Wl, options)');
       }
     }
-    return flags;
+    return checked;
   }
 
   private next(field: string, flags: string[], i: number): string {

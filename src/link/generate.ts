@@ -282,10 +282,10 @@ export async function describePackage(dir: string, pkg: PackageInfo, what: strin
     : pcFiles.length > 0
       ? await fromPcFiles(dir, pcFiles, version)
       : await fromDiscovery(dir, pkg, version);
-  checkDescription(desc, what);
-  await checkFilesInside(dir, desc, what);
-  if (pkg.target?.endsWith('-windows-msvc')) await checkMsvcLinkable(dir, desc, pkg.target, what);
-  return desc;
+  const checked = checkDescription(desc, what);
+  await checkFilesInside(dir, checked, what);
+  if (pkg.target?.endsWith('-windows-msvc')) await checkMsvcLinkable(dir, checked, pkg.target, what);
+  return checked;
 }
 
 /**
@@ -302,26 +302,35 @@ async function checkMsvcLinkable(dir: string, desc: LinkDescription, target: str
   }
 }
 
-/** Every value of a description through the package-data checks; fields named as the source names them. */
-function checkDescription(desc: LinkDescription, what: string): void {
+/** A path a flag gives into the package, anchored at the package's root where it is relative to it. */
+function inPackageRoot(path: string): string {
+  return path.startsWith(`${DIR_PLACEHOLDER}/`) ? path : `${ROOT_IN_DIR}/${path}`;
+}
+
+/**
+ * Every value of a description through the package-data checks; fields named as the source names
+ * them. Returned with the paths its flags give anchored at the package's root (inPackageRoot).
+ */
+function checkDescription(desc: LinkDescription, what: string): LinkDescription {
   const check = new PackageDataChecker(what);
   const from = desc.source === 'pkgconfig' ? '.pc ' : '';
   check.name(`${from}name`, desc.name);
   if (desc.version !== undefined) check.version(desc.source === 'metadata' ? 'package.version' : `${from}version (or ${ANNOTATION_VERSION})`, desc.version);
   for (const dir of desc.includeDirs) check.packagePath(`${from}include directory`, dir);
   for (const define of desc.defines) check.define(`${from}definition`, define);
-  check.compileFlags(`${from}Cflags`, desc.cflags);
+  const cflags = check.compileFlags(`${from}Cflags`, desc.cflags, inPackageRoot);
   for (const lib of desc.libraries) {
     check.name(`${from}library name`, lib.name);
     for (const file of [lib.file, lib.runtime, lib.importLibrary]) if (typeof file === 'string') check.packagePath(`${from}library file`, file);
   }
-  check.linkFlags(`${from}Libs`, desc.linkFlags);
-  check.linkFlags(`${from}Libs.private`, desc.staticLinkFlags);
+  const linkFlags = check.linkFlags(`${from}Libs`, desc.linkFlags, inPackageRoot);
+  const staticLinkFlags = check.linkFlags(`${from}Libs.private`, desc.staticLinkFlags, inPackageRoot);
   for (const module of desc.pkgconfigRequires) check.name('.pc Requires', module);
   for (const [key, value] of Object.entries(desc.variables)) {
     check.name('.pc variable name', key);
     check.packagePath(`.pc variable ${key}`, value);
   }
+  return { ...desc, cflags, linkFlags, staticLinkFlags };
 }
 
 /**
@@ -330,15 +339,15 @@ function checkDescription(desc: LinkDescription, what: string): void {
  */
 async function checkFilesInside(dir: string, desc: LinkDescription, what: string): Promise<void> {
   const root = await realpath(join(dir, ROOT));
-  for (const lib of desc.libraries) {
-    for (const file of [lib.file, lib.runtime, lib.importLibrary]) {
-      if (typeof file !== 'string') continue;
-      const real = await realpath(join(dir, file)).catch((err: unknown) => {
-        if (errno(err) === 'ENOENT') throw new OcipkgError('EMANIFEST', `${what}: library file ${file} is not in the package`);
-        throw err;
-      });
-      if (!real.startsWith(`${root}/`)) throw new OcipkgError('EUNSAFE', `${what}: library file ${file} leads outside the package`);
-    }
+  // Library files a link flag names (anchored by checkDescription) as well as the libraries'.
+  const flagFiles = [...desc.linkFlags, ...desc.staticLinkFlags].filter((flag) => flag.startsWith(`${DIR_PLACEHOLDER}/`)).map(fromPlaceholder);
+  for (const file of [...desc.libraries.flatMap((lib) => [lib.file, lib.runtime, lib.importLibrary]), ...flagFiles]) {
+    if (typeof file !== 'string') continue;
+    const real = await realpath(join(dir, file)).catch((err: unknown) => {
+      if (errno(err) === 'ENOENT') throw new OcipkgError('EMANIFEST', `${what}: library file ${file} is not in the package`);
+      throw err;
+    });
+    if (!real.startsWith(`${root}/`)) throw new OcipkgError('EUNSAFE', `${what}: library file ${file} leads outside the package`);
   }
 }
 
