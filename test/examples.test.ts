@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -158,6 +158,12 @@ describe('hostile packages', () => {
   });
 });
 
+/**
+ * An addon reporting the zlib it calls, or, when the `zlib.h` it was compiled against is not the
+ * packaged 1.2.13's (Node's headers ship their own), which header that was.
+ */
+const ZLIB_ADDON = versionAddon('zlib.h', 'ZLIB_VERNUM == 0x12d0 ? zlibVersion() : "compiled against the zlib.h of " ZLIB_VERSION');
+
 describe('a cmake-js addon linking a packaged static zlib', () => {
   const CMAKE_LISTS = `
 cmake_minimum_required(VERSION 3.19)
@@ -165,20 +171,19 @@ project(zlib_addon LANGUAGES C)
 find_package(ocipkg CONFIG REQUIRED)
 ocipkg_add_package(zlib IMAGE "\${IMAGE}")
 add_library(zlib_addon SHARED addon.c \${CMAKE_JS_SRC})
-set_target_properties(zlib_addon PROPERTIES PREFIX "" SUFFIX ".node")
-target_include_directories(zlib_addon PRIVATE \${CMAKE_JS_INC})
+set_target_properties(zlib_addon PROPERTIES PREFIX "" SUFFIX ".node" NO_SYSTEM_FROM_IMPORTED ON)
+target_include_directories(zlib_addon SYSTEM PRIVATE \${CMAKE_JS_INC})
 target_link_libraries(zlib_addon PRIVATE ocipkg::zlib \${CMAKE_JS_LIB})
 `;
-  const ADDON = versionAddon('zlib.h', 'zlibVersion()');
 
-  it('reports the packaged zlib\'s version, not the one Node exports', async () => {
+  it('reports the packaged zlib\'s version, compiled against its header and not Node\'s, and calls it, not the one Node exports', async () => {
     const dir = installed['cmake-js-addon']!;
     const ocipkgBin = join(dir, 'node_modules', 'ocipkg', 'bin', 'ocipkg.cjs');
     const zlibImage = `${registry.host}/examples/zlib:1.2.13`;
     await run(process.execPath, [ocipkgBin, 'publish', zlibImage, '--target', `x86_64-unknown-linux-gnu=${await buildZlib()}`, '--version', '1.2.13']);
     const project = await scratch('zlib-addon');
     await writeFile(join(project, 'CMakeLists.txt'), CMAKE_LISTS);
-    await writeFile(join(project, 'addon.c'), ADDON);
+    await writeFile(join(project, 'addon.c'), ZLIB_ADDON);
     const store = await scratch('store');
     await run(process.execPath, [join(dir, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'rebuild', '-d', project,
       `--CDCMAKE_PREFIX_PATH=${join(dir, 'node_modules')}`, `--CDIMAGE=${zlibImage}`], { cwd: project, env: { ...nodeHeadersEnv(), OCIPKG_DATA_DIR: store } });
@@ -187,6 +192,29 @@ target_link_libraries(zlib_addon PRIVATE ocipkg::zlib \${CMAKE_JS_LIB})
     expect(process.versions.zlib).not.toMatch(/^1\.2\.13/);
     expect(version).toBe('1.2.13');
     expect(execFileSync('nm', ['-D', '--defined-only', addon], { encoding: 'utf8' })).not.toMatch(/\b(zlibVersion|inflate|deflate)\b/);
+  });
+});
+
+describe('a node-gyp addon linking a packaged static zlib, as the README writes binding.gyp', () => {
+  it('is compiled against the package\'s zlib.h, not the one among the Node headers, and calls its zlib', async () => {
+    const dir = installed['node-gyp-addon']!;
+    const zlibImage = `${registry.host}/examples/zlib-gyp:1.2.13`;
+    await run(process.execPath, [join(dir, 'node_modules', 'ocipkg', 'bin', 'ocipkg.cjs'), 'publish', zlibImage, '--target', `x86_64-unknown-linux-gnu=${await buildZlib()}`, '--version', '1.2.13']);
+    // Inside the installed example, where require('ocipkg') resolves.
+    const project = join(dir, 'zlib-addon');
+    await mkdir(project);
+    await writeFile(join(project, 'addon.c'), ZLIB_ADDON);
+    await writeFile(join(project, 'binding.gyp'), JSON.stringify({ targets: [{
+      target_name: 'zlib_addon', sources: ['addon.c'],
+      'include_dirs+': [`<!@(node -p "require('ocipkg').includeDirs('${zlibImage}')")`],
+      libraries: [`<!@(node -p "require('ocipkg').libraries('${zlibImage}')")`],
+    }] }));
+    // Built as the example is, by `npm run build` (npm brings node-gyp).
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'zlib-addon', private: true, gypfile: true, scripts: { build: 'node-gyp rebuild' } }));
+    const store = await scratch('store');
+    await run('npm', ['run', 'build'], { cwd: project, env: { ...nodeHeadersEnv(), OCIPKG_DATA_DIR: store } });
+    const addon = join(project, 'build', 'Release', 'zlib_addon.node');
+    expect(execFileSync(process.execPath, ['-p', `require(${JSON.stringify(addon)}).version()`], { encoding: 'utf8' }).trim()).toBe('1.2.13');
   });
 });
 

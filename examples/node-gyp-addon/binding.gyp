@@ -13,7 +13,9 @@
     {
       "target_name": "greet_addon",
       "sources": ["src/addon.cc"],
-      "include_dirs": [
+      # include_dirs+ puts these before the Node headers node-gyp adds, which ship their own
+      # zlib.h, openssl/ and uv.h: a package of one of those must be compiled against its own.
+      "include_dirs+": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node -p \"require('ocipkg').includeDirs('<(greet_image)')\")",
       ],
