@@ -28,5 +28,7 @@ export async function verifyTrusted(source: ContentSource, image: string, digest
     }
   }
   const tried = keys.map((k) => `${k.path} (${keyId(k.object)})`).join(', ');
-  throw new OcipkgError('EUNTRUSTED', `${image}@${digests[0]} has no signature by a key ${rule.declaredIn} trusts for "${rule.prefix}" (tried ${tried}); nothing was installed`);
+  // A reference that pins the digest already names it.
+  const named = image.endsWith(`@${digests[0]}`) ? image : `${image}@${digests[0]}`;
+  throw new OcipkgError('EUNTRUSTED', `${named} has no signature by a key ${rule.declaredIn} trusts for "${rule.prefix}" (tried ${tried}); nothing was installed`);
 }

@@ -233,6 +233,10 @@ describe('the trust policy', () => {
       expectOneLine(refused, /has no signature by a key .*package\.json trusts for .*trusted" \(tried .*trusted\.pub/, 1);
       expect(packagesIn(store)).toEqual([]);
     }
+    // A reference that pins the digest names it once.
+    const pinned = await ocipkgLink(['--libs', `${wrong.image}@${wrong.digest}`], env);
+    expectOneLine(pinned, new RegExp(`trusted/wrong:1@${wrong.digest} has no signature`), 1);
+    expect(pinned.stderr.split(wrong.digest)).toHaveLength(2);
     const accepted = await ocipkgLink(['--libs', signed.image], env);
     expect(accepted.code, accepted.stderr).toBe(0);
     // Warm and offline: the recorded verification stands in for the registry.
