@@ -340,6 +340,18 @@ describe('ocipkg rm', () => {
     expect(await listed(store)).toEqual([]);
   });
 
+  it('takes a declared alias, as ocipkg inspect does, instead of a Docker Hub name', async () => {
+    const store = await tempDir('store');
+    const dir = await tempDir('project');
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'addon', ocipkg: { packages: { zstd: images.zstd } } }));
+    const inProject = env(store, { OCIPKG_PROJECT_DIR: dir });
+    expect((await ocipkg(['get', 'zstd'], inProject)).code).toBe(0);
+    const inspected = await ocipkg(['inspect', 'zstd'], inProject);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout).reference).toBe(images.zstd);
+    expect(lines(await ocipkg(['rm', 'zstd'], inProject))[0]).toBe(`untagged ${images.zstd}`);
+  });
+
   it('refuses a reference the store does not hold, in one line, and removes nothing', async () => {
     const store = await tempDir('store');
     const lz4 = await get(store, images.lz4);

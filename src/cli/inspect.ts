@@ -3,11 +3,12 @@ import { openArchive } from '../layout/archive.js';
 import type { ContentSource } from '../oci/content.js';
 import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
 import { fetchPackageConfig } from '../artifact/config.js';
-import { archivePath, canonicalReference, parseReference, tagOrDigest } from '../reference.js';
+import { archivePath, canonicalReference, tagOrDigest } from '../reference.js';
 import { noBuildError, selectFromIndex } from '../artifact/triples.js';
 import { OcipkgError } from '../errors.js';
 import { openSource } from '../open.js';
 import { archiveImage } from './archive-name.js';
+import { commandLineReference } from '../project/manifest.js';
 
 /**
  * What `ocipkg inspect` prints: the document a name points at, and for a manifest its ocipkg
@@ -46,6 +47,6 @@ export async function inspect(what: string, triple?: string): Promise<Record<str
       await opened.close();
     }
   }
-  const ref = parseReference(what);
+  const ref = commandLineReference(what);
   return describe(openSource(ref), tagOrDigest(ref), canonicalReference(ref), triple);
 }

@@ -1,10 +1,10 @@
 import { OcipkgError } from '../errors.js';
-import { parseReference } from '../reference.js';
 import { listStore } from '../store/listing.js';
 import { pruneStore, removeImages, verifyStore } from '../store/maintenance.js';
 import { storeRoot } from '../store/paths.js';
 import { formatBytes } from '../transfers.js';
 import { parseOptions, printJson, printLine, progress, usageError } from './common.js';
+import { commandLineReference } from '../project/manifest.js';
 
 /**
  * `ocipkg store list` (also `list`), `ocipkg rm`, `ocipkg store prune` (also `prune`) and
@@ -49,7 +49,7 @@ export async function runRemove(args: string[], command: string): Promise<void> 
   const { values, positionals } = parseOptions(args, { json: { type: 'boolean' } }, command);
   if (positionals.length === 0) throw usageError(`${command}: missing argument (usage: ocipkg rm IMAGE...)`);
   const root = storeRoot();
-  const result = await removeImages(root, positionals.map((image) => parseReference(image)));
+  const result = await removeImages(root, positionals.map((image) => commandLineReference(image)));
   if (values.json) {
     printJson(result);
     return;

@@ -166,6 +166,17 @@ export function locateDeclared(ref: ImageReference, project: Project): ImageRefe
 }
 
 /**
+ * The reference a command-line argument names: a declared alias's image (relative `oci:` paths
+ * from the project's directory), else the argument. For the commands that take an image without
+ * resolving it through a lockfile (`inspect`, `rm`), so an alias works there as it does elsewhere.
+ */
+export function commandLineReference(argument: string): ImageReference {
+  const project = ALIAS.test(argument) ? findProject() : undefined;
+  const ref = parseReference(resolveAlias(argument, project));
+  return project ? locateDeclared(ref, project) : ref;
+}
+
+/**
  * `ocipkg add`: package.json's text with `alias` declared as `image` (with its linkage, when one is
  * asked for), replacing a declaration of that alias; the rest of the file as it was parsed, in the
  * file's own indentation. The text only: the caller writes it, and puts the old one back if the
