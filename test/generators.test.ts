@@ -19,6 +19,11 @@ describe('generated CMake configs', () => {
     expect(formatCMakeConfig(description({}), ['root/include'])).toContain('add_library(demo::demo INTERFACE IMPORTED)');
   });
 
+  it('are written for every version the package data allows (a ~ pre-release too)', () => {
+    expect(formatCMakeConfig(description({ version: '1.0~rc1' }), ['root/include'])).toContain('for demo "1.0~rc1"');
+    expect(formatCMakeConfigVersion('1.0~rc1')).toContain('set(PACKAGE_VERSION "1.0~rc1")');
+  });
+
   it.each([
     ['a version that ends the comment line', { version: '1.0\nexecute_process(COMMAND id)' }],
     ['a name that closes add_library', { name: 'demo) execute_process(COMMAND id' }],
