@@ -352,6 +352,26 @@ describe('ocipkg rm', () => {
     expect(lines(await ocipkg(['rm', 'zstd'], inProject))[0]).toBe(`untagged ${images.zstd}`);
   });
 
+  it('refuses to remove what a package it keeps requires, unless both go', async () => {
+    const store = await tempDir('store');
+    const prefix = await debianPrefix(join(work, 'needs-zstd'), 'lz4', ['lz4.h']);
+    const needing = `${registry.host}/acme/needs-zstd:1`;
+    const archive = join(work, 'needs-zstd.tar');
+    expect((await ocipkg(['pack', prefix, archive, '-t', needing, '--requires', images.zstd])).code).toBe(0);
+    expect((await ocipkg(['push', archive])).code).toBe(0);
+    await get(store, needing);
+    const zstd = (await listed(store)).find((r) => r.reference === images.zstd)!;
+
+    const refused = await ocipkg(['rm', images.zstd], env(store));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toEqual([`ocipkg: ${images.zstd} is required by ${needing}, which the store keeps; remove both (ocipkg rm ${needing} ${images.zstd}) or neither`]);
+    expect((await listed(store)).find((r) => r.reference === images.zstd)).toEqual(zstd);
+    expect((await ocipkg(['get', needing, '--offline'], env(store))).code).toBe(0);
+
+    expect((await ocipkg(['rm', needing, images.zstd], env(store))).code).toBe(0);
+    expect(await listed(store)).toEqual([]);
+  });
+
   it('refuses a reference the store does not hold, in one line, and removes nothing', async () => {
     const store = await tempDir('store');
     const lz4 = await get(store, images.lz4);

@@ -330,12 +330,31 @@ export interface RemoveResult {
  * named and the blobs nothing left needs (as `docker rmi` untags, and deletes an image no other tag
  * names). A reference the store does not hold is an error, before anything is removed.
  */
+/**
+ * Refuses to untag a reference a package the store keeps names in its requirements: its builds look
+ * the requirement up by that reference, and offline they would fail. Removing both at once is fine.
+ */
+function refuseRequired(root: string, removing: RefRecord[]): void {
+  const removed = new Set(removing.map((record) => record.reference));
+  for (const kept of listRefs(root)) {
+    if (removed.has(kept.reference)) continue;
+    for (const digest of new Set(Object.values(kept.manifests))) {
+      for (const required of readInstalledPackage(root, digest)?.config.package?.requires ?? []) {
+        const name = canonicalReference(parseReference(required));
+        if (!removed.has(name)) continue;
+        throw new OcipkgError('EINPUT', `${name} is required by ${kept.reference}, which the store keeps; remove both (ocipkg rm ${kept.reference} ${name}) or neither`);
+      }
+    }
+  }
+}
+
 export async function removeImages(root: string, refs: ImageReference[]): Promise<RemoveResult> {
   const records = refs.map((ref) => {
     const record = readRef(root, ref);
     if (!record) throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} is not in the store ${root} (\`ocipkg store list\` shows what is)`);
     return record;
   });
+  refuseRequired(root, records);
   const result: RemoveResult = { untagged: [], packages: [], blobs: [], bytes: 0 };
   for (const record of records) {
     if (result.untagged.includes(record.reference)) continue;
