@@ -4,16 +4,17 @@ import { canonicalReference, parseReference, repositoryOf } from './reference.js
 /**
  * The one walk over the requirement graph (a package's metadata lists the images it `requires`),
  * behind `ocipkg-link`, `ocipkg install` and the cold path that installs a package's requirements
- * before writing its generated files. It owns the three rules all of them follow:
+ * before writing its generated files. It owns the four rules all of them follow:
  *
  * - a package that requires itself, directly or not, is an error naming the chain;
+ * - requirements nest at most MAX_REQUIREMENT_DEPTH deep (an error naming the chain's ends);
  * - one version per repository: two references to one repository whose identities differ (what
  *   the caller says makes them the same: a manifest digest, a locked reference) are an error;
  * - link order: every package comes after all that need it, so a package needed twice is linked
  *   at its last position (static archives must follow the archives that use them).
  *
- * Each image is visited once per walk, however often it is required. Import-light: ocipkg-link's
- * warm path runs it.
+ * Each image is visited once per walk (once per run, with WalkOptions.answers), however often it
+ * is required. Import-light: ocipkg-link's warm path runs it.
  */
 
 export interface Visited<T> {
@@ -41,9 +42,26 @@ export interface Walked<T> {
   requested: boolean;
 }
 
-export interface WalkOptions {
+export interface WalkOptions<T> {
   /** The requirements that led to the roots, when this walk runs inside another's visit. */
   chain?: readonly string[];
+  /**
+   * Visits already answered, shared by the walks of one run: the cold path starts a walk inside
+   * each package it fetches, and without them every level of a chain would visit (re-resolve)
+   * every package below it again. walkRequirements adds its answers here.
+   */
+  answers?: Map<string, Visited<T>>;
+}
+
+/**
+ * How deep requirements may nest. A chain this long is a mistake, not a design; the walk (and the
+ * cold path's walks nested in it) stays short of the stack and of a line of flags nobody can read.
+ */
+export const MAX_REQUIREMENT_DEPTH = 64;
+
+/** A long chain shortened to its ends for a one-line error. */
+function chainLine(chain: readonly string[]): string {
+  return (chain.length <= 6 ? chain : [...chain.slice(0, 3), '...', ...chain.slice(-3)]).join(' -> ');
 }
 
 const canonical = (image: string) => canonicalReference(parseReference(image));
@@ -64,7 +82,7 @@ function requiredBy(err: unknown, chain: readonly string[]): unknown {
  * The walk over visits that answer at once. The CommonJS API's warm path needs its answer
  * synchronously (gyp's `<!@(node -p ...)`), which is why the walk itself is synchronous.
  */
-export function walkRequirementsNow<T>(roots: string[], visit: VisitNow<T>, options: WalkOptions = {}): Walked<T>[] {
+export function walkRequirementsNow<T>(roots: string[], visit: VisitNow<T>, options: WalkOptions<T> = {}): Walked<T>[] {
   const visited = new Map<string, Visited<T>>();
   const versions = new Map<string, { image: string; identity: string }>();
   const order: (Walked<T> & { repository: string })[] = [];
@@ -74,6 +92,9 @@ export function walkRequirementsNow<T>(roots: string[], visit: VisitNow<T>, opti
       throw new OcipkgError('EMANIFEST', `${image} requires itself (through its requires: ${[...chain.slice(chain.indexOf(image)), image].join(' -> ')})`);
     }
     const path = [...chain, image];
+    if (path.length > MAX_REQUIREMENT_DEPTH) {
+      throw new OcipkgError('EMANIFEST', `${path[0]} has requirements nested more than ${MAX_REQUIREMENT_DEPTH} deep (${chainLine(path)}, ${path.length} packages)`);
+    }
     const repository = repositoryOf(parseReference(image));
     let node = visited.get(image);
     if (node === undefined) {
@@ -119,8 +140,8 @@ class Unanswered {
  * in walk order, and the rules live in one walk. A walk is a handful of packages: walking again
  * costs nothing next to one visit.
  */
-export async function walkRequirements<T>(roots: string[], visit: Visit<T>, options: WalkOptions = {}): Promise<Walked<T>[]> {
-  const answers = new Map<string, Visited<T>>();
+export async function walkRequirements<T>(roots: string[], visit: Visit<T>, options: WalkOptions<T> = {}): Promise<Walked<T>[]> {
+  const answers = options.answers ?? new Map<string, Visited<T>>();
   const answered: VisitNow<T> = (image, chain) => {
     const answer = answers.get(image);
     if (answer === undefined) throw new Unanswered(chain);

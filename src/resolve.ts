@@ -52,7 +52,7 @@ export interface ResolvedPackage {
  * `ocipkg-link`, run once per build step, close to a bare `node` start.
  */
 export async function resolvePackage(image: string, options: ResolveOptions = {}): Promise<InstalledPackage> {
-  return resolveOne(image, options, []);
+  return resolveOne(image, options, [], new Map());
 }
 
 /**
@@ -60,7 +60,7 @@ export async function resolvePackage(image: string, options: ResolveOptions = {}
  * needs them): the requirement walk, with `options` used for every package in it.
  */
 export async function resolveWithRequirements(images: string[], options: ResolveOptions = {}): Promise<Walked<ResolvedPackage>[]> {
-  return walkResolved(images, options, []);
+  return walkResolved(images, options, [], new Map());
 }
 
 /** Thrown through the synchronous walk where only the cold path could go on. */
@@ -92,15 +92,22 @@ function visited(pkg: InstalledPackage, description: LinkDescription): Visited<R
   return { value: { pkg, description }, requires: description.requires, identity: pkg.manifestDigest };
 }
 
+/**
+ * What one run (a resolvePackage, resolveWithRequirements or load) has resolved so far, by image:
+ * each image is resolved once per run (a tag asked for once under `refresh`), however many of the
+ * walks nested in the run's fetches meet it.
+ */
+type Resolved = Map<string, Visited<ResolvedPackage>>;
+
 /** The walk in which every visit resolves its image with the caller's options. */
-function walkResolved(images: string[], options: ResolveOptions, chain: readonly string[]): Promise<Walked<ResolvedPackage>[]> {
+function walkResolved(images: string[], options: ResolveOptions, chain: readonly string[], resolved: Resolved): Promise<Walked<ResolvedPackage>[]> {
   return walkRequirements(
     images,
     async (image, path) => {
-      const pkg = await resolveOne(image, options, path);
+      const pkg = await resolveOne(image, options, path, resolved);
       return visited(pkg, await linkDescriptionOf(pkg));
     },
-    { chain },
+    { chain, answers: resolved },
   );
 }
 
@@ -162,14 +169,14 @@ function lookUp(image: string, options: ResolveOptions): Lookup {
 }
 
 /** `resolvePackage` inside a requirement walk: `chain` is the requirements that led here. */
-async function resolveOne(image: string, options: ResolveOptions, chain: readonly string[]): Promise<InstalledPackage> {
+async function resolveOne(image: string, options: ResolveOptions, chain: readonly string[], resolved: Resolved): Promise<InstalledPackage> {
   const { stored, named, ref, trust, root, triple } = lookUp(image, options);
   if (stored) return stored;
   await options.beforeFetch?.();
   const { fetchPackage } = await coldPath();
   const pkg = await fetchPackage(ref, triple, root, {
     ...(options.progress && { progress: options.progress }),
-    requirementNames: requirementNamesWithin(options, chain.at(-1) === canonicalReference(named) ? chain : [...chain, canonicalReference(named)]),
+    requirementNames: requirementNamesWithin(options, chain.at(-1) === canonicalReference(named) ? chain : [...chain, canonicalReference(named)], resolved),
     ...(trust && { trust }),
     ...(options.moved && { moved: options.moved }),
     ...(options.force && { force: true }),
@@ -181,11 +188,11 @@ async function resolveOne(image: string, options: ResolveOptions, chain: readonl
 /**
  * How the cold path learns the package names of what a package requires (its generated .pc and
  * CMake files name them): the same walk, with the same options, continuing the chain so that a
- * cycle through packages not yet in the store is caught too.
+ * cycle through packages not yet in the store is caught too, and sharing what the run resolved.
  */
-export function requirementNamesWithin(options: ResolveOptions, chain: readonly string[]): (requires: string[]) => Promise<string[]> {
+export function requirementNamesWithin(options: ResolveOptions, chain: readonly string[], resolved: Resolved = new Map()): (requires: string[]) => Promise<string[]> {
   return async (requires) => {
-    const walked = await walkResolved(requires, options, chain);
+    const walked = await walkResolved(requires, options, chain, resolved);
     // One package per repository, by the walk's rule: the name of each required image is its repository's.
     const names = new Map(walked.map((entry) => [repositoryOf(parseReference(entry.image)), entry.value.description.name]));
     return requires.map((image) => names.get(repositoryOf(parseReference(image)))!);

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { Script } from 'node:vm';
 import type { LinkFlags } from '../link/flags.js';
 import { loadBundle } from './bundles.cjs';
 
@@ -57,7 +58,7 @@ function storedOutput(args: string[]): string | undefined {
     // it would print them on stderr; anything else, the CLI is asked, and says it in its own.
     const error = err as { message?: unknown; [BRAND]?: unknown } | undefined;
     if (typeof error !== 'object' || error === null || error[BRAND] !== true) return undefined;
-    throw new Error(`ocipkg-link: ${String(error.message)}`);
+    return fail(`ocipkg-link: ${String(error.message)}`, err);
   }
 }
 
@@ -69,8 +70,35 @@ function runCli(args: string[]): string {
     return execFileSync(process.execPath, [BIN, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trimEnd();
   } catch (err) {
     const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
-    throw new Error(stderr || `ocipkg-link failed: ${(err as Error).message}`, { cause: err });
+    return fail(stderr || `ocipkg-link failed: ${(err as Error).message}`, err);
   }
+}
+
+/** Throws its argument from a line of its own (see fail). */
+let thrower: ((error: Error) => never) | undefined;
+
+/**
+ * Throws what ocipkg-link says (`message`) as gyp's `node -p` shows it: Node prints an uncaught
+ * error's stack, its cause and, above them, the source line it was thrown from, which here is this
+ * whole minified bundle (~2 KB): ~5 KB for a registry out of reach. So, unless OCIPKG_DEBUG=1 asks
+ * for the stack and the cause, the error is the message and the frame of the call into this API
+ * (a frame, because Node brackets an error without one), and it is thrown from a line compiled
+ * apart that carries the marker Node's own rethrows carry to keep their line out (a Node without
+ * it would show that short line).
+ */
+function fail(message: string, cause: unknown): never {
+  thrower ??= new Script('(error) => { throw error; /* node-do-not-add-exception-line */ }', { filename: 'ocipkg' }).runInThisContext() as (error: Error) => never;
+  if (process.env.OCIPKG_DEBUG === '1') return thrower(new Error(message, { cause }));
+  const limit = Error.stackTraceLimit;
+  const error = new Error(message);
+  // Two frames above run: the API function, then its caller's.
+  Error.stackTraceLimit = 2;
+  Error.captureStackTrace(error, run);
+  Error.stackTraceLimit = limit;
+  const frames = error.stack ?? '';
+  const caller = frames.lastIndexOf('\n    at ');
+  error.stack = caller === -1 ? message : message + frames.slice(caller);
+  return thrower(error);
 }
 
 function run(outputs: string[], images: string | string[], options: LinkOptions): string {
