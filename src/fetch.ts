@@ -50,7 +50,7 @@ export async function imageTriples(ref: ImageReference): Promise<{ root: Descrip
   const source = openSource(ref);
   const root = await source.resolve(tagOrDigest(ref));
   const parsed = parseManifest(await fetchSmallBlob(source, root), root.mediaType, canonicalReference(ref));
-  if (parsed.kind === 'index') return { root, manifests: indexTriples(parsed.index) };
+  if (parsed.kind === 'index') return { root, manifests: indexTriples(parsed.index, canonicalReference(ref)) };
   return { root, manifests: { [(await fetchPackageConfig(source, parsed.manifest.config, canonicalReference(ref)))?.package?.target ?? '']: root.digest } };
 }
 

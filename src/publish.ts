@@ -176,9 +176,9 @@ function indexEntry(manifest: Descriptor, triple: string, artifactType?: string)
 }
 
 /** Known targets in the stable order; entries that are no target (attestations, say) after them, as they were. */
-function orderEntries(entries: Descriptor[]): Descriptor[] {
+function orderEntries(entries: Descriptor[], where: string): Descriptor[] {
   return [...entries].sort((a, b) => {
-    const [ta, tb] = [entryTriple(a), entryTriple(b)];
+    const [ta, tb] = [entryTriple(a, where), entryTriple(b, where)];
     if (ta === undefined || tb === undefined) return (ta === undefined ? 1 : 0) - (tb === undefined ? 1 : 0);
     return compareTriples(ta, tb);
   });
@@ -246,7 +246,7 @@ export async function publish(image: string, inputs: PublishInput[], options: Pu
 
   const replaced = new Set(opened.map((o) => o.triple));
   const kept = existing.entries.filter((entry) => {
-    const triple = entryTriple(entry);
+    const triple = entryTriple(entry, where);
     return triple === undefined || !replaced.has(triple);
   });
   const annotations: Record<string, string> = { ...existing.annotations, ...createdAnnotation() };
@@ -254,12 +254,12 @@ export async function publish(image: string, inputs: PublishInput[], options: Pu
   const index: ImageIndex = {
     schemaVersion: 2,
     mediaType: OCI_INDEX,
-    manifests: orderEntries([...kept, ...pushed]),
+    manifests: orderEntries([...kept, ...pushed], where),
     ...(Object.keys(annotations).length > 0 && { annotations }),
   };
   options.progress?.(`pushing the index of ${index.manifests.length} targets to ${where}`);
   const desc = await pushIndex(dst, index, tag);
 
   const { tag: _tag, ...untagged } = ref;
-  return { index: desc, pinned: formatReference({ ...untagged, digest: desc.digest }), targets: indexTriples(index) };
+  return { index: desc, pinned: formatReference({ ...untagged, digest: desc.digest }), targets: indexTriples(index, where) };
 }

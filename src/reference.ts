@@ -194,8 +194,37 @@ export function registryApiHost(registry: string): string {
   return registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
 }
 
-/** True for `localhost`, 127.0.0.0/8 and [::1], with or without a port. */
+let loopbackAddresses: import('node:net').BlockList | undefined;
+
+/**
+ * True for every literal spelling of this machine, with or without a port: `localhost` and
+ * `*.localhost` (RFC 6761 keeps them on loopback), with or without a trailing dot, in any case;
+ * 127.0.0.0/8, ::1, and the unspecified 0.0.0.0 and :: (connecting to either reaches this
+ * machine), in every form the WHATWG URL parser and node:net read as those addresses (`127.1`,
+ * `0x7f.1`, `[0:0:0:0:0:0:0:1]`, `[::ffff:127.0.0.1]`). A name that merely resolves to this
+ * machine (an /etc/hosts entry, a DNS record) cannot be told without a lookup, and is not.
+ * node:net is loaded on first use only: the warm path never asks.
+ */
 export function isLoopbackRegistry(registry: string): boolean {
-  const host = registry.startsWith('[') ? registry.slice(0, registry.indexOf(']') + 1) : registry.replace(/:\d+$/, '');
-  return host === 'localhost' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
+  let host: string;
+  try {
+    host = new URL(`http://${registry}`).hostname;
+  } catch {
+    return false;
+  }
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  const net = process.getBuiltinModule('node:net');
+  const address = host.startsWith('[') ? host.slice(1, -1) : host;
+  const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : undefined;
+  if (family === undefined) return false;
+  if (!loopbackAddresses) {
+    loopbackAddresses = new net.BlockList();
+    loopbackAddresses.addSubnet('127.0.0.0', 8, 'ipv4');
+    loopbackAddresses.addAddress('0.0.0.0', 'ipv4');
+    loopbackAddresses.addAddress('::1', 'ipv6');
+    loopbackAddresses.addAddress('::', 'ipv6');
+  }
+  // An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is checked against the IPv4 rules.
+  return loopbackAddresses.check(address, family);
 }

@@ -43,7 +43,7 @@ function expectOneLineError(result: { code: number | null; stdout: string; stder
 }
 
 /** Pushes a hand-made layout through skopeo (an independent client) so ocipkg meets it only as a consumer. */
-async function publishLayout(name: string, entries: TarEntry[], options: { rust?: boolean } = {}): Promise<string> {
+async function publishLayout(name: string, entries: TarEntry[], options: { rust?: boolean; metadata?: Record<string, unknown> } = {}): Promise<string> {
   const dir = await tempDir('layout');
   await writeImage(new LayoutDirectory(dir), buildImage([entries], options), 'v1');
   const image = `${registry.host}/hostile/${name}:v1`;
@@ -126,13 +126,38 @@ describe('refused content installs nothing', () => {
     ['symlink-out', [{ path: 'lib/evil', type: 'SymbolicLink', linkpath: '../../../etc/passwd' }]],
     ['hardlink-out', [{ path: 'lib/hard', type: 'Link', linkpath: '../outside' }]],
     ['device', [{ path: 'dev/null', type: 'CharacterDevice' }]],
+    ['hardlink-missing', [{ path: 'lib/hard', type: 'Link', linkpath: 'lib/nothing' }]],
+    ['hardlink-self', [{ path: 'lib/hard', type: 'Link', linkpath: 'lib/hard' }]],
   ];
   for (const [name, entries] of hostile) {
     it(`a layer with ${name}`, async () => {
       const image = await publishLayout(name, [{ path: 'include/ok.h', body: '// ok\n' }, ...entries]);
       const store = await tempDir('store');
       const result = await ocipkg(['get', image], { OCIPKG_DATA_DIR: store });
-      expectOneLineError(result, /refus|unsafe|outside|device|absolute|\.\./i);
+      expectOneLineError(result, /refus|unsafe|outside|device|absolute|\.\.|hard link/i);
+      expect(result.code).toBe(6);
+      expect(result.stderr).toContain(entries[0]!.path);
+      expect(storeContents(store).packages).toEqual([]);
+      expect(storeContents(store).tmp).toEqual([]);
+    });
+  }
+
+  // Each library file a symlink that never reaches a file: named in the metadata, or found by name in an artifact without it.
+  const loops: [string, TarEntry[], boolean][] = [
+    ['a library file linking to itself', [{ path: 'lib/libx.a', type: 'SymbolicLink', linkpath: 'libx.a' }], false],
+    ['a library file in a two-link cycle', [{ path: 'lib/libx.a', type: 'SymbolicLink', linkpath: 'liby.a' }, { path: 'lib/liby.a', type: 'SymbolicLink', linkpath: 'libx.a' }], false],
+    ['a library file linking to itself, found by name', [{ path: 'lib/libx.a', type: 'SymbolicLink', linkpath: 'libx.a' }], true],
+  ];
+  for (const [what, entries, rust] of loops) {
+    it(`a package with ${what}`, async () => {
+      const metadata = { libraries: [{ name: 'x', kind: 'static', file: 'lib/libx.a' }] };
+      const image = await publishLayout(`loop-${loops.findIndex(([w]) => w === what)}`, [{ path: 'include/ok.h', body: '// ok\n' }, ...entries], rust ? { rust } : { metadata });
+      const store = await tempDir('store');
+      const result = await ocipkg(['get', image], { OCIPKG_DATA_DIR: store });
+      expectOneLineError(result, /"lib\/lib[xy]\.a" is a symlink that loops/);
+      expect(result.code).toBe(6);
+      expect(result.stderr).toContain(image.slice(0, image.lastIndexOf(':')));
+      expect(result.stderr).not.toContain('/tmp/');
       expect(storeContents(store).packages).toEqual([]);
       expect(storeContents(store).tmp).toEqual([]);
     });

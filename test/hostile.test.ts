@@ -12,7 +12,7 @@ import { parseReference } from '../src/reference.js';
 import { RegistryRepository } from '../src/registry/client.js';
 import { closeDispatchers } from '../src/registry/http.js';
 import { tripleToPlatform } from '../src/triple.js';
-import { ocipkg, tempDir } from './helpers/cli.js';
+import { ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
 import { codeOf } from './helpers/errors.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './helpers/fault-proxy.js';
 import { buildImage, writeImage, type TestImage } from './helpers/layers.js';
@@ -171,6 +171,45 @@ describe('manifests that are not what they claim (EMANIFEST, ETOOLARGE)', () => 
     expectNothingInstalled(store);
   });
 
+  // Entries that would crash triple matching or reach a terminal. The real registry stores the
+  // well-typed ones as they are (pushed there); those it refuses to store come through the proxy.
+  const hostileEntries: [string, Record<string, unknown>, RegExp, 'pushed' | 'served'][] = [
+    ['a platform that is a string', { platform: 'linux' }, /platform of sha256:\w+ is not an object/, 'served'],
+    ['a platform whose os is a number', { platform: { os: 5, architecture: 'amd64' } }, /platform of sha256:\w+ is not an object/, 'served'],
+    ['a platform without os', { platform: { architecture: 'amd64' } }, /platform of sha256:\w+ is not an object/, 'pushed'],
+    ['annotations that are not strings', { annotations: { [ANNOTATION_TARGET]: 5 } }, /annotations of sha256:\w+ are not a map of strings/, 'served'],
+    ['a target annotation with a newline and escape sequences', { annotations: { [ANNOTATION_TARGET]: 'evil\n\u001b[31mocipkg: all good\u001b[0m' } }, /annotation of sha256:\w+, "evil\\n\\u001b\[31mocipkg: all good\\u001b\[0m", is not a target name/, 'pushed'],
+  ];
+  it.each(hostileEntries)('an index entry with %s is refused in one line (exit 6), by get and inspect', async (name, fields, message, how) => {
+    const doc = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [forTarget(lz4.manifestDesc), { ...lz4.manifestDesc, ...fields }] };
+    const bytes = Buffer.from(JSON.stringify(doc));
+    let image: string;
+    proxy.reset();
+    if (how === 'pushed') {
+      const remote = new RegistryRepository(registry.host, 'hostile/lz4');
+      const desc = descriptorFor(OCI_INDEX, bytes);
+      const tag = `entry-${hostileEntries.findIndex(([n]) => n === name)}`;
+      await remote.push(desc, bytes);
+      await remote.tag(desc, tag);
+      image = `${registry.host}/hostile/lz4:${tag}`;
+    } else {
+      proxy.add({ path: MULTI, fault: serve(bytes, OCI_INDEX) });
+      image = `${proxy.host}/hostile/lz4:multi`;
+    }
+    const store = await tempDir('store');
+    for (const args of [['get', image], ['get', '--target', 'aarch64-unknown-linux-gnu', image], ['inspect', '--target', TRIPLE, image]]) {
+      const result = await ocipkg(args, { OCIPKG_DATA_DIR: store });
+      expect(result.code, result.stderr).toBe(6);
+      expect(result.stdout).toBe('');
+      expect(result.stderr.trim().split('\n'), result.stderr).toHaveLength(1);
+      expect(result.stderr).toContain(image);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).not.toContain('\u001b');
+    }
+    if (how === 'served') expect(proxy.requests.some((r) => r.fault === 'serve'), 'the hostile answer was sent').toBe(true);
+    expectNothingInstalled(store);
+  });
+
   it('the CLI reports a refused manifest in one line on stderr, nothing on stdout', async () => {
     proxy.reset();
     proxy.add({ method: 'GET', path: TAG, fault: serve('x'.repeat(MAX_MANIFEST_BYTES + 1), OCI_MANIFEST, true) });
@@ -183,3 +222,18 @@ describe('manifests that are not what they claim (EMANIFEST, ETOOLARGE)', () => 
     expectNothingInstalled(store);
   });
 });
+
+describe("the registry's text on stderr", () => {
+  it('an error code with control characters is printed escaped, in one line, by both CLIs', async () => {
+    proxy.reset();
+    proxy.add({ path: TAG, fault: { kind: 'status', status: 404, code: 'MANIFEST_UNKNOWN\n\u001b[2J\u009b31m\u007f\tx' } });
+    const image = `${proxy.host}/hostile/lz4:1`;
+    const store = await tempDir('store');
+    for (const run of [() => ocipkg(['get', image], { OCIPKG_DATA_DIR: store }), () => ocipkgLink(['--libs', image], { OCIPKG_DATA_DIR: store })]) {
+      const result = await run();
+      expect(result.code, result.stderr).not.toBe(0);
+      expect(result.stderr).toMatch(/^ocipkg(-link)?: .*not found \(MANIFEST_UNKNOWN\\n\\u001b\[2J\\u009b31m\\u007f\\tx\)\n$/);
+    }
+  });
+});
+

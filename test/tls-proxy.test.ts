@@ -188,6 +188,20 @@ describe('requirements', () => {
     expect(refused.stderr).toMatch(/requires" names .*127\.0\.0\.1.* a loopback registry, but the package comes from registry\.ocipkg\.test/);
     expect(existsSync(join(store, 'packages'))).toBe(false);
 
+    // Every other spelling of this machine is refused as well.
+    const port = plain.host.slice(plain.host.lastIndexOf(':') + 1);
+    for (const [i, host] of [`0.0.0.0:${port}`, `[::ffff:127.0.0.1]:${port}`, `127.1:${port}`, `[0:0:0:0:0:0:0:1]:${port}`, `registry.localhost:${port}`].entries()) {
+      const spelled = join(work, `needs-local-${i}`);
+      const other = await debianPrefix(spelled, 'lz4', ['lz4.h'], { 'ocipkg.json': JSON.stringify({ requires: [`${host}/acme/lz4:1`] }) });
+      expect((await ocipkg(['pack', other, `${spelled}.tar`, '-t', `example.invalid/acme/needs-local-${i}:1`], env())).code).toBe(0);
+      const image = `${TLS_NAME}:${tlsPort}/acme/needs-local-${i}:1`;
+      expect((await ocipkg(['push', `${spelled}.tar`, image], env(viaProxy))).code).toBe(0);
+      const result = await ocipkg(['get', image], env({ OCIPKG_DATA_DIR: store, ...viaProxy }));
+      expectOneLine(result, 6);
+      expect(result.stderr, host).toContain(`names ${host}/acme/lz4:1, a loopback registry`);
+    }
+    expect(existsSync(join(store, 'packages'))).toBe(false);
+
     // From loopback itself, the same package may name loopback: it is this machine already.
     expect((await ocipkg(['push', packed, `${plain.host}/acme/needs-local:1`], env())).code).toBe(0);
     expectInstalled(await get(`${plain.host}/acme/needs-local:1`, {}));

@@ -15,7 +15,7 @@ import { buildImage, writeImage } from './helpers/layers.js';
 const installChecksLinks = { on: true };
 vi.mock('../src/fs/extract.js', async (original) => {
   const actual = await original<typeof import('../src/fs/extract.js')>();
-  return { ...actual, escapingLink: (root: string) => (installChecksLinks.on ? actual.escapingLink(root) : Promise.resolve(undefined)) };
+  return { ...actual, badLink: (root: string) => (installChecksLinks.on ? actual.badLink(root) : Promise.resolve(undefined)) };
 });
 
 describe('store verify', () => {

@@ -2,22 +2,28 @@ import { OcipkgError } from '../errors.js';
 import { ANNOTATION_TARGET } from '../oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from '../oci/types.js';
 import { platformToTriples } from '../triple.js';
+import { isName } from './package-data.js';
 
 /**
  * The triple an index entry is for: the full triple from ocipkg's annotation, else the glibc triple
  * of its platform (the platform object cannot say musl), else none (attestations, unknown/unknown).
+ * An annotation that is no name is refused: triples become lockfile keys and appear in messages
+ * and listings. `where` names the index in that error.
  */
-export function entryTriple(desc: Descriptor): string | undefined {
+export function entryTriple(desc: Descriptor, where: string): string | undefined {
   const annotated = desc.annotations?.[ANNOTATION_TARGET];
+  if (annotated !== undefined && annotated !== '' && !isName(annotated)) {
+    throw new OcipkgError('EMANIFEST', `${where}: the ${ANNOTATION_TARGET} annotation of ${desc.digest}, ${JSON.stringify(annotated)}, is not a target name (letters, digits, . _ + -)`);
+  }
   if (annotated) return annotated;
   return desc.platform ? platformToTriples(desc.platform)[0] : undefined;
 }
 
 /** Every target an index offers, triple -> manifest digest (first entry wins, as in the index order). */
-export function indexTriples(index: ImageIndex): Record<string, string> {
+export function indexTriples(index: ImageIndex, where: string): Record<string, string> {
   const targets: Record<string, string> = {};
   for (const desc of index.manifests) {
-    const triple = entryTriple(desc);
+    const triple = entryTriple(desc, where);
     if (triple !== undefined && !(triple in targets)) targets[triple] = desc.digest;
   }
   return targets;
@@ -33,7 +39,9 @@ export function noBuildError(what: string, triple: string, available: string[], 
 
 /** The index entry for exactly `triple`, or an ENOTARGET error listing what was published. */
 export function selectFromIndex(index: ImageIndex, triple: string, image: string): Descriptor {
-  const chosen = index.manifests.find((desc) => entryTriple(desc) === triple);
+  // Every entry checked, not only those before the chosen one: an index with a hostile entry is refused whatever is asked of it.
+  const targets = indexTriples(index, image);
+  const chosen = index.manifests.find((desc) => entryTriple(desc, image) === triple);
   if (chosen) return chosen;
-  throw noBuildError(image, triple, Object.keys(indexTriples(index)));
+  throw noBuildError(image, triple, Object.keys(targets));
 }

@@ -148,9 +148,21 @@ export function sizeThreadPool(transfersAtOnce: number): void {
   process.env.UV_THREADPOOL_SIZE = String(Math.min(4, Math.max(1, transfersAtOnce, cores - 1)));
 }
 
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
 /**
- * Runs a CLI body: on failure prints `<prog>: <message>` on stderr (the stack only with --verbose
- * or OCIPKG_DEBUG=1) and exits with the status of the error's kind (EXIT_STATUSES in errors.ts).
+ * `text` with every control character (C0, DEL, C1) written as an escape (`\n`, `\u001b`). Messages
+ * quote what registries and packages sent (an error code, a name); on stderr that must stay one
+ * line, and must not move the cursor, clear the screen or recolour what follows.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * Runs a CLI body: on failure prints `<prog>: <message>` on stderr, control characters escaped (the
+ * stack only with --verbose or OCIPKG_DEBUG=1), and exits with the status of the error's kind
+ * (EXIT_STATUSES in errors.ts).
  */
 export async function runMain(prog: string, argv: string[], body: () => Promise<void>): Promise<void> {
   try {
@@ -158,12 +170,12 @@ export async function runMain(prog: string, argv: string[], body: () => Promise<
   } catch (err) {
     const debug = debugEnabled(argv);
     if (err instanceof OcipkgError) {
-      process.stderr.write(`${prog}: ${err.message}\n`);
+      process.stderr.write(`${prog}: ${escapeControls(err.message)}\n`);
       if (debug) process.stderr.write(`${err.stack ?? ''}\n${err.cause ? `cause: ${(err.cause as Error).stack ?? String(err.cause)}\n` : ''}`);
       process.exitCode = exitStatusOf(err.code);
     } else {
       const message = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`${prog}: unexpected error: ${message.split('\n')[0]}${debug ? '' : ' (run with --verbose for details)'}\n`);
+      process.stderr.write(`${prog}: unexpected error: ${escapeControls(message.split('\n')[0]!)}${debug ? '' : ' (run with --verbose for details)'}\n`);
       if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
       process.exitCode = 1;
     }

@@ -8,7 +8,7 @@ import { coldPath } from '../cold.js';
 import { resolveStoredWithRequirements, resolveWithRequirements, type ResolvedPackage } from '../resolve.js';
 import type { Walked } from '../requirements.js';
 import { selectTriple } from '../triple.js';
-import { debugEnabled, isQuiet, parseOptions, printLine, progress, runMain, setProgressLog, sizeThreadPool, usageError } from './common.js';
+import { debugEnabled, escapeControls, isQuiet, parseOptions, printLine, progress, runMain, setProgressLog, sizeThreadPool, usageError } from './common.js';
 
 /**
  * `ocipkg-link`: pkg-config for images. Resolves each image to a package in the store (fetching it
@@ -349,7 +349,7 @@ async function link(argv: string[]): Promise<void> {
       await packagesOf(request);
     } catch (err) {
       // pkg-config --exists is silent; the reason is there for whoever asks.
-      if (debugEnabled(argv)) process.stderr.write(`ocipkg-link: ${(err as Error).message}\n`);
+      if (debugEnabled(argv)) process.stderr.write(`ocipkg-link: ${escapeControls((err as Error).message)}\n`);
       process.exitCode = 1;
     }
     return;

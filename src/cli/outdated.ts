@@ -1,5 +1,5 @@
 import { OcipkgError } from '../errors.js';
-import { parseOptions, printJson, printLine, progress } from './common.js';
+import { escapeControls, parseOptions, printJson, printLine, progress } from './common.js';
 
 /** `ocipkg outdated [IMAGE...]`: the tags whose registry digest moved; exit 1 when there are any, as `npm outdated` does. */
 
@@ -18,7 +18,7 @@ export async function runOutdated(args: string[]): Promise<void> {
   if (values.json) printJson(result.outdated);
   else for (const row of result.outdated) printLine([row.image, row.from ?? '-', row.to, row.where].join('\t'));
   progress(`checked ${result.checked} tag(s): ${result.outdated.length} moved`);
-  for (const failure of result.failures.slice(1)) process.stderr.write(`ocipkg: could not check ${failure.image}: ${failure.message}\n`);
+  for (const failure of result.failures.slice(1)) process.stderr.write(`ocipkg: could not check ${failure.image}: ${escapeControls(failure.message)}\n`);
   const [first] = result.failures;
   if (first) throw new OcipkgError(first.code, `could not check ${first.image}: ${first.message}`);
   if (result.outdated.length > 0) process.exitCode = 1;

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { mkdir, opendir, readlink, realpath, rm, symlink } from 'node:fs/promises';
 import { dirname, join, posix, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -133,6 +134,7 @@ function refusal(entry: ReadEntry, symlinks: Set<string>): string | undefined {
   if (entry.type === 'Link') {
     // Hard link targets are relative to the archive root, not to the entry's directory.
     if (isAbsolutePath(target) || hasDotDot(target)) return `is a hard link to "${target}", outside the extraction root`;
+    if (normalizeEntryPath(target) === path) return 'is a hard link to itself';
     const linkVia = throughSymlink(normalizeEntryPath(target) + '/x');
     if (linkVia !== undefined) return `is a hard link through the symlink "${linkVia}"`;
   }
@@ -253,13 +255,27 @@ class Extractor extends Writable {
     return new OcipkgError(this.options.invalidCode, `${this.options.label} is not a valid tar${this.options.gzip ? '+gzip' : ''} archive: ${why}`);
   }
 
-  private mapTarError(err: Error & { code?: unknown; syscall?: unknown }): Error {
+  private mapTarError(err: Error & { code?: unknown; syscall?: unknown; entry?: ReadEntry }): Error {
     if (err.code === 'TAR_SYMLINK_ERROR') {
       return new OcipkgError('EUNSAFE', `${this.options.label}: an entry would be written through a symbolic link`, { cause: err });
     }
+    const linkProblem = err.syscall === 'link' && err.entry ? this.hardLinkProblem(err.entry, err.code) : undefined;
+    if (linkProblem !== undefined) return new OcipkgError('EUNSAFE', `${this.options.label}: entry "${err.entry!.path}" ${linkProblem}`, { cause: err });
     // A failing system call (disk full, permissions) is not the archive's fault: pass it on as is.
     if (err.syscall !== undefined && !String(err.code).startsWith('TAR_')) return err;
     return this.invalid(err.message);
+  }
+
+  /**
+   * Why link(2) refused a hard link entry, when the archive is to blame: its target is no entry
+   * extracted so far (a hard link names an earlier entry), or a directory. Other failures (a file
+   * system without hard links, a full disk) are the machine's, and stay as they are.
+   */
+  private hardLinkProblem(entry: ReadEntry, code: unknown): string | undefined {
+    const target = entry.linkpath ?? '';
+    if (code === 'ENOENT') return `is a hard link to "${target}", which is no earlier entry of the package`;
+    if (code === 'EPERM' && statSync(join(this.dest, target), { throwIfNoEntry: false })?.isDirectory()) return `is a hard link to the directory "${target}"`;
+    return undefined;
   }
 
   private endTar(): void {
@@ -360,28 +376,49 @@ async function reachedBy(link: string, target: string): Promise<string> {
   return reached;
 }
 
+/** A symlink a package must not hold (see badLink): its path relative to the root, and what is wrong with it. */
+export interface BadLink {
+  path: string;
+  problem: 'leads outside' | 'loops';
+}
+
 /**
- * The first symlink under `root` that leads outside it, as a path relative to `root`, or undefined.
- * Each stream's links are checked as it is extracted, but a link from one layer can complete one
- * from another (`a -> b/..` in the first, `b -> ../..` in the second): the tree a package's layers
- * make together must be checked once more after the last.
+ * The first symlink under `root` that leads outside it, or that loops (`a -> a`, `a -> b -> a`:
+ * it reaches nothing, and every reader fails on it with ELOOP), or undefined. Each stream's links
+ * are checked as it is extracted, but a link from one layer can complete one from another
+ * (`a -> b/..` in the first, `b -> ../..` in the second), or a later layer replace a link that
+ * looped: the tree a package's layers make together must be checked once more after the last.
  */
-export async function escapingLink(root: string): Promise<string | undefined> {
+export async function badLink(root: string): Promise<BadLink | undefined> {
   const top = await realpath(root);
-  const visit = async (dir: string): Promise<string | undefined> => {
+  const visit = async (dir: string): Promise<BadLink | undefined> => {
     for await (const entry of await opendir(dir)) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) {
         const found = await visit(path);
         if (found !== undefined) return found;
       } else if (entry.isSymbolicLink()) {
+        const relative = path.slice(root.length + 1);
+        if (await loops(path)) return { path: relative, problem: 'loops' };
         const reached = await reachedBy(path, await readlink(path));
-        if (reached !== top && !reached.startsWith(top + sep)) return path.slice(root.length + 1);
+        if (reached !== top && !reached.startsWith(top + sep)) return { path: relative, problem: 'leads outside' };
       }
     }
     return undefined;
   };
   return visit(root);
+}
+
+/** Whether following `link` all the way meets a loop; a link that merely dangles does not. */
+async function loops(link: string): Promise<boolean> {
+  try {
+    await realpath(link);
+    return false;
+  } catch (err) {
+    if (errno(err) === 'ELOOP') return true;
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return false;
+    throw err;
+  }
 }
 
 /** A writable end to pipe a layer into; see Extractor. `dest` must exist. */

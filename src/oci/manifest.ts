@@ -55,7 +55,22 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
     throw new OcipkgError('EMANIFEST', `${where}: a descriptor lacks mediaType, digest or size`);
   }
   assertDigest(desc.digest, `digest in ${where}`);
+  if (desc.annotations !== undefined && !isStringMap(desc.annotations)) {
+    throw new OcipkgError('EMANIFEST', `${where}: the annotations of ${desc.digest} are not a map of strings`);
+  }
+  if (desc.platform !== undefined && !isPlatform(desc.platform)) {
+    throw new OcipkgError('EMANIFEST', `${where}: the platform of ${desc.digest} is not an object of "os" and "architecture" strings (and an optional "variant")`);
+  }
   return desc;
+}
+
+const isStringMap = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+
+/** What triple matching reads of a platform: anything else would crash it, not fail to match. */
+function isPlatform(value: unknown): boolean {
+  const p = value as Record<string, unknown>;
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof p.os === 'string' && typeof p.architecture === 'string' && (p.variant === undefined || typeof p.variant === 'string');
 }
 
 /**

@@ -12,7 +12,7 @@ import { fetchSmallBlob, parseManifest } from '../oci/manifest.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { parsePackageConfig, type ConfigBlob, type PackageConfig } from '../artifact/config.js';
-import { createExtractor, escapingLink, ExtractBudget } from '../fs/extract.js';
+import { badLink, createExtractor, ExtractBudget } from '../fs/extract.js';
 import { makeReadOnlyTree, removeTree, removeTreeSync } from '../fs/tree.js';
 import { publishFile } from '../fs/atomic.js';
 import { uniqueName } from '../fs/names.js';
@@ -286,8 +286,9 @@ export async function installPackage(
     await staging.create();
     const { bytes: configBytes, config } = await staging.readConfig(manifest.config, where, options.config);
     for (const layer of manifest.layers) await staging.extractLayer(layer);
-    const escaping = await escapingLink(staging.rootDir);
-    if (escaping !== undefined) throw new OcipkgError('EUNSAFE', `${where}: "${escaping}" is a symlink that, with the other layers, leads outside the package`);
+    const bad = await badLink(staging.rootDir);
+    if (bad?.problem === 'leads outside') throw new OcipkgError('EUNSAFE', `${where}: "${bad.path}" is a symlink that, with the other layers, leads outside the package`);
+    if (bad?.problem === 'loops') throw new OcipkgError('EUNSAFE', `${where}: "${bad.path}" is a symlink that loops, never reaching a file`);
     await staging.publishBlobs([
       { desc: manifestDesc, bytes: manifestBytes },
       { desc: manifest.config, bytes: configBytes },

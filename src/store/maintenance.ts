@@ -9,7 +9,7 @@ import { VerifyingStream } from '../oci/verify.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { canonicalReference, parseReference, type ImageReference } from '../reference.js';
-import { createExtractor, escapingLink } from '../fs/extract.js';
+import { badLink, createExtractor } from '../fs/extract.js';
 import { pathExists } from '../fs/atomic.js';
 import { diskUsage, removeTree } from '../fs/tree.js';
 import { isSiblingTemp, ownerRunning, uniqueName } from '../fs/names.js';
@@ -511,8 +511,8 @@ export async function verifyStore(root: string, options: { fix?: boolean } = {})
           ? `cannot be checked: blob ${missing[0]} is missing or corrupt`
           : layersKept ? await compareWithLayers(root, digest, pkg.manifest.layers) : undefined;
         // Installed before links were checked across layers, or changed since: either way, refused now.
-        const escaping = reason === undefined ? await escapingLink(pkg.root) : undefined;
-        if (escaping !== undefined) reason = `${escaping} is a symlink that leads outside the package`;
+        const bad = reason === undefined ? await badLink(pkg.root) : undefined;
+        if (bad !== undefined) reason = bad.problem === 'loops' ? `${bad.path} is a symlink that loops` : `${bad.path} is a symlink that leads outside the package`;
       }
     } catch (err) {
       // A package.json that is not JSON, a layer that no longer extracts: either way, corrupt.

@@ -11,8 +11,8 @@ import { freePort } from './registry.js';
 export type Fault =
   /** Drop the connection with a TCP RST before answering. */
   | { kind: 'reset' }
-  /** Answer with this status (5xx, 408, 429...) without asking the registry. */
-  | { kind: 'status'; status: number; retryAfter?: string }
+  /** Answer with this status (5xx, 408, 429...) without asking the registry; `code` is the error body's (default UNAVAILABLE). */
+  | { kind: 'status'; status: number; retryAfter?: string; code?: string }
   /**
    * Send the registry's headers (its Content-Length too) and `after` body bytes, then drop the
    * connection; with `ignoreRange`, as a server without range support would.
@@ -185,7 +185,7 @@ export async function startFaultProxy(upstream: string, port?: number): Promise<
           'content-type': 'application/json',
           ...(fault.retryAfter !== undefined && { 'retry-after': fault.retryAfter }),
         });
-        res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'injected fault' }] }));
+        res.end(JSON.stringify({ errors: [{ code: fault.code ?? 'UNAVAILABLE', message: 'injected fault' }] }));
         return;
       case 'redirect':
         res.writeHead(307, { location: `${fault.origin}${req.url ?? '/'}`, 'content-length': '0' }).end();
