@@ -7,7 +7,8 @@ import { canonicalReference, parseReference, repositoryOf } from './reference.js
  * before writing its generated files. It owns the four rules all of them follow:
  *
  * - a package that requires itself, directly or not, is an error naming the chain;
- * - requirements nest at most MAX_REQUIREMENT_DEPTH deep (an error naming the chain's ends);
+ * - requirements nest at most MAX_REQUIREMENT_DEPTH deep (an error naming the chain's ends), and
+ *   reach their packages by at most MAX_REQUIREMENT_PATHS paths;
  * - one version per repository: two references to one repository whose identities differ (what
  *   the caller says makes them the same: a manifest digest, a locked reference) are an error;
  * - link order: every package comes after all that need it, so a package needed twice is linked
@@ -58,6 +59,13 @@ export interface WalkOptions<T> {
  * cold path's walks nested in it) stays short of the stack and of a line of flags nobody can read.
  */
 export const MAX_REQUIREMENT_DEPTH = 64;
+
+/**
+ * How many paths into the graph a walk follows. Link order lists a package once per path that
+ * reaches it (and keeps its last position), so a graph of shared requirements stacked as diamonds
+ * (a needs b and c, both need d and e, ...) has paths, and costs time, doubling with each level.
+ */
+export const MAX_REQUIREMENT_PATHS = 4096;
 
 /** A long chain shortened to its ends for a one-line error. */
 function chainLine(chain: readonly string[]): string {
@@ -113,6 +121,9 @@ export function walkRequirementsNow<T>(roots: string[], visit: VisitNow<T>, opti
       visited.set(image, node);
     }
     order.push({ image, repository, value: node.value, requested });
+    if (order.length > MAX_REQUIREMENT_PATHS) {
+      throw new OcipkgError('EMANIFEST', `the requirements of ${roots.join(', ')} reach their packages by more than ${MAX_REQUIREMENT_PATHS} paths (through ${chainLine(path)}); a package graph this tangled is refused`);
+    }
     for (const required of node.requires) walk(required, path, false);
   };
 
