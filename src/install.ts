@@ -9,8 +9,10 @@ import { trustRuleFor } from './project/trust.js';
 import { keyId, readPublicKey } from './sign/keys.js';
 import { storeRoot } from './store/paths.js';
 import { recordProject } from './store/projects.js';
-import { readRef, type TagMove } from './store/refs.js';
+import { writeStoreIndex } from './store/index-json.js';
+import { readRef, writeRef, type TagMove } from './store/refs.js';
 import { verifiedWith } from './store/verified.js';
+import { isoTimestamp } from './timestamp.js';
 import { selectTriple } from './triple.js';
 import { formatLockfile, pinnedReference, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './project/lockfile.js';
 import { findProject, locateDeclared, projectStart, resolveAlias, type Project } from './project/manifest.js';
@@ -73,6 +75,20 @@ function lockFromStore(image: string, ref: ImageReference, root: string): LockEn
   return { digest: record.digest, mediaType: record.mediaType, manifests: record.manifests, requires: [] };
 }
 
+/**
+ * Records in the store where a tag pointed when it was locked just now, as `get` records a tag it
+ * resolves: the package is fetched by its pinned digest, and without this the store kept the tag's
+ * old target after an `update` (`ocipkg-link TAG` outside the project still linked the old build)
+ * and named a freshly installed package by its digest alone (`ocipkg rm TAG` found nothing).
+ */
+function recordTag(ref: ImageReference, entry: LockEntry, manifestDigest: string, root: string): boolean {
+  if (ref.digest !== undefined) return false;
+  const triple = Object.keys(entry.manifests).find((key) => entry.manifests[key] === manifestDigest);
+  if (triple === undefined) return false;
+  writeRef(root, { reference: canonicalReference(ref), digest: entry.digest, mediaType: entry.mediaType, manifests: { [triple]: manifestDigest }, updated: isoTimestamp() });
+  return true;
+}
+
 /** Whether the tag still points at the locked digest; a registry that cannot be asked is reported, not fatal: the pins still hold. */
 async function checkDrift(image: string, ref: ImageReference, entry: LockEntry, warn: (message: string) => void): Promise<boolean> {
   if (ref.digest !== undefined) return false;
@@ -112,6 +128,8 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
   const movesAll = options.update === true;
 
   const next: Lockfile = { packages: {} };
+  /** Whether a tag locked just now was recorded in the store's refs (recordTag): index.json then follows. */
+  let tagsRecorded = false;
   const drifted: string[] = [];
   const moved: TagMove[] = [];
 
@@ -125,11 +143,13 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     const locked = existing?.packages[image];
     let entry = movesAll || moving?.has(image) ? undefined : locked;
     let drift = false;
+    let resolvedNow = false;
     if (entry === undefined) {
       if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
       if (offline && !(movesAll || moving?.has(image))) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
       options.progress?.(`locking ${image}`);
       entry = offline ? lockFromStore(image, located, options.storeRoot ?? storeRoot()) : await lockImage(located);
+      resolvedNow = !offline;
       if (locked && locked.digest !== entry.digest) moved.push({ image, from: locked.digest, to: entry.digest });
     } else if (!offline) {
       drift = await checkDrift(image, located, entry, warn);
@@ -137,6 +157,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     const pkg = await resolvePackage(formatReference(pinnedReference(located, entry, triple, project.dir)), {
       target: triple, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
     });
+    if (resolvedNow) tagsRecorded = recordTag(located, entry, pkg.manifestDigest, options.storeRoot ?? storeRoot()) || tagsRecorded;
     return { entry, drift, pkg };
   };
   // The declared packages are fetched side by side (packageFetchesAtOnce says how many). The walk
@@ -170,6 +191,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     throw frozenMismatch(project, stale.length > 0 ? `${stale.join(', ')} no longer needed` : 'locked requirements differ');
   }
   if (changed) writeLockfile(project.dir, next);
+  if (tagsRecorded) await writeStoreIndex(options.storeRoot ?? storeRoot());
   // So that `ocipkg store prune` keeps what this lockfile pins, for as long as it exists.
   recordProject(options.storeRoot ?? storeRoot(), project.dir);
   return { project, lockfile: next, written: changed, drifted, moved };

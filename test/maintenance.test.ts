@@ -372,6 +372,26 @@ describe('ocipkg rm', () => {
     expect(await listed(store)).toEqual([]);
   });
 
+  it('after an install, takes the tag the project declared; after an update, the tag names the new build', async () => {
+    const store = await tempDir('store');
+    const moving = `${registry.host}/acme/install-moving:1`;
+    expect((await ocipkg(['push', archives.lz4, moving])).code).toBe(0);
+    const dir = await installedProject(store, { moving });
+    const before = (await listed(store)).find((r) => r.reference === moving);
+    expect(before, JSON.stringify(await listed(store))).toBeDefined();
+
+    // The tag moves; update follows it, and so does the store's record of the tag.
+    expect((await ocipkg(['push', archives.other, moving])).code).toBe(0);
+    const updated = await ocipkg(['update'], env(store, { OCIPKG_PROJECT_DIR: dir }));
+    expect(updated.code, updated.stderr).toBe(0);
+    const after = (await listed(store)).find((r) => r.reference === moving)!;
+    expect(after.manifest).not.toBe(before!.manifest);
+    const outside = await ocipkgLink(['--prefix', moving], env(store, { OCIPKG_OFFLINE: '1', OCIPKG_PROJECT_DIR: await tempDir('elsewhere') }));
+    expect(outside.stdout.trim()).toBe(join(store, 'packages', 'sha256', after.manifest.slice('sha256:'.length)));
+
+    expect(lines(await ocipkg(['rm', moving], env(store)))[0]).toBe(`untagged ${moving}`);
+  });
+
   it('refuses a reference the store does not hold, in one line, and removes nothing', async () => {
     const store = await tempDir('store');
     const lz4 = await get(store, images.lz4);
