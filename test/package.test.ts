@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO, tempDir } from './helpers/cli.js';
@@ -14,5 +14,15 @@ describe('the packed tarball', () => {
     const files = packed!.files.map((f) => f.path);
     for (const file of ['bin/ocipkg.cjs', 'bin/ocipkg-link.cjs', 'dist/cjs/bundles.cjs', 'dist/bundle/ocipkg.cjs', 'dist/bundle/ocipkg.v8cache', 'dist/bundle/ocipkg-link.cjs', 'dist/bundle/ocipkg-link.v8cache', 'dist/progress.js', 'cmake/ocipkgConfig.cmake', 'README.md']) expect(files).toContain(file);
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
+
+    // Unpacked elsewhere, a --verbose stack names the bundle by its place in the package, not by the
+    // path it was built at (V8 keeps the name the code cache was made under).
+    execFileSync('tar', ['-xzf', join(dir, packed!.filename), '-C', dir]);
+    const failed = spawnSync(process.execPath, [join(dir, 'package', 'bin', 'ocipkg.cjs'), 'get', '--verbose', '127.0.0.1:1/none:1'], {
+      encoding: 'utf8', env: { ...process.env, OCIPKG_DATA_DIR: join(dir, 'store') },
+    });
+    expect(failed.status).toBe(4);
+    expect(failed.stderr).toContain('(ocipkg/dist/bundle/ocipkg.cjs:');
+    expect(failed.stderr).not.toContain(REPO);
   });
 });

@@ -69,7 +69,9 @@ export function loadBundle<Exports>(name: BundleName, options: LoadOptions = {})
       // No cache (a build without one): compile from source.
     }
   }
-  const script = new Script(readFileSync(file, 'utf8'), { filename: file, cachedData });
+  // Named for stack traces by its place in the package, not by its path: V8 keeps the name the
+  // script had when the cache was made (on the machine that built the package), whatever this says.
+  const script = new Script(readFileSync(file, 'utf8'), { filename: `ocipkg/dist/bundle/${name}.cjs`, cachedData });
   const module = { exports: {} as Exports };
   script.runInThisContext()(module.exports, require, module, file, DIR, importColdPath);
   return { exports: module.exports, script };
