@@ -223,6 +223,23 @@ describe('manifests that are not what they claim (EMANIFEST, ETOOLARGE)', () => 
   });
 });
 
+describe("the registry's text on stdout", () => {
+  it('inspect prints an index annotation with DEL and C1 controls (U+009B is a CSI) escaped, as JSON that reads back the same', async () => {
+    const hostile = 'text\u007f\u009b2J\u0085';
+    const doc = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [forTarget(lz4.manifestDesc)], annotations: { 'org.opencontainers.image.description': hostile } };
+    const bytes = Buffer.from(JSON.stringify(doc));
+    const remote = new RegistryRepository(registry.host, 'hostile/lz4');
+    const desc = descriptorFor(OCI_INDEX, bytes);
+    await remote.push(desc, bytes);
+    await remote.tag(desc, 'described');
+    const result = await ocipkg(['inspect', `${registry.host}/hostile/lz4:described`], { OCIPKG_DATA_DIR: await tempDir('store') });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toMatch(/[\u007f-\u009f]/);
+    expect(result.stdout).toContain('text\\u007f\\u009b2J\\u0085');
+    expect(JSON.stringify(JSON.parse(result.stdout))).toContain(JSON.stringify(hostile).slice(1, -1));
+  });
+});
+
 describe("the registry's text on stderr", () => {
   it('an error code with control characters is printed escaped, in one line, by both CLIs', async () => {
     proxy.reset();

@@ -32,7 +32,14 @@ export const JSON_HELP = '  --json                  the result as one JSON value
 
 /** A `--json` result: one JSON value on stdout, the only thing printed there. */
 export function printJson(value: unknown): void {
-  printLine(JSON.stringify(value, null, 2));
+  // JSON.stringify escapes C0 controls but writes DEL and C1 (U+0080-U+009F, CSI among them) as
+  // they are: escaped here too, still valid JSON, so what a registry sent cannot drive a terminal.
+  printLine(JSON.stringify(value, null, 2).replace(/[\u007f-\u009f]/g, unicodeEscape));
+}
+
+/** `c` as a JSON and JavaScript string escape, `\u001b`. */
+function unicodeEscape(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 /** Set by --quiet (-q): no progress of any kind. */
@@ -156,7 +163,7 @@ const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' 
  * line, and must not move the cursor, clear the screen or recolour what follows.
  */
 export function escapeControls(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? unicodeEscape(c));
 }
 
 /**
