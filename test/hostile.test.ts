@@ -224,8 +224,8 @@ describe('manifests that are not what they claim (EMANIFEST, ETOOLARGE)', () => 
 });
 
 describe("the registry's text on stdout", () => {
-  it('inspect prints an index annotation with DEL and C1 controls (U+009B is a CSI) escaped, as JSON that reads back the same', async () => {
-    const hostile = 'text\u007f\u009b2J\u0085';
+  it('inspect prints an index annotation with DEL, C1 controls (U+009B is a CSI) and a right-to-left override escaped, as JSON that reads back the same', async () => {
+    const hostile = 'text\u007f\u009b2J\u0085\u202egpj.exe';
     const doc = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [forTarget(lz4.manifestDesc)], annotations: { 'org.opencontainers.image.description': hostile } };
     const bytes = Buffer.from(JSON.stringify(doc));
     const remote = new RegistryRepository(registry.host, 'hostile/lz4');
@@ -234,8 +234,8 @@ describe("the registry's text on stdout", () => {
     await remote.tag(desc, 'described');
     const result = await ocipkg(['inspect', `${registry.host}/hostile/lz4:described`], { OCIPKG_DATA_DIR: await tempDir('store') });
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).not.toMatch(/[\u007f-\u009f]/);
-    expect(result.stdout).toContain('text\\u007f\\u009b2J\\u0085');
+    expect(result.stdout).not.toMatch(/[\u007f-\u009f\u202e]/);
+    expect(result.stdout).toContain('text\\u007f\\u009b2J\\u0085\\u202egpj.exe');
     expect(JSON.stringify(JSON.parse(result.stdout))).toContain(JSON.stringify(hostile).slice(1, -1));
   });
 });

@@ -32,10 +32,16 @@ export const JSON_HELP = '  --json                  the result as one JSON value
 
 /** A `--json` result: one JSON value on stdout, the only thing printed there. */
 export function printJson(value: unknown): void {
-  // JSON.stringify escapes C0 controls but writes DEL and C1 (U+0080-U+009F, CSI among them) as
-  // they are: escaped here too, still valid JSON, so what a registry sent cannot drive a terminal.
-  printLine(JSON.stringify(value, null, 2).replace(/[\u007f-\u009f]/g, unicodeEscape));
+  // JSON.stringify escapes C0 controls but writes DEL, C1 (U+0080-U+009F, CSI among them) and the
+  // bidirectional overrides as they are: escaped here too, still valid JSON, so what a registry
+  // sent can neither drive a terminal nor show text in another order than it has.
+  printLine(JSON.stringify(value, null, 2).replace(UNSAFE_IN_JSON, unicodeEscape));
 }
+
+/** DEL, the C1 controls and the bidirectional marks, embeddings, overrides and isolates. */
+const DISPLAY_CONTROLS = '\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069';
+const UNSAFE_IN_JSON = new RegExp(`[${DISPLAY_CONTROLS}]`, 'g');
+const UNSAFE_IN_MESSAGES = new RegExp(`[\\u0000-\\u001f${DISPLAY_CONTROLS}]`, 'g');
 
 /** `c` as a JSON and JavaScript string escape, `\u001b`. */
 function unicodeEscape(c: string): string {
@@ -158,12 +164,13 @@ export function sizeThreadPool(transfersAtOnce: number): void {
 const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /**
- * `text` with every control character (C0, DEL, C1) written as an escape (`\n`, `\u001b`). Messages
- * quote what registries and packages sent (an error code, a name); on stderr that must stay one
- * line, and must not move the cursor, clear the screen or recolour what follows.
+ * `text` with every control character (C0, DEL, C1) and bidirectional mark or override written as
+ * an escape (`\n`, `\u001b`, `\u202e`). Messages quote what registries and packages sent (an error
+ * code, a name); on stderr that must stay one line, must not move the cursor, clear the screen or
+ * recolour what follows, and must read in the order it is written.
  */
 export function escapeControls(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ESCAPES[c] ?? unicodeEscape(c));
+  return text.replace(UNSAFE_IN_MESSAGES, (c) => ESCAPES[c] ?? unicodeEscape(c));
 }
 
 /**
