@@ -485,6 +485,16 @@ describe('ocipkg_package stages the install rules with DESTDIR', () => {
     expect(existsSync(join(build, 'escapes-1.0-x86_64-unknown-linux-gnu.tar'))).toBe(false);
   }, 180_000);
 
+  it('says which REQUIRES a library linked from the ocipkg store must come from', async () => {
+    // libpng's build links the store's zlib by path (FindZLIB through ocipkg-link --cmake-prefix-path).
+    const stored = join(work, 'store-like', 'packages', 'sha256', 'a'.repeat(64), 'root', 'lib', 'libz.a');
+    await mkdir(join(stored, '..'), { recursive: true });
+    await writeFile(stored, '!<arch>\n');
+    const build = await project('from-store', [`target_link_libraries(x PRIVATE ${stored})`, 'install(TARGETS x ARCHIVE DESTINATION lib)'], join(work, 'from-store-prefix'));
+    const { stderr } = await cmake(['--build', build, '--target', 'ocipkg-pack']);
+    expect(stderr.replace(/\s+/g, ' ')).toContain(`x links ${stored}, a file of a package in the ocipkg store, by its path: not recorded; consumers get it only from a package REQUIRES names (here: ${image})`);
+  }, 180_000);
+
   it('works in a project whose cmake_minimum_required predates the policies it uses (libpng asks for 3.1)', async () => {
     // A dependency to describe: the module walks the target's link libraries with if(IN_LIST).
     const build = await project('old-policies', ['target_link_libraries(x PRIVATE m)', 'install(TARGETS x ARCHIVE DESTINATION lib)'], join(work, 'old-real-prefix'), '3.1');

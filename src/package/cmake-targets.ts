@@ -72,12 +72,17 @@ export async function readCmakeTargets(file: string): Promise<CmakeTarget[]> {
   });
 }
 
+/** A file inside a package of an ocipkg store (store/paths.ts's layout), as a build found it there. */
+const STORE_FILE = /[\\/]packages[\\/]sha256[\\/][0-9a-f]{64}[\\/]root[\\/]/;
+
 /**
  * The definitions and link flags the installed library targets give their consumers. A target is
  * installed when a library pack found in the prefix is one of its files; the others (tests, tools,
  * internal helpers) say nothing. What a consumer could not satisfy is warned about, not recorded.
  */
-export function describeFromCmake(targets: CmakeTarget[], libraries: LibraryInfo[], warn: (message: string) => void): CmakeDescription {
+export function describeFromCmake(targets: CmakeTarget[], libraries: LibraryInfo[], requires: string[], warn: (message: string) => void): CmakeDescription {
+  // What a consumer links beyond the package comes only from the packages it requires: say which.
+  const fromRequired = requires.length > 0 ? `consumers get it only from a package REQUIRES names (here: ${requires.join(', ')})` : 'declare the package that provides it with REQUIRES';
   const byName = new Map(targets.map((t) => [t.name, t]));
   const found = new Map(libraries.map((lib) => [basename(lib.file), lib]));
   const installed = new Set<string>();
@@ -106,7 +111,9 @@ export function describeFromCmake(targets: CmakeTarget[], libraries: LibraryInfo
       else if (linked) {
         if (!installed.has(linked.name)) warn(`${target.name} links ${linked.name}, which the install rules do not install: consumers cannot link it`);
       } else if (item.startsWith(IMPORTED)) {
-        warn(`${target.name} links ${item.slice(IMPORTED.length)}, a target of another project the package does not carry; declare the package that provides it with REQUIRES`);
+        warn(`${target.name} links ${item.slice(IMPORTED.length)}, a target of another project the package does not carry; ${fromRequired}`);
+      } else if (STORE_FILE.test(item)) {
+        warn(`${target.name} links ${item}, a file of a package in the ocipkg store, by its path: not recorded; ${fromRequired}`);
       } else if (item.startsWith('/') || /^[A-Za-z]:[\\/]/.test(item)) {
         warn(`${target.name} links ${item} by its path on this machine, which consumers do not have; not recorded`);
       } else {

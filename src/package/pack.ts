@@ -268,7 +268,7 @@ export async function pack(dir: string, output: string, options: PackOptions): P
   const requires = [...new Set([...(options.requires ?? []), ...declared].map((r) => canonicalReference(parseReference(r))))];
   const warn = options.warn ?? (() => {});
   const shipped = await readShippedFiles(dir, await directoryEntries(dir), libraries, requires, warn);
-  const fromCmake = options.cmakeTargets !== undefined ? describeFromCmake(await readCmakeTargets(options.cmakeTargets), libraries, warn) : undefined;
+  const fromCmake = options.cmakeTargets !== undefined ? describeFromCmake(await readCmakeTargets(options.cmakeTargets), libraries, requires, warn) : undefined;
   return writeArtifact({ ...shipped, libraries, includeDirs, sourceOf: (lib) => join(dir, lib.file), origin: dir }, output, {
     ...options,
     requires,
