@@ -123,6 +123,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
   if (options.frozen && !existing) throw frozenMismatch(project, 'there is no lockfile');
   const offline = options.offline ?? process.env.OCIPKG_OFFLINE === '1';
   const triple = selectTriple(options.target);
+  const root = options.storeRoot ?? storeRoot();
   const warn = options.warn ?? (() => {});
   const moving = options.update === true ? undefined : new Set((options.update ?? []).map((name) => canonical(resolveAlias(name, project))));
   const movesAll = options.update === true;
@@ -148,16 +149,16 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
       if (options.frozen) throw frozenMismatch(project, `${image} is not locked`);
       if (offline && !(movesAll || moving?.has(image))) throw new OcipkgError('ENOTFOUND', `${image} is not in ocipkg-lock.json and ocipkg is offline; run \`ocipkg install\` with network`);
       options.progress?.(`locking ${image}`);
-      entry = offline ? lockFromStore(image, located, options.storeRoot ?? storeRoot()) : await lockImage(located);
+      entry = offline ? lockFromStore(image, located, root) : await lockImage(located);
       resolvedNow = !offline;
       if (locked && locked.digest !== entry.digest) moved.push({ image, from: locked.digest, to: entry.digest });
     } else if (!offline) {
       drift = await checkDrift(image, located, entry, warn);
     }
     const pkg = await resolvePackage(formatReference(pinnedReference(located, entry, triple, project.dir)), {
-      target: triple, offline, project: false, progress: options.progress, ...(options.storeRoot !== undefined && { storeRoot: options.storeRoot }),
+      target: triple, offline, project: false, progress: options.progress, storeRoot: root,
     });
-    if (resolvedNow) tagsRecorded = recordTag(located, entry, pkg.manifestDigest, options.storeRoot ?? storeRoot()) || tagsRecorded;
+    if (resolvedNow && recordTag(located, entry, pkg.manifestDigest, root)) tagsRecorded = true;
     return { entry, drift, pkg };
   };
   // The declared packages are fetched side by side (packageFetchesAtOnce says how many). The walk
@@ -176,7 +177,7 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     if (drift) drifted.push(image);
     const requires = (await linkDescriptionOf(pkg)).requires.map(canonical);
     const { signedBy: _previous, ...pin } = entry;
-    const signedBy = verifiedBy(image, pkg.manifestDigest, options.storeRoot ?? storeRoot(), project);
+    const signedBy = verifiedBy(image, pkg.manifestDigest, root, project);
     next.packages[image] = { ...pin, requires, ...(signedBy !== undefined && { signedBy }) };
     return { value: undefined, requires, identity: image };
   });
@@ -191,8 +192,8 @@ export async function installProject(options: InstallProjectOptions = {}): Promi
     throw frozenMismatch(project, stale.length > 0 ? `${stale.join(', ')} no longer needed` : 'locked requirements differ');
   }
   if (changed) writeLockfile(project.dir, next);
-  if (tagsRecorded) await writeStoreIndex(options.storeRoot ?? storeRoot());
+  if (tagsRecorded) await writeStoreIndex(root);
   // So that `ocipkg store prune` keeps what this lockfile pins, for as long as it exists.
-  recordProject(options.storeRoot ?? storeRoot(), project.dir);
+  recordProject(root, project.dir);
   return { project, lockfile: next, written: changed, drifted, moved };
 }

@@ -6,6 +6,7 @@ import { OCIPKG_CONFIG } from '../oci/mediatypes.js';
 import type { Descriptor } from '../oci/types.js';
 import { parseReference } from '../reference.js';
 import { PackageDataChecker } from './package-data.js';
+import { isStringArray } from '../json-shape.js';
 
 /**
  * The config blob of an ocipkg artifact (`application/vnd.ocipkg.v1.config+json`).
@@ -70,10 +71,6 @@ function isRegistryReference(value: string): boolean {
   } catch {
     return false;
   }
-}
-
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((v) => typeof v === 'string');
 }
 
 function badConfig(what: string, why: string): OcipkgError {

@@ -5,6 +5,7 @@ import { verifyBytes } from './verify.js';
 import type { ContentSource } from './content.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES } from './mediatypes.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
+import { isObject, isStringMap } from '../json-shape.js';
 
 export type ParsedManifest =
   | { kind: 'index'; index: ImageIndex }
@@ -64,13 +65,9 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
   return desc;
 }
 
-const isStringMap = (value: unknown): boolean =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
-
 /** What triple matching reads of a platform: anything else would crash it, not fail to match. */
 function isPlatform(value: unknown): boolean {
-  const p = value as Record<string, unknown>;
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof p.os === 'string' && typeof p.architecture === 'string' && (p.variant === undefined || typeof p.variant === 'string');
+  return isObject(value) && typeof value.os === 'string' && typeof value.architecture === 'string' && (value.variant === undefined || typeof value.variant === 'string');
 }
 
 /**

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
 import type { LibraryInfo } from '../artifact/config.js';
+import { isStringArray } from '../json-shape.js';
 
 /**
  * What a CMake build knows about its libraries beyond their files, as CMake's `ocipkg_package`
@@ -40,10 +41,6 @@ const TYPES: readonly string[] = ['STATIC_LIBRARY', 'SHARED_LIBRARY', 'INTERFACE
 const STATIC_ONLY = 'static-only:';
 const IMPORTED = 'imported:';
 
-function isStrings(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((v) => typeof v === 'string');
-}
-
 export async function readCmakeTargets(file: string): Promise<CmakeTarget[]> {
   let text: string;
   try {
@@ -64,7 +61,7 @@ export async function readCmakeTargets(file: string): Promise<CmakeTarget[]> {
     const target = t as Partial<Record<keyof CmakeTarget, unknown>> | null;
     if (
       typeof target?.name !== 'string' || typeof target.type !== 'string' || !TYPES.includes(target.type) ||
-      !isStrings(target.files) || !isStrings(target.defines) || !isStrings(target.links)
+      !isStringArray(target.files) || !isStringArray(target.defines) || !isStringArray(target.links)
     ) {
       throw new OcipkgError('EINPUT', `--cmake-targets ${file}: targets[${i}] is not a library target record`);
     }

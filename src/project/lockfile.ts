@@ -4,6 +4,7 @@ import { errno, OcipkgError } from '../errors.js';
 import { canonicalReference, type ImageReference } from '../reference.js';
 import { noBuildError } from '../artifact/triples.js';
 import { writeFileAtomicSync } from '../fs/atomic.js';
+import { isStringMap } from '../json-shape.js';
 
 /**
  * `ocipkg-lock.json`, beside the project's package.json: for each image (canonical reference, one
@@ -46,9 +47,6 @@ export function lockfilePath(projectDir: string): string {
 function invalid(path: string, why: string): OcipkgError {
   return new OcipkgError('ELOCKFILE', `${path}: invalid lockfile: ${why}; fix it or delete it and run \`ocipkg install\``);
 }
-
-const isStringMap = (value: unknown): value is Record<string, string> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
 
 /** The project's lockfile, or undefined when it has none. A lockfile that cannot be read is an error, never ignored. */
 export function readLockfile(projectDir: string): Lockfile | undefined {

@@ -4,6 +4,7 @@ import { errno, OcipkgError } from '../errors.js';
 import { parseReference, repositoryOf, type ImageReference } from '../reference.js';
 import { parseTrust, type DeclaredRule } from './trust.js';
 import { didYouMean, nearest } from '../suggest.js';
+import { isObject } from '../json-shape.js';
 
 /**
  * The packages an addon declares in its `package.json`:
@@ -62,8 +63,6 @@ function checkKeys(object: object, known: string[], path: string, file: string, 
     throw new OcipkgError('EINPUT', `${file}: "${path}.${key}" is not a key ocipkg reads${hint}`);
   }
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The section's own keys, and each trust rule's (trust.ts reads their values). */
 function checkSection(section: unknown, file: string): asserts section is Record<string, unknown> {

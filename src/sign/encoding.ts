@@ -1,4 +1,5 @@
 import { OcipkgError } from '../errors.js';
+import { isObject } from '../json-shape.js';
 
 /**
  * The encodings of cosign's files, as Go writes them: PEM (encoding/pem: 64-column lines) and
@@ -35,5 +36,5 @@ export function decodePem(text: string, what: string): { type: string; body: Buf
 
 /** `value` as a JSON object (not null, not an array), or undefined. */
 export function jsonObject(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  return isObject(value) ? value : undefined;
 }
