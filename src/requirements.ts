@@ -7,8 +7,7 @@ import { canonicalReference, parseReference, repositoryOf } from './reference.js
  * before writing its generated files. It owns the four rules all of them follow:
  *
  * - a package that requires itself, directly or not, is an error naming the chain;
- * - requirements nest at most MAX_REQUIREMENT_DEPTH deep (an error naming the chain's ends), and
- *   reach their packages by at most MAX_REQUIREMENT_PATHS paths;
+ * - requirements nest at most MAX_REQUIREMENT_DEPTH deep (an error naming the chain's ends);
  * - one version per repository: two references to one repository whose identities differ (what
  *   the caller says makes them the same: a manifest digest, a locked reference) are an error;
  * - link order: every package comes after all that need it, so a package needed twice is linked
@@ -60,13 +59,6 @@ export interface WalkOptions<T> {
  */
 export const MAX_REQUIREMENT_DEPTH = 64;
 
-/**
- * How many paths into the graph a walk follows. Link order lists a package once per path that
- * reaches it (and keeps its last position), so a graph of shared requirements stacked as diamonds
- * (a needs b and c, both need d and e, ...) has paths, and costs time, doubling with each level.
- */
-export const MAX_REQUIREMENT_PATHS = 4096;
-
 /** A long chain shortened to its ends for a one-line error. */
 function chainLine(chain: readonly string[]): string {
   return (chain.length <= 6 ? chain : [...chain.slice(0, 3), '...', ...chain.slice(-3)]).join(' -> ');
@@ -91,52 +83,85 @@ function requiredBy(err: unknown, chain: readonly string[]): unknown {
  * synchronously (gyp's `<!@(node -p ...)`), which is why the walk itself is synchronous.
  */
 export function walkRequirementsNow<T>(roots: string[], visit: VisitNow<T>, options: WalkOptions<T> = {}): Walked<T>[] {
-  const visited = new Map<string, Visited<T>>();
+  const nodes = new Map<string, Node<T>>();
   const versions = new Map<string, { image: string; identity: string }>();
-  const order: (Walked<T> & { repository: string })[] = [];
 
-  const walk = (image: string, chain: readonly string[], requested: boolean): void => {
+  /** Walks `image` and what it requires (once per image: a walked subtree is not walked again). */
+  const walk = (image: string, chain: readonly string[]): Node<T> => {
     if (chain.includes(image)) {
       throw new OcipkgError('EMANIFEST', `${image} requires itself (through its requires: ${[...chain.slice(chain.indexOf(image)), image].join(' -> ')})`);
     }
+    const walked = nodes.get(image);
+    // Reached again by another path: only its depth can be new.
+    if (walked) {
+      tooDeep([...chain, ...walked.deepest]);
+      return walked;
+    }
     const path = [...chain, image];
-    if (path.length > MAX_REQUIREMENT_DEPTH) {
-      throw new OcipkgError('EMANIFEST', `${path[0]} has requirements nested more than ${MAX_REQUIREMENT_DEPTH} deep (${chainLine(path)}, ${path.length} packages)`);
+    tooDeep(path);
+    let found: Visited<T>;
+    try {
+      found = visit(image, path);
+    } catch (err) {
+      throw requiredBy(err, chain);
     }
     const repository = repositoryOf(parseReference(image));
-    let node = visited.get(image);
-    if (node === undefined) {
-      let found: Visited<T>;
-      try {
-        found = visit(image, path);
-      } catch (err) {
-        throw requiredBy(err, chain);
-      }
-      node = { ...found, requires: found.requires.map(canonical) };
-      const seen = versions.get(repository);
-      if (seen && seen.identity !== node.identity) {
-        throw new OcipkgError('ECONFLICT', `conflicting versions of ${repository}: ${seen.image} and ${image} are both needed; declare or require one version`);
-      }
-      versions.set(repository, { image, identity: node.identity });
-      visited.set(image, node);
+    const seen = versions.get(repository);
+    if (seen && seen.identity !== found.identity) {
+      throw new OcipkgError('ECONFLICT', `conflicting versions of ${repository}: ${seen.image} and ${image} are both needed; declare or require one version`);
     }
-    order.push({ image, repository, value: node.value, requested });
-    if (order.length > MAX_REQUIREMENT_PATHS) {
-      throw new OcipkgError('EMANIFEST', `the requirements of ${roots.join(', ')} reach their packages by more than ${MAX_REQUIREMENT_PATHS} paths (through ${chainLine(path)}); a package graph this tangled is refused`);
+    versions.set(repository, { image, identity: found.identity });
+    const node: Node<T> = { repository, value: found.value, requires: found.requires.map(canonical), deepest: [image] };
+    for (const required of node.requires) {
+      const below = walk(required, path);
+      if (below.deepest.length >= node.deepest.length) node.deepest = [image, ...below.deepest];
     }
-    for (const required of node.requires) walk(required, path, false);
+    nodes.set(image, node);
+    return node;
+  };
+  const tooDeep = (path: readonly string[]): void => {
+    if (path.length <= MAX_REQUIREMENT_DEPTH) return;
+    const shown = path.slice(0, MAX_REQUIREMENT_DEPTH + 1);
+    throw new OcipkgError('EMANIFEST', `${shown[0]} has requirements nested more than ${MAX_REQUIREMENT_DEPTH} deep (${chainLine(shown)}, ${shown.length} packages)`);
   };
 
-  for (const root of roots) walk(canonical(root), options.chain ?? [], true);
-  // Each package (one per repository, by now) at its last position; one named by the caller stays
-  // requested wherever it lands.
-  return order
-    .filter((entry, i) => {
-      const later = order.slice(i + 1).find((other) => other.repository === entry.repository);
-      if (later && entry.requested) later.requested = true;
-      return later === undefined;
-    })
-    .map(({ image, value, requested }) => ({ image, value, requested }));
+  const images = roots.map(canonical);
+  for (const image of images) walk(image, options.chain ?? []);
+  return linkOrder(images, nodes);
+}
+
+/** A walked package, with the longest chain of requirements below it (itself first). */
+interface Node<T> {
+  repository: string;
+  value: T;
+  requires: string[];
+  deepest: string[];
+}
+
+/**
+ * Every package after all that need it, each (one per repository) where it would land last if the
+ * walk were written out path by path (roots in order, each followed by what it requires, and so on
+ * down). That list read backwards is a depth-first walk taking requirements last to first and
+ * listing a package after what it requires; the first time it meets a repository is the last time
+ * the written-out list does. So the backward walk, which meets each subtree once, gives the order
+ * without following every path (a graph of stacked diamonds has paths doubling at every level).
+ */
+function linkOrder<T>(roots: string[], nodes: Map<string, Node<T>>): Walked<T>[] {
+  const requested = new Set(roots.map((image) => nodes.get(image)!.repository));
+  const met = new Set<string>();
+  const placed = new Set<string>();
+  const backwards: Walked<T>[] = [];
+  const place = (image: string): void => {
+    if (met.has(image)) return;
+    met.add(image);
+    const node = nodes.get(image)!;
+    for (const required of [...node.requires].reverse()) place(required);
+    if (placed.has(node.repository)) return;
+    placed.add(node.repository);
+    backwards.push({ image, value: node.value, requested: requested.has(node.repository) });
+  };
+  for (const root of [...roots].reverse()) place(root);
+  return backwards.reverse();
 }
 
 /** Thrown through walkRequirementsNow by walkRequirements' visit for an image it has no answer for yet. */

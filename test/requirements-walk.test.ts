@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_REQUIREMENT_PATHS, walkRequirementsNow, type Visited } from '../src/requirements.js';
+import { MAX_REQUIREMENT_DEPTH, walkRequirementsNow, type Visited } from '../src/requirements.js';
 import { codeOfSync } from './helpers/errors.js';
 
 /**
@@ -26,20 +26,36 @@ describe('walkRequirementsNow', () => {
     expect(walked).toEqual([ref('l0a'), ref('l1a'), ref('l1b'), ref('l2a'), ref('l2b'), ref('l3a'), ref('l3b')]);
   });
 
-  it('refuses, in one line, a graph of stacked diamonds whose paths double at every level', () => {
-    // 40 levels are 2^41 paths: before the limit the walk followed every one of them (hung).
+  it('walks a graph of stacked diamonds, whose paths double at every level, visiting each package once', () => {
+    // 40 levels are 2^41 paths: a walk following each of them would not end.
+    const visits = new Map<string, number>();
+    const visit = graphVisit(diamonds(40));
+    const walked = walkRequirementsNow([ref('l0a')], (image) => {
+      visits.set(image, (visits.get(image) ?? 0) + 1);
+      return visit(image);
+    });
+    expect(walked.map((w) => w.image)).toEqual([ref('l0a'), ...Array.from({ length: 39 }, (_, i) => [ref(`l${i + 1}a`), ref(`l${i + 1}b`)]).flat()]);
+    expect([...visits.values()].every((count) => count === 1)).toBe(true);
+    expect(visits.size).toBe(79);
+  });
+
+  it('finds requirements nested too deep through a package it reached before by a shorter path', () => {
+    // top requires c3 (62 packages below it: within the limit), then c0, whose chain reaches c3 at depth 5.
+    const name = (i: number) => `registry.example/acme/c${i}:1`;
+    const graph: Record<string, string[]> = { [ref('top')]: [name(3), name(0)] };
+    for (let i = 0; i < 64; i++) graph[name(i)] = i < 63 ? [name(i + 1)] : [];
     let message = '';
     expect(codeOfSync(() => {
       try {
-        walkRequirementsNow([ref('l0a')], graphVisit(diamonds(40)));
+        walkRequirementsNow([ref('top')], graphVisit(graph));
       } catch (err) {
         message = (err as Error).message;
         throw err;
       }
     })).toBe('EMANIFEST');
-    expect(message).toContain(`by more than ${MAX_REQUIREMENT_PATHS} paths`);
-    expect(message.split('\n')).toHaveLength(1);
-    // 11 levels are 2^12 - 1 paths, within the limit: walked, each package once.
-    expect(walkRequirementsNow([ref('l0a')], graphVisit(diamonds(11)))).toHaveLength(21);
+    expect(message).toContain(`nested more than ${MAX_REQUIREMENT_DEPTH} deep (${ref('top')} -> ${name(0)} -> ${name(1)} -> ...`);
+    expect(message).toContain(`${MAX_REQUIREMENT_DEPTH + 1} packages)`);
+    // Without the longer way in, the same packages are within the limit.
+    expect(walkRequirementsNow([ref('top')], graphVisit({ ...graph, [ref('top')]: [name(3)] }))).toHaveLength(62);
   });
 });
