@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -59,6 +60,18 @@ describe('extractStream', () => {
     expect(readlinkSync(join(dest, 'lib/libgreet.so'))).toBe('libgreet.so.1');
   });
 
+  it('extracts a hard link to a symlink, as GNU tar archives one, as that symlink again', async () => {
+    // ln makes hard links to the symlink itself; tar then stores the second name as a Link entry.
+    const tree = join(work, 'tree');
+    await mkdir(join(tree, 'lib'), { recursive: true });
+    execFileSync('sh', ['-c', 'echo ELF > lib/libz.so.1 && ln -s libz.so.1 lib/libz.so && ln -P lib/libz.so lib/libz-alias.so'], { cwd: tree });
+    const archive = execFileSync('tar', ['-c', '-C', tree, 'lib/libz.so.1', 'lib/libz.so', 'lib/libz-alias.so']);
+    expect(execFileSync('tar', ['-tvf', '-'], { input: archive, encoding: 'utf8' })).toContain('lib/libz-alias.so link to lib/libz.so\n');
+    await extractStream(Readable.from([archive]), dest, layer);
+    expect(readlinkSync(join(dest, 'lib/libz-alias.so'))).toBe('libz.so.1');
+    expect(readFileSync(join(dest, 'lib/libz-alias.so'), 'utf8')).toBe('ELF\n');
+  });
+
   it('extracts a gzip-compressed stream', async () => {
     await extractStream(Readable.from([gzipLayer([{ path: 'a.txt', body: 'hello' }])]), dest, { ...layer, gzip: true });
     expect(readFileSync(join(dest, 'a.txt'), 'utf8')).toBe('hello');
@@ -85,6 +98,13 @@ describe('extractStream', () => {
     ['a hard link to no entry', [{ path: 'hard', type: 'Link', linkpath: 'missing' }]],
     ['a hard link to itself', [{ path: 'hard', type: 'Link', linkpath: 'hard' }]],
     ['a hard link to itself over a file', [{ path: 'hard', body: 'x' }, { path: 'hard', type: 'Link', linkpath: './hard' }]],
+    [
+      'a hard link to a symlink whose text leads outside from where the hard link stands',
+      [
+        { path: 'lib/up', type: 'SymbolicLink', linkpath: '../x' },
+        { path: 'hard', type: 'Link', linkpath: 'lib/up' },
+      ],
+    ],
     ['a hard link to a directory', [{ path: 'dir/', type: 'Directory' }, { path: 'hard', type: 'Link', linkpath: 'dir' }]],
     ['a character device', [{ path: 'null', type: 'CharacterDevice' }]],
     ['a block device', [{ path: 'disk', type: 'BlockDevice' }]],

@@ -228,6 +228,13 @@ class Extractor extends Writable {
         return false;
       }
     }
+    const linked = entry.type === 'Link' && !hasDotDot(entry.linkpath ?? '') ? this.pendingLinks.get(normalizeEntryPath(entry.linkpath ?? '')) : undefined;
+    if (linked !== undefined) {
+      // A hard link to a symlink is that symlink a second time (tar archives one whose link count
+      // is above 1 this way): the same text, checked for where it now stands, and created last.
+      entry.type = 'SymbolicLink';
+      entry.linkpath = linked;
+    }
     const why = refusal(entry, this.symlinks);
     if (why !== undefined) {
       this.fail(new OcipkgError('EUNSAFE', `${this.options.label}: entry "${entry.path}" ${why}`));
