@@ -12,7 +12,7 @@ describe('the packed tarball', () => {
     // npm runs these on the consumer's machine (and npm 11 warns of each); a build belongs to `npm pack`.
     for (const script of ['preinstall', 'install', 'postinstall', 'prepare']) expect(manifest.scripts?.[script], script).toBeUndefined();
     const files = packed!.files.map((f) => f.path);
-    for (const file of ['bin/ocipkg.cjs', 'bin/ocipkg-link.cjs', 'dist/cjs/bundles.cjs', 'dist/bundle/ocipkg.cjs', 'dist/bundle/ocipkg.v8cache', 'dist/bundle/ocipkg-link.cjs', 'dist/bundle/ocipkg-link.v8cache', 'dist/progress.js', 'cmake/ocipkgConfig.cmake', 'README.md']) expect(files).toContain(file);
+    for (const file of ['bin/ocipkg.cjs', 'bin/ocipkg-link.cjs', 'dist/cjs/bundles.cjs', 'dist/bundle/ocipkg.cjs', 'dist/bundle/ocipkg.v8cache', 'dist/bundle/ocipkg-link.cjs', 'dist/bundle/ocipkg-link.v8cache', 'dist/progress.js', 'cmake/ocipkgConfig.cmake', 'README.md', 'examples/node-gyp-addon/binding.gyp', 'examples/c-library/toolchains/aarch64-linux-gnu.cmake']) expect(files).toContain(file);
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
 
     // Unpacked elsewhere, a --verbose stack names the bundle by its place in the package, not by the
