@@ -439,7 +439,7 @@ describe('ocipkg_package COMPONENT', () => {
 
 describe('ocipkg_package stages the install rules with DESTDIR', () => {
   /** A project installing libx and x.h as `install` lines say, configured with its prefix at `prefix`. */
-  async function project(name: string, install: string[], prefix: string, minimum = '3.19'): Promise<string> {
+  async function project(name: string, install: string[], prefix: string, minimum = '3.19', requires = image): Promise<string> {
     const dir = join(work, name);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'x.c'), 'int x(void) { return 1; }\n');
@@ -448,7 +448,7 @@ describe('ocipkg_package stages the install rules with DESTDIR', () => {
       `cmake_minimum_required(VERSION ${minimum})`, `project(${name} VERSION 1.0 LANGUAGES C)`,
       'add_library(x STATIC x.c)', 'set_target_properties(x PROPERTIES POSITION_INDEPENDENT_CODE ON)',
       ...install,
-      'find_package(ocipkg CONFIG REQUIRED)', `ocipkg_package(IMAGE ${registry.host}/acme/${name} REQUIRES ${image})`, '',
+      'find_package(ocipkg CONFIG REQUIRED)', `ocipkg_package(IMAGE ${registry.host}/acme/${name} REQUIRES ${requires})`, '',
     ].join('\n'));
     const build = join(dir, 'build');
     await cmake(['-S', dir, '-B', build, `-Docipkg_DIR=${cmakeDir}`, `-DCMAKE_INSTALL_PREFIX=${prefix}`]);
@@ -485,14 +485,27 @@ describe('ocipkg_package stages the install rules with DESTDIR', () => {
     expect(existsSync(join(build, 'escapes-1.0-x86_64-unknown-linux-gnu.tar'))).toBe(false);
   }, 180_000);
 
-  it('says which REQUIRES a library linked from the ocipkg store must come from', async () => {
+  it('warns of a library linked from the ocipkg store only when no package REQUIRES names reaches it there', async () => {
     // libpng's build links the store's zlib by path (FindZLIB through ocipkg-link --cmake-prefix-path).
-    const stored = join(work, 'store-like', 'packages', 'sha256', 'a'.repeat(64), 'root', 'lib', 'libz.a');
-    await mkdir(join(stored, '..'), { recursive: true });
-    await writeFile(stored, '!<arch>\n');
-    const build = await project('from-store', [`target_link_libraries(x PRIVATE ${stored})`, 'install(TARGETS x ARCHIVE DESTINATION lib)'], join(work, 'from-store-prefix'));
-    const { stderr } = await cmake(['--build', build, '--target', 'ocipkg-pack']);
-    expect(stderr.replace(/\s+/g, ' ')).toContain(`x links ${stored}, a file of a package in the ocipkg store, by its path: not recorded; consumers get it only from a package REQUIRES names (here: ${image})`);
+    const prefix = join(work, 'stored-prefix');
+    await mkdir(join(prefix, 'lib'), { recursive: true });
+    await mkdir(join(prefix, 'include'), { recursive: true });
+    await writeFile(join(prefix, 'include', 'z.h'), 'int z(void);\n');
+    execFileSync('sh', ['-c', 'printf "int z(void) { return 2; }\n" | cc -x c -c -o z.o - && ar rcs lib/libz.a z.o && rm z.o'], { cwd: prefix });
+    const zImage = `${registry.host}/acme/stored-z:1`;
+    for (const args of [['publish', zImage, '--target', `x86_64-unknown-linux-gnu=${prefix}`], ['get', zImage]]) {
+      const step = await ocipkg(args, env);
+      expect(step.code, step.stderr).toBe(0);
+    }
+    const stored = join((await ocipkg(['image-directory', zImage], env)).stdout.trim(), 'lib', 'libz.a');
+    const packWarnings = async (name: string, requires: string) => {
+      const build = await project(name, [`target_link_libraries(x PRIVATE ${stored})`, 'install(TARGETS x ARCHIVE DESTINATION lib)'], join(work, `${name}-prefix`), '3.19', requires);
+      return (await cmake(['--build', build, '--target', 'ocipkg-pack'])).stderr.replace(/\s+/g, ' ');
+    };
+    // REQUIRES names another package: the store's libz.a is not what it gives consumers.
+    expect(await packWarnings('from-store-other', image)).toContain(`x links ${stored}, a file of a package in the ocipkg store that no package REQUIRES names reaches there: not recorded; consumers get it only from a package REQUIRES names (here: ${image})`);
+    // REQUIRES names the package the file belongs to: consumers link it through the requirement.
+    expect(await packWarnings('from-store-required', zImage)).not.toContain('ocipkg store');
   }, 180_000);
 
   it('works in a project whose cmake_minimum_required predates the policies it uses (libpng asks for 3.1)', async () => {

@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import { errno, OcipkgError } from '../errors.js';
 import type { LibraryInfo } from '../artifact/config.js';
 import { isStringArray } from '../json-shape.js';
+import { isStoreFile, reachedByRequires } from './store-requires.js';
 
 /**
  * What a CMake build knows about its libraries beyond their files, as CMake's `ocipkg_package`
@@ -69,9 +70,6 @@ export async function readCmakeTargets(file: string): Promise<CmakeTarget[]> {
   });
 }
 
-/** A file inside a package of an ocipkg store (store/paths.ts's layout), as a build found it there. */
-const STORE_FILE = /[\\/]packages[\\/]sha256[\\/][0-9a-f]{64}[\\/]root[\\/]/;
-
 /**
  * The definitions and link flags the installed library targets give their consumers. A target is
  * installed when a library pack found in the prefix is one of its files; the others (tests, tools,
@@ -109,8 +107,10 @@ export function describeFromCmake(targets: CmakeTarget[], libraries: LibraryInfo
         if (!installed.has(linked.name)) warn(`${target.name} links ${linked.name}, which the install rules do not install: consumers cannot link it`);
       } else if (item.startsWith(IMPORTED)) {
         warn(`${target.name} links ${item.slice(IMPORTED.length)}, a target of another project the package does not carry; ${fromRequired}`);
-      } else if (STORE_FILE.test(item)) {
-        warn(`${target.name} links ${item}, a file of a package in the ocipkg store, by its path: not recorded; ${fromRequired}`);
+      } else if (isStoreFile(item)) {
+        // Linked from the store by path (libpng's build finds the store's zlib): consumers get it
+        // through the package REQUIRES names, when one does.
+        if (!reachedByRequires(item, requires)) warn(`${target.name} links ${item}, a file of a package in the ocipkg store that no package REQUIRES names reaches there: not recorded; ${fromRequired}`);
       } else if (item.startsWith('/') || /^[A-Za-z]:[\\/]/.test(item)) {
         warn(`${target.name} links ${item} by its path on this machine, which consumers do not have; not recorded`);
       } else {
