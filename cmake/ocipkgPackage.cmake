@@ -155,6 +155,10 @@ function(ocipkg_package)
     message(FATAL_ERROR "ocipkg_package: IMAGE <reference> is required")
   endif()
   if(TARGET ocipkg-pack)
+    if(CMAKE_PROJECT_INCLUDE)
+      # The way to add the call to a project one does not edit runs it at every project() call.
+      message(FATAL_ERROR "ocipkg_package: called twice; a build packs one package (CMAKE_PROJECT_INCLUDE runs after every project() call, here ${PROJECT_NAME}'s too: give the file as CMAKE_PROJECT_${CMAKE_PROJECT_NAME}_INCLUDE instead)")
+    endif()
     message(FATAL_ERROR "ocipkg_package: called twice; a build packs one package")
   endif()
 

@@ -410,6 +410,26 @@ describe('the GitHub Actions recipe', () => {
   }, 600_000);
 });
 
+describe('ocipkg_package added from outside the project', () => {
+  it('packs a project with two project() calls given CMAKE_PROJECT_<name>_INCLUDE, and says so when given CMAKE_PROJECT_INCLUDE', async () => {
+    // zstd's build/cmake: a top-level project(zstd) and a project(libzstd) in lib/, sources untouched.
+    const project = join(work, 'unedited');
+    await mkdir(join(project, 'lib'), { recursive: true });
+    await writeFile(join(project, 'lib', 'u.c'), 'int u(void) { return 1; }\n');
+    await writeFile(join(project, 'lib', 'CMakeLists.txt'), ['project(libunedited C)', 'add_library(unedited STATIC u.c)', 'set_target_properties(unedited PROPERTIES POSITION_INDEPENDENT_CODE ON)', 'install(TARGETS unedited)', ''].join('\n'));
+    await writeFile(join(project, 'CMakeLists.txt'), ['cmake_minimum_required(VERSION 3.19)', 'project(unedited VERSION 2.0 LANGUAGES C)', 'add_subdirectory(lib)', ''].join('\n'));
+    const include = join(work, 'ocipkg-unedited.cmake');
+    await writeFile(include, ['find_package(ocipkg CONFIG REQUIRED)', `ocipkg_package(IMAGE ${registry.host}/acme/unedited)`, ''].join('\n'));
+    const everyProject = await cmake(['-S', project, '-B', join(project, 'build-every'), `-Docipkg_DIR=${cmakeDir}`, `-DCMAKE_PROJECT_INCLUDE=${include}`]).then(() => undefined, (err: Error) => err);
+    expect(everyProject?.message.replace(/\s+/g, ' ')).toContain("CMAKE_PROJECT_INCLUDE runs after every project() call, here libunedited's too: give the file as CMAKE_PROJECT_unedited_INCLUDE instead");
+    const build = join(project, 'build');
+    await cmake(['-S', project, '-B', build, `-Docipkg_DIR=${cmakeDir}`, `-DCMAKE_PROJECT_unedited_INCLUDE=${include}`]);
+    await cmake(['--build', build, '--target', 'ocipkg-pack']);
+    const inspected = JSON.parse((await ocipkg(['inspect', join(build, 'unedited-2.0-x86_64-unknown-linux-gnu.tar')], env)).stdout) as { config: { package: { libraries: { file: string }[] } } };
+    expect(inspected.config.package.libraries.map((lib) => lib.file)).toEqual(['lib/libunedited.a']);
+  }, 180_000);
+});
+
 describe('ocipkg_package COMPONENT', () => {
   it('packs only what the install rules of the components given install', async () => {
     const project = join(work, 'components');
