@@ -362,8 +362,10 @@ ocipkg_bundle_runtime(<target>)
 Copies the runtime files (shared libraries: .so under their SONAME, dylibs under their install
 name, the DLLs of Windows import libraries) of every ocipkg package <target> links, through
 ocipkg_add_package or a generated <name>Config.cmake, next to the built <target> after each build,
-and adds the directory of the loading binary ($ORIGIN on ELF, @loader_path on macOS) to its build
-and install rpath, so the result loads on a machine that never ran ocipkg. Windows has no rpath:
+and adds the directory of the loading binary ($ORIGIN on ELF, @loader_path on macOS) to its install
+rpath, which it is built with (BUILD_WITH_INSTALL_RPATH), so the result loads on a machine that
+never ran ocipkg and names no directory of this one; add any other directory it needs to
+INSTALL_RPATH. Windows has no rpath:
 Node loads an addon with LOAD_WITH_ALTERED_SEARCH_PATH, so the DLLs it imports are looked for in
 the addon's own directory first. Call it anywhere in the directory that defines <target>: the
 copies are set up at the end of that directory, once all of its target_link_libraries calls are
@@ -379,8 +381,11 @@ function(ocipkg_bundle_runtime target)
     set(origin "$ORIGIN")
   endif()
   if(origin)
-    set_property(TARGET "${target}" APPEND PROPERTY BUILD_RPATH "${origin}")
+    # Built with its install rpath: CMake would add the store directory of every shared library
+    # linked by path to the build tree's rpath, and an addon is shipped from the build tree
+    # (cmake-js's build/Release) naming the builder's store after the copies beside it.
     set_property(TARGET "${target}" APPEND PROPERTY INSTALL_RPATH "${origin}")
+    set_property(TARGET "${target}" PROPERTY BUILD_WITH_INSTALL_RPATH ON)
   endif()
   # A deferred call reads its arguments' variables when it runs: pass the name in by value.
   cmake_language(EVAL CODE "cmake_language(DEFER CALL _ocipkg_bundle_runtime_now [[${target}]])")
