@@ -61,6 +61,21 @@ export function errno(err: unknown): string | undefined {
     : undefined;
 }
 
+/** System errors that are the machine's state (space, permissions, limits), never what a file holds. */
+const MACHINE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE', 'ENOMEM']);
+
+/**
+ * The machine-state system error behind `err` (itself or a cause it wraps), if any: work that
+ * failed this way says nothing about the content it was working on.
+ */
+export function machineFailure(err: unknown): (Error & { code: string; path?: string }) | undefined {
+  for (let at = err, depth = 0; at instanceof Error && depth < 8; at = at.cause, depth++) {
+    const code = errno(at);
+    if (code !== undefined && MACHINE_ERRNOS.has(code)) return at as Error & { code: string; path?: string };
+  }
+  return undefined;
+}
+
 /**
  * Exit statuses that tell a script which kind of failure it met, as curl's and skopeo's do; 1 is
  * every failure of no kind below. The table is what `ocipkg --help` and the README print.

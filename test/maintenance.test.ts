@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -520,6 +520,31 @@ describe('ocipkg store verify', () => {
     expect(readFileSync(join(lz4, 'include', 'lz4.h'), 'utf8')).not.toContain('TAMPERED');
     expectStoreVerified(store);
     expect((await ocipkg(['store', 'verify'], env(store))).code).toBe(0);
+  });
+
+  it('stops, removing nothing, when the machine keeps it from checking (a scratch directory it may not create)', async () => {
+    // What a full disk or a read-only store does to the scratch extraction; /sys refuses mkdir even
+    // to root, which these tests may run as.
+    const store = await tempDir('store');
+    const lz4 = await get(store, images.lz4);
+    await rm(join(store, 'tmp'), { recursive: true, force: true });
+    await symlink('/sys', join(store, 'tmp'));
+    const fixed = await ocipkg(['store', 'verify', '--fix'], env(store));
+    expect(fixed.code).toBe(1);
+    expect(fixed.stderr.trim().split('\n')).toHaveLength(1);
+    expect(fixed.stderr).toMatch(new RegExp(`^ocipkg: cannot check package ${digestOf(lz4)}: EPERM: .*; nothing was removed\\n$`));
+    expect(existsSync(lz4)).toBe(true);
+    await rm(join(store, 'tmp'));
+    expect((await ocipkg(['get', images.lz4, '--offline'], env(store))).code).toBe(0);
+  });
+
+  it('a store it cannot write: get and a cold ocipkg-link say so in one line naming the store', async () => {
+    const store = await tempDir('store');
+    await symlink('/sys', join(store, 'tmp'));
+    for (const result of [await ocipkg(['get', images.lz4], env(store)), await ocipkgLink(['--libs', images.lz4], env(store))]) {
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(new RegExp(`^ocipkg(-link)?: the ocipkg store at ${store} cannot be written \\(EPERM on ${store}/tmp/install-[^)]+\\): fetching, removing and pruning write to it; set OCIPKG_DATA_DIR to use another store\\n$`));
+    }
   });
 
   it('finds a file added to a package that no layer holds', async () => {

@@ -1,5 +1,7 @@
 import { writeSync } from 'node:fs';
-import { errno, exitStatusOf, OcipkgError } from '../errors.js';
+import { sep } from 'node:path';
+import { errno, exitStatusOf, machineFailure, OcipkgError } from '../errors.js';
+import { storeRoot } from '../store/paths.js';
 import { DOCKER_TRANSPORT, parseReference } from '../reference.js';
 import { parseCommandLine, type Options, type Parsed } from './args.js';
 
@@ -187,6 +189,10 @@ export async function runMain(prog: string, argv: string[], body: () => Promise<
       process.stderr.write(`${prog}: ${escapeControls(err.message)}\n`);
       if (debug) process.stderr.write(`${err.stack ?? ''}\n${err.cause ? `cause: ${(err.cause as Error).stack ?? String(err.cause)}\n` : ''}`);
       process.exitCode = exitStatusOf(err.code);
+    } else if (storeFailure(err)) {
+      process.stderr.write(`${prog}: ${escapeControls(storeFailure(err)!)}\n`);
+      if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+      process.exitCode = 1;
     } else {
       const message = err instanceof Error ? err.message : String(err);
       process.stderr.write(`${prog}: unexpected error: ${escapeControls(message.split('\n')[0]!)}${debug ? '' : ' (run with --verbose for details)'}\n`);
@@ -194,6 +200,18 @@ export async function runMain(prog: string, argv: string[], body: () => Promise<
       process.exitCode = 1;
     }
   }
+}
+
+/**
+ * What to say when the store could not be written (read-only, someone else's, a full disk): the
+ * store, not ocipkg, is what the user must change. Undefined for any other failure.
+ */
+function storeFailure(err: unknown): string | undefined {
+  const failure = machineFailure(err);
+  const root = storeRoot();
+  if (failure?.path === undefined || (failure.path !== root && !failure.path.startsWith(root + sep))) return undefined;
+  const why = failure.code === 'ENOSPC' || failure.code === 'EDQUOT' ? 'is out of space' : 'cannot be written';
+  return `the ocipkg store at ${root} ${why} (${failure.code} on ${failure.path}): fetching, removing and pruning write to it; set OCIPKG_DATA_DIR to use another store`;
 }
 
 /** Reads all of standard input as text (for --password-stdin). */

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { errno, OcipkgError } from '../errors.js';
+import { errno, machineFailure, OcipkgError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
 import { VerifyingStream } from '../oci/verify.js';
 import { LAYER_TYPES } from '../oci/mediatypes.js';
@@ -461,6 +461,16 @@ async function compareWithLayers(root: string, digest: string, layers: Descripto
 }
 
 /**
+ * Stops a verification that the machine got in the way of (a full disk under the scratch
+ * extraction, a store it may not write or read): that says nothing about what is checked, and
+ * `--fix` must not remove what could not be checked.
+ */
+function cannotCheck(what: string, err: unknown): void {
+  const failure = machineFailure(err);
+  if (failure) throw new OcipkgError('EIO', `cannot check ${what}: ${failure.message.split('\n')[0]}; nothing was removed`, { cause: err });
+}
+
+/**
  * Re-hashes every blob and checks every package's files against its layers, re-extracted into a
  * scratch directory. Per-file hashes recorded at install would be quicker, but they would only
  * show that files still match what was extracted then; re-extracting checks the files against the
@@ -481,6 +491,7 @@ export async function verifyStore(root: string, options: { fix?: boolean } = {})
       found = isDigest(digest) ? await hashFile(join(blobDir, hex)) : 'not a sha256 digest name';
     } catch (err) {
       if (errno(err) === 'ENOENT') continue; // pruned meanwhile
+      cannotCheck(`blob ${digest}`, err);
       found = `unreadable (${errno(err) ?? String(err)})`;
     }
     result.blobs++;
@@ -515,6 +526,7 @@ export async function verifyStore(root: string, options: { fix?: boolean } = {})
         if (bad !== undefined) reason = bad.problem === 'loops' ? `${bad.path} is a symlink that loops` : `${bad.path} is a symlink that leads outside the package`;
       }
     } catch (err) {
+      cannotCheck(`package ${digest}`, err);
       // A package.json that is not JSON, a layer that no longer extracts: either way, corrupt.
       reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
     }
