@@ -109,14 +109,26 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
   let manifests: Record<string, string>;
   let config: ConfigBlob | undefined;
   if (parsed.kind === 'index') {
-    manifestDesc = selectFromIndex(parsed.index, triple, image);
-    manifestBytes = await fetchSmallBlob(source, manifestDesc);
-    const inner = parseManifest(manifestBytes, manifestDesc.mediaType, `${image}@${manifestDesc.digest}`);
-    if (inner.kind !== 'manifest') {
-      throw new OcipkgError('EMANIFEST', `${image}: the entry for ${triple} is itself an index; nested indexes are not supported`);
+    // An entry is taken for what the build records of itself: the index says a triple (or only a
+    // platform), the build's config says the one it was built for, and a mismatch is not installed.
+    const mismatched: string[] = [];
+    for (const candidate of selectFromIndex(parsed.index, triple, image)) {
+      const bytes = await fetchSmallBlob(source, candidate);
+      const inner = parseManifest(bytes, candidate.mediaType, `${image}@${candidate.digest}`);
+      if (inner.kind !== 'manifest') {
+        throw new OcipkgError('EMANIFEST', `${image}: the entry for ${triple} is itself an index; nested indexes are not supported`);
+      }
+      // Configs are small: reading one first saves downloading layers built for another machine.
+      const candidateConfig = await fetchConfigBlob(source, inner.manifest.config, image);
+      const recorded = candidateConfig?.config.package?.target;
+      if (recorded !== undefined && recorded !== triple) {
+        mismatched.push(`${candidate.digest} is a build for ${recorded}`);
+        continue;
+      }
+      [manifestDesc, manifestBytes, config] = [candidate, bytes, candidateConfig];
+      break;
     }
-    // Configs are small: reading one first saves downloading layers built for another machine.
-    config = await fetchConfigBlob(source, inner.manifest.config, image);
+    if (manifestDesc === rootDesc) throw new OcipkgError('EMANIFEST', `${image}: the index's entry for ${triple} is no build for it (${mismatched.join('; ')})`);
     // Only the triple installed: the refs index (and `ocipkg list`) says what the store holds;
     // another triple of the same tag is recorded beside it when it is fetched.
     manifests = { [triple]: manifestDesc.digest };

@@ -210,6 +210,41 @@ describe('manifests that are not what they claim (EMANIFEST, ETOOLARGE)', () => 
     expectNothingInstalled(store);
   });
 
+  it('an index entry is taken for the target its build records: a mislabelled build is refused, a platform-only entry for another libc passed over, two builds under one annotation refused', async () => {
+    // Builds recording their targets, as ocipkg pack writes them, pushed beside lz4.
+    const files = [{ path: 'lib/liblz4.a', body: readFileSync(join(DEBIAN_LIB, 'liblz4.a')) }, { path: 'include/lz4.h', body: '// lz4\n' }];
+    const recording = (target: string) => buildImage([files], { name: 'lz4', metadata: { target } });
+    const [arm64, musl, gnu] = [recording('aarch64-unknown-linux-gnu'), recording('x86_64-unknown-linux-musl'), recording(TRIPLE)];
+    const layout = new LayoutDirectory(join(home, 'targets-layout'));
+    const remote = new RegistryRepository(registry.host, 'hostile/lz4');
+    for (const [i, build] of [arm64, musl, gnu].entries()) {
+      await writeImage(layout, build, `t${i}`);
+      await copy(layout, `t${i}`, remote, `t${i}`);
+    }
+    const platformOnly = (desc: Descriptor): Descriptor => ({ ...desc, platform: tripleToPlatform(TRIPLE) });
+    const tagged = async (tag: string, entries: Descriptor[]) => {
+      const { desc, bytes } = indexOf(entries);
+      await remote.push(desc, bytes);
+      await remote.tag(desc, tag);
+      return `${registry.host}/hostile/lz4:${tag}`;
+    };
+    const store = await tempDir('store');
+    const get = (image: string) => ocipkg(['get', '--json', image], { OCIPKG_DATA_DIR: store });
+
+    const lie = await get(await tagged('lie', [forTarget(arm64.manifestDesc)]));
+    expect(lie.code).toBe(6);
+    expect(lie.stderr).toContain(`the index's entry for ${TRIPLE} is no build for it (${arm64.manifestDesc.digest} is a build for aarch64-unknown-linux-gnu)`);
+    expectNothingInstalled(store);
+
+    const noAnnotations = await get(await tagged('platforms', [platformOnly(musl.manifestDesc), platformOnly(gnu.manifestDesc)]));
+    expect(noAnnotations.code, noAnnotations.stderr).toBe(0);
+    expect(JSON.parse(noAnnotations.stdout)).toMatchObject({ manifestDigest: gnu.manifestDesc.digest, target: TRIPLE });
+
+    const two = await get(await tagged('two', [forTarget(musl.manifestDesc), forTarget(gnu.manifestDesc)]));
+    expect(two.code).toBe(6);
+    expect(two.stderr).toContain(`the index lists 2 builds for ${TRIPLE} (${musl.manifestDesc.digest}, ${gnu.manifestDesc.digest}); a target has one`);
+  });
+
   it('the CLI reports a refused manifest in one line on stderr, nothing on stdout', async () => {
     proxy.reset();
     proxy.add({ method: 'GET', path: TAG, fault: serve('x'.repeat(MAX_MANIFEST_BYTES + 1), OCI_MANIFEST, true) });

@@ -37,11 +37,20 @@ export function noBuildError(what: string, triple: string, available: string[], 
   return new OcipkgError('ENOTARGET', `${what} has no build for ${triple} (${listed}: ${available.length ? available.join(', ') : 'none'})`);
 }
 
-/** The index entry for exactly `triple`, or an ENOTARGET error listing what was published. */
-export function selectFromIndex(index: ImageIndex, triple: string, image: string): Descriptor {
+/**
+ * The index entries for exactly `triple`, those that name it in ocipkg's annotation first, then
+ * those whose platform alone says it (which cannot tell glibc from musl, nor MinGW from MSVC: the
+ * caller checks the target each build records); an ENOTARGET error listing what was published when
+ * there are none. Two annotated entries naming one triple for different builds are refused: which
+ * one a tag gives must not depend on the order of the list.
+ */
+export function selectFromIndex(index: ImageIndex, triple: string, image: string): Descriptor[] {
   // Every entry checked, not only those before the chosen one: an index with a hostile entry is refused whatever is asked of it.
   const targets = indexTriples(index, image);
-  const chosen = index.manifests.find((desc) => entryTriple(desc, image) === triple);
-  if (chosen) return chosen;
+  const matching = index.manifests.filter((desc) => entryTriple(desc, image) === triple);
+  const annotated = matching.filter((desc) => desc.annotations?.[ANNOTATION_TARGET]);
+  const builds = new Set(annotated.map((desc) => desc.digest));
+  if (builds.size > 1) throw new OcipkgError('EMANIFEST', `${image}: the index lists ${builds.size} builds for ${triple} (${[...builds].join(', ')}); a target has one`);
+  if (matching.length > 0) return [...annotated, ...matching.filter((desc) => !annotated.includes(desc))];
   throw noBuildError(image, triple, Object.keys(targets));
 }

@@ -20,7 +20,7 @@ async function describe(source: ContentSource, reference: string, name: string, 
   let parsed = parseManifest(await fetchSmallBlob(source, desc), desc.mediaType, name);
   if (parsed.kind === 'index') {
     if (triple === undefined) return { reference: name, descriptor: desc, index: parsed.index };
-    desc = selectFromIndex(parsed.index, triple, name);
+    desc = selectFromIndex(parsed.index, triple, name)[0]!;
     parsed = parseManifest(await fetchSmallBlob(source, desc), desc.mediaType, `${name}@${desc.digest}`);
     if (parsed.kind === 'index') throw new OcipkgError('EMANIFEST', `${name}: the entry for ${triple} is itself an index`);
   }
