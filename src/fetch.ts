@@ -129,9 +129,13 @@ export async function installImage(install: ImageInstall): Promise<InstalledPack
       break;
     }
     if (manifestDesc === rootDesc) throw new OcipkgError('EMANIFEST', `${image}: the index's entry for ${triple} is no build for it (${mismatched.join('; ')})`);
-    // Only the triple installed: the refs index (and `ocipkg list`) says what the store holds;
-    // another triple of the same tag is recorded beside it when it is fetched.
-    manifests = { [triple]: manifestDesc.digest };
+    // Only the triples installed: the refs index (and `ocipkg list`) says what the store holds;
+    // another triple of the same tag is recorded beside it when it is fetched. A tag that moved
+    // keeps the builds the store holds that its new index still lists for their triples (a move
+    // of the x86_64 build leaves an offline arm64 build, and prune, the arm64 package).
+    const listed = indexTriples(parsed.index, image);
+    const kept = Object.entries(previous?.manifests ?? {}).filter(([other, digest]) => other !== triple && listed[other] === digest && readInstalledPackage(storeRoot, digest));
+    manifests = { ...Object.fromEntries(kept), [triple]: manifestDesc.digest };
   } else {
     // A single manifest: usable when it records no triple or the one asked for.
     config = await fetchConfigBlob(source, parsed.manifest.config, image);

@@ -162,7 +162,7 @@ function lookUp(image: string, options: ResolveOptions): Lookup {
     }
   }
   if (offline) {
-    const fix = pinned ? `ocipkg install\` in ${project!.dir}` : `ocipkg get ${canonicalReference(ref)}\``;
+    const fix = pinned ? `ocipkg install\` in ${project!.dir}` : `ocipkg get --target ${triple} ${canonicalReference(ref)}\``;
     throw new OcipkgError('ENOTFOUND', `${canonicalReference(ref)} (${triple}) is not in the store and ocipkg is offline; run \`${fix} with network first`);
   }
   return lookup;

@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANNOTATION_TARGET, OCI_INDEX } from '../src/oci/mediatypes.js';
 import type { Descriptor, ImageIndex } from '../src/oci/types.js';
 import { publish } from '../src/publish.js';
 import { resolvePackage } from '../src/resolve.js';
-import { ocipkg, tempDir } from './helpers/cli.js';
+import { ocipkg, ocipkgLink, tempDir } from './helpers/cli.js';
 import { codeOf } from './helpers/errors.js';
 import { debianPrefix } from './helpers/prefix.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
@@ -166,7 +166,6 @@ describe('selection', () => {
   });
 
   it('ocipkg-link follows node-gyp\'s --arch (npm_config_arch) to the arm64 build', async () => {
-    const { ocipkgLink } = await import('./helpers/cli.js');
     const linked = await ocipkgLink(['--lib-files', image], { OCIPKG_DATA_DIR: store, OCIPKG_TARGET: '', npm_config_arch: 'arm64' });
     expect(linked.code, linked.stderr).toBe(0);
     expect(await firstMemberMachine(linked.stdout.trim())).toBe(EM_AARCH64);
@@ -281,6 +280,23 @@ describe('publish --append', () => {
     const again = await ocipkg(['publish', ref, '--append', '--target', `${ARM64}=${arm64Dir}`, '--version', '1.5.4']);
     expect(again.code, again.stderr).toBe(0);
     expect(rawIndex(ref)).toEqual(index);
+  });
+
+  it('a get following a tag moved for one target keeps the store\'s record of the others it still lists', async () => {
+    const ref = `${own.host}/acme/moving:1`;
+    const store = { OCIPKG_DATA_DIR: await tempDir('store') };
+    expect((await ocipkg(['publish', ref, '--target', `${X64}=${x64Dir}`, '--target', `${ARM64}=${arm64Dir}`, '--version', '1'])).code).toBe(0);
+    for (const target of [X64, ARM64]) expect((await ocipkg(['get', '--target', target, ref], store)).code).toBe(0);
+    // A new x86_64 build only: the arm64 entry of the new index is the build the store holds.
+    const changed = join(work, 'x64-changed');
+    await cp(x64Dir, changed, { recursive: true });
+    await writeFile(join(changed, 'include', 'extra.h'), '#define CHANGED 1\n');
+    expect((await ocipkg(['publish', ref, '--append', '--target', `${X64}=${changed}`, '--version', '1'])).code).toBe(0);
+    const moved = await ocipkg(['get', ref], store);
+    expect(moved.code, moved.stderr).toBe(0);
+    const offline = await ocipkgLink(['--offline', '--target', ARM64, '--libs', ref], store);
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(await firstMemberMachine(offline.stdout.trim().split(" ")[0]!)).toBe(EM_AARCH64);
   });
 
   it('starts a new index when the tag does not exist yet', async () => {

@@ -191,7 +191,7 @@ describe('OCIPKG_OFFLINE=1', () => {
     await proxy?.close();
   });
 
-  const offline = /^ocipkg(-link)?: \S+ \(x86_64-unknown-linux-gnu\) is not in the store and ocipkg is offline; run `ocipkg get \S+` with network first\n$/;
+  const offline = /^ocipkg(-link)?: \S+ \(x86_64-unknown-linux-gnu\) is not in the store and ocipkg is offline; run `ocipkg get --target x86_64-unknown-linux-gnu \S+` with network first\n$/;
 
   it('keeps ocipkg-link, get and image-directory off the network with an empty store', async () => {
     const image = `${proxy.host}/acme/z:1.2.13`;
