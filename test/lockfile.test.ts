@@ -44,6 +44,30 @@ describe('ocipkg-lock.json', () => {
     await writeFile(join(empty, 'ocipkg-lock.json'), JSON.stringify({ lockfileVersion: 99, packages: {} }));
     expect(codeOfSync(() => readLockfile(empty))).toBe('ELOCKFILE');
   });
+
+  it('refuses a pin that is not a sha256 digest, naming the lockfile and the pin', async () => {
+    const dir = await tempDir('lockfile-pins');
+    const path = join(dir, 'ocipkg-lock.json');
+    const entry = (digest: string, pin: string) => ({ digest, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: { 'x86_64-unknown-linux-gnu': pin }, requires: [] });
+    for (const [digest, pin, where] of [
+      [D(1), 'sha256:../../etc', 'manifests["x86_64-unknown-linux-gnu"] is "sha256:../../etc"'],
+      [D(1), `sha256:${'A'.repeat(64)}`, 'manifests["x86_64-unknown-linux-gnu"] is "sha256:'],
+      ['sha512:abcd', D(2), 'digest is "sha512:abcd"'],
+    ] as const) {
+      await writeFile(path, JSON.stringify({ lockfileVersion: 1, packages: { 'registry.test/acme/zlib:1': entry(digest, pin) } }));
+      let message = '';
+      expect(codeOfSync(() => {
+        try {
+          readLockfile(dir);
+        } catch (err) {
+          message = (err as Error).message;
+          throw err;
+        }
+      })).toBe('ELOCKFILE');
+      expect(message).toContain(`${path}: invalid lockfile: packages["registry.test/acme/zlib:1"].${where}`);
+      expect(message).toContain('not a sha256 digest');
+    }
+  });
 });
 
 describe('declared packages (package.json "ocipkg")', () => {

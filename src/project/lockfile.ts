@@ -5,6 +5,7 @@ import { canonicalReference, type ImageReference } from '../reference.js';
 import { noBuildError } from '../artifact/triples.js';
 import { writeFileAtomicSync } from '../fs/atomic.js';
 import { isStringMap } from '../json-shape.js';
+import { isDigest } from '../oci/digest.js';
 
 /**
  * `ocipkg-lock.json`, beside the project's package.json: for each image (canonical reference, one
@@ -76,6 +77,11 @@ export function readLockfile(projectDir: string): Lockfile | undefined {
       entry.requires.every((r) => typeof r === 'string') &&
       (entry.signedBy === undefined || typeof entry.signedBy === 'string');
     if (!ok) throw invalid(path, `"${image}" needs digest, mediaType, manifests and requires`);
+    // Pins become references and store paths: each one checked here, where the file can be named.
+    const pins: [string, unknown][] = [['digest', entry.digest], ...Object.entries(entry.manifests as Record<string, string>).map(([triple, pin]): [string, unknown] => [`manifests[${JSON.stringify(triple)}]`, pin])];
+    for (const [where, pin] of pins) {
+      if (!isDigest(pin as string)) throw invalid(path, `packages[${JSON.stringify(image)}].${where} is ${JSON.stringify(pin)}, not a sha256 digest`);
+    }
   }
   return { packages: packages as Record<string, LockEntry> };
 }
