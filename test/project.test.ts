@@ -155,8 +155,11 @@ describe('ocipkg install', () => {
       const frozen = await ocipkg(['install', '--frozen-lockfile'], { ...env, OCIPKG_PROJECT_DIR: project });
       expect(frozen.code).toBe(7);
       expect(frozen.stderr.trim().split('\n')).toHaveLength(1);
-      const ci = await ocipkg(['install'], { ...env, CI: 'true', OCIPKG_PROJECT_DIR: project });
-      expect(ci.code).toBe(7);
+      // CI as CI services set it (AppVeyor's True, 1), not only GitHub's true.
+      for (const value of ['true', 'True', '1']) {
+        const ci = await ocipkg(['install'], { ...env, CI: value, OCIPKG_PROJECT_DIR: project });
+        expect(ci.code, `CI=${value}`).toBe(7);
+      }
       expect(await readFile(join(project, 'ocipkg-lock.json'), 'utf8')).toBe(before);
       // The same disagreement the other way: a locked package no longer declared.
       await writeFile(join(project, 'package.json'), JSON.stringify({ ...manifest, ocipkg: { packages: {} } }));

@@ -32,6 +32,15 @@ export const UPDATE_OPTIONS = [
 ].join('\n');
 
 /**
+ * Whether this runs on a CI service: `CI` set to anything but `false` or `0`, as ci-info (pnpm's,
+ * yarn's) reads it (AppVeyor sets `True`, some set `1`).
+ */
+function onCi(): boolean {
+  const ci = process.env.CI?.trim().toLowerCase();
+  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
+}
+
+/**
  * Prints the lockfile's path when it was written, nothing when it already matched; under --json,
  * the lockfile's path, whether it was written, the pins, and the images whose tags drifted.
  */
@@ -49,7 +58,7 @@ export async function runInstall(args: string[]): Promise<void> {
   if (values['frozen-lockfile'] && values['no-frozen-lockfile']) throw usageError('install: --frozen-lockfile and --no-frozen-lockfile exclude each other');
   // As pnpm does: on CI a lockfile that exists is the contract, one that does not is written.
   const project = findProject();
-  const ciFrozen = process.env.CI === 'true' && !values['no-frozen-lockfile'] && project !== undefined && existsSync(lockfilePath(project.dir));
+  const ciFrozen = onCi() && !values['no-frozen-lockfile'] && project !== undefined && existsSync(lockfilePath(project.dir));
   await beforeTransfers('fetching');
   const { installProject } = await import('../install.js');
   const result = await installProject({
