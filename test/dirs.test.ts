@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { configDir, dataDir } from '../src/dirs.js';
 
 /**
- * ocipkg's directories are where env-paths put them before dirs.ts wrote them out: a store or a
- * policy must not move under a user who upgrades. Each platform's rule, with and without the
+ * ocipkg's directories are where env-paths put them before dirs.ts wrote them out (a store or a
+ * policy must not move under a user who upgrades), but for the store on macOS (see dirs.ts). Each platform's rule, with and without the
  * variables that override it.
  */
 describe("ocipkg's directories", () => {
@@ -25,9 +25,11 @@ describe("ocipkg's directories", () => {
     expect([dataDir(), configDir()]).toEqual(['/x/data/ocipkg', '/x/config/ocipkg']);
   });
 
-  it("uses the Library's folders on macOS and AppData's on Windows", () => {
+  it("keeps the store on macOS where Makefiles can name it (no space), its config in the Library; AppData's folders on Windows", () => {
     on('darwin', { HOME: '/Users/u' });
-    expect([dataDir(), configDir()]).toEqual(['/Users/u/Library/Application Support/ocipkg', '/Users/u/Library/Preferences/ocipkg']);
+    expect([dataDir(), configDir()]).toEqual(['/Users/u/.local/share/ocipkg', '/Users/u/Library/Preferences/ocipkg']);
+    on('darwin', { HOME: '/Users/u', XDG_DATA_HOME: '/x/data' });
+    expect(dataDir()).toBe('/x/data/ocipkg');
     on('win32', { USERPROFILE: '/c/u', LOCALAPPDATA: '/c/local', APPDATA: '/c/roaming' });
     expect([dataDir(), configDir()]).toEqual([join('/c/local', 'ocipkg', 'Data'), join('/c/roaming', 'ocipkg', 'Config')]);
     on('win32', { USERPROFILE: '/c/u' });
