@@ -190,6 +190,31 @@ describe('MSVC packages: the import library links, the DLL ships', () => {
     expect(coffImports(msvcAddon('addon-shared', cflags, sharedLibs))['greet.dll']).toEqual(['greet']);
   });
 
+  it("zlib's own Windows layout, the import library zlib.lib beside the archive zlibstatic.lib: one library, static links the archive alone", async () => {
+    // zlib's CMake installs zlib.lib for zlib1.dll and zlibstatic.lib; libpng and zstd do the same (_static).
+    msvcDll('greet', 'greet.lib');
+    sh('clang', ['--target=x86_64-pc-windows-msvc', '-c', 'greet.c', '-o', 'greet-static.obj']);
+    sh('llvm-lib', ['-out:greetstatic.lib', 'greet-static.obj']);
+    const prefix = await files(join(work, 'msvc-zlib-layout'), {
+      'include/greet.h': GREET_H, 'bin/greet.dll': join(work, 'greet.dll'), 'lib/greet.lib': join(work, 'greet.lib'), 'lib/greetstatic.lib': join(work, 'greetstatic.lib'),
+    });
+    const image = `${registry.host}/acme/greet-zlib-layout:1`;
+    const { meta } = await publish(prefix, image);
+    expect(meta.libraries).toEqual([
+      { name: 'greet', kind: 'shared', file: 'lib/greet.lib', runtime: 'bin/greet.dll' },
+      { name: 'greet', kind: 'static', file: 'lib/greetstatic.lib' },
+    ]);
+    const target = ['--target', 'x86_64-pc-windows-msvc'];
+    const cflags = await link([...target, '--cflags', image]);
+    const staticLibs = await link([...target, '--libs', '--static', image]);
+    expect(staticLibs.map((f) => basename(f))).toEqual(['greetstatic.lib']);
+    expect(await link([...target, '--runtime-files', '--static', image])).toEqual([]);
+    expect(Object.keys(coffImports(msvcAddon('addon-zlib-layout-static', cflags, staticLibs)))).toEqual(['node.exe']);
+    const sharedLibs = await link([...target, '--libs', '--shared', image]);
+    expect(sharedLibs.map((f) => basename(f))).toEqual(['greet.lib']);
+    expect(coffImports(msvcAddon('addon-zlib-layout-shared', cflags, sharedLibs))['greet.dll']).toEqual(['greet']);
+  });
+
   it('an older package that recorded the .lib alone still links it, and ships the DLL its members name', async () => {
     msvcDll('greet', 'greet.lib');
     // What earlier versions of ocipkg recorded: the import library as a shared library, no runtime.

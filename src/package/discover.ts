@@ -115,6 +115,16 @@ export async function describeLibraries(files: LibraryFile[]): Promise<LibraryIn
   const libraries = described
     .map(({ info }) => info)
     .filter((info) => !paired.has(info) && !(isTbdStub(info.file) && info.soname !== undefined && dylibNames.has(info.soname)));
+  // zlib's, libpng's and zstd's CMake builds install on Windows an import library under the
+  // library's name and the static archive under another (zlib.lib and zlibstatic.lib, zstd.lib and
+  // zstd_static.lib, libzlib.dll.a and libzlibstatic.a): two builds of one library, which a
+  // consumer links one of (`--static` would otherwise hand out both, import library first, and get
+  // the DLL). The static one takes the library's name.
+  const sharedNames = new Set(libraries.filter((info) => info.kind === 'shared').map((info) => info.name));
+  for (const info of libraries) {
+    const base = info.kind === 'static' ? /^(.+?)[-_]?static$/i.exec(info.name)?.[1] : undefined;
+    if (base !== undefined && sharedNames.has(base)) info.name = base;
+  }
   return libraries.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
 }
 
