@@ -7,6 +7,7 @@ import { writeFileAtomicSync } from '../fs/atomic.js';
 import { JSON_HELP, JSON_OPTION, parseOptions, printJson, printLine, progress, usageError } from './common.js';
 import type { InstallResult } from '../install.js';
 import { beforeTransfers } from './transfers.js';
+import { storeRoot } from '../store/paths.js';
 
 /** `ocipkg install` and `ocipkg update [NAME...]`: the project's declared packages and its lockfile. */
 
@@ -61,27 +62,34 @@ export async function runInstall(args: string[]): Promise<void> {
   const ciFrozen = onCi() && !values['no-frozen-lockfile'] && project !== undefined && existsSync(lockfilePath(project.dir));
   await beforeTransfers('fetching');
   const { installProject } = await import('../install.js');
-  const result = await installProject({
+  const result = await inProjectTurn(project?.dir, () => installProject({
     frozen: values['frozen-lockfile'] ?? ciFrozen,
     offline: values.offline,
     warn,
     progress,
     ...(values.target !== undefined && { target: values.target }),
-  });
+  }));
   report(result, values.json);
+}
+
+/** Runs `fn` holding the project's lock (withProjectLock), when there is a project to lock. */
+async function inProjectTurn<T>(dir: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (dir === undefined) return fn();
+  const { withProjectLock } = await import('../store/projects.js');
+  return withProjectLock(storeRoot(), dir, () => progress(`waiting for another ocipkg command in ${dir}`), fn);
 }
 
 export async function runUpdate(args: string[]): Promise<void> {
   const { values, positionals } = parseOptions(args, { offline: { type: 'boolean' }, target: { type: 'string' }, ...JSON_OPTION }, 'update');
   await beforeTransfers('fetching');
   const { installProject } = await import('../install.js');
-  const result = await installProject({
+  const result = await inProjectTurn(findProject()?.dir, () => installProject({
     update: positionals.length > 0 ? positionals : true,
     offline: values.offline,
     warn,
     progress,
     ...(values.target !== undefined && { target: values.target }),
-  });
+  }));
   // What moved, from what to what: the pins the lockfile now holds instead.
   if (!values.json) {
     for (const move of result.moved) printLine(`moved ${move.image} from ${move.from} to ${move.to}`);
@@ -111,16 +119,19 @@ export async function runAdd(args: string[]): Promise<void> {
   const project = findProject();
   if (!project) throw new OcipkgError('EINPUT', `no package.json in ${projectStart()} or above (run \`npm init\` first)`);
   const file = join(project.dir, 'package.json');
-  const before = readFileSync(file, 'utf8');
   const linkage = values.shared ? 'shared' : values.static ? 'static' : undefined;
-  writeFileAtomicSync(file, withDeclared(before, alias, image, linkage, file));
   await beforeTransfers('fetching');
   const { installProject } = await import('../install.js');
-  try {
-    const result = await installProject({ start: project.dir, update: [alias], warn, progress, ...(values.target !== undefined && { target: values.target }) });
-    report(result, values.json);
-  } catch (err) {
-    writeFileAtomicSync(file, before);
-    throw err;
-  }
+  // package.json read, edited, installed from and put back within one turn of the project's lock.
+  const result = await inProjectTurn(project.dir, async () => {
+    const before = readFileSync(file, 'utf8');
+    writeFileAtomicSync(file, withDeclared(before, alias, image, linkage, file));
+    try {
+      return await installProject({ start: project.dir, update: [alias], warn, progress, ...(values.target !== undefined && { target: values.target }) });
+    } catch (err) {
+      writeFileAtomicSync(file, before);
+      throw err;
+    }
+  });
+  report(result, values.json);
 }
