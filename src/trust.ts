@@ -13,7 +13,14 @@ import { readSignatures } from './sign/signatures.js';
  * that verified, for the store to record.
  */
 export async function verifyTrusted(source: ContentSource, image: string, digests: string[], rule: TrustRule): Promise<string> {
-  const keys = rule.keys.map((key) => ({ ...key, object: readPublicKey(key.pem) }));
+  const keys = rule.keys.map((key) => {
+    try {
+      return { ...key, object: readPublicKey(key.pem) };
+    } catch (err) {
+      if (!(err instanceof OcipkgError)) throw err;
+      throw new OcipkgError(err.code, `${rule.declaredIn}: trusted key ${key.path} for "${rule.prefix}": ${err.message}`, { cause: err });
+    }
+  });
   for (const digest of digests) {
     for (const { payload, signature } of await readSignatures(source, digest)) {
       const signer = signerOf(payload, signature, digest, keys.map((k) => k.object));

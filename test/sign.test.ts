@@ -260,6 +260,15 @@ describe('the trust policy', () => {
     expect((await ocipkgLink(['--libs', free.image], env)).code).toBe(0);
   });
 
+  it('names the policy, the key file and the prefix when a trusted key is no public key', async () => {
+    const notAKey = join(work, 'not-a-key.pub');
+    await writeFile(notAKey, 'root:x:0:0:root:/root:/bin/sh\n');
+    const image = (await push('badkey/lz4')).image;
+    const dir = await project({ [`${registry.host}/badkey`]: { keys: [notAKey] } });
+    const result = await ocipkg(['get', image], { OCIPKG_DATA_DIR: await tempDir('store'), OCIPKG_PROJECT_DIR: dir });
+    expectOneLine(result, new RegExp(`package\\.json: trusted key ${notAKey} for "${registry.host}/badkey": .*not PEM`), 1);
+  });
+
   it('applies the machine-wide policy.json where no project rule covers the image', async () => {
     const { key, pub } = await keyPair('machine');
     const config = await tempDir('config');
