@@ -69,6 +69,14 @@ describe('options and help', () => {
     }
     // A command's own --version (package metadata on pack and publish) is still the command's.
     expect((await ocipkg(['pack', '--help'])).stdout).toMatch(/--version VERSION/);
+    // --json is one JSON value, as every other command's; help's own --help is the help.
+    expect(JSON.parse((await ocipkg(['version', '--json'])).stdout)).toEqual({ version: await version() });
+    expect((await ocipkg(['help', '--help'])).stdout).toBe((await ocipkg(['--help'])).stdout);
+  });
+
+  it('inspect of a path that is not there says the archive is missing, not that the reference is bad', async () => {
+    const result = await ocipkg(['inspect', '/nonexistent/package.tar']);
+    expect([result.code, result.stderr]).toEqual([1, 'ocipkg: /nonexistent/package.tar: no such archive file\n']);
   });
 
   it('unknown commands and options suggest the nearest one', async () => {

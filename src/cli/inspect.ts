@@ -47,6 +47,8 @@ export async function inspect(what: string, triple?: string): Promise<Record<str
       await opened.close();
     }
   }
+  // No reference starts like a path: this was meant as an archive that is not there.
+  if (/^(\.{0,2}[\\/]|[A-Za-z]:[\\/])/.test(what)) throw new OcipkgError('EINPUT', `${what}: no such archive file`);
   const ref = commandLineReference(what);
   return describe(openSource(ref), tagOrDigest(ref), canonicalReference(ref), triple);
 }

@@ -407,10 +407,14 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 1;
       return;
     }
-    if (name === 'version') return out(version());
+    if (name === 'version') {
+      if (after.includes('--json')) return printJson({ version: version() });
+      if (after.length > 0) throw usageError(`version: unexpected argument "${after[0]}" (usage: ocipkg version [--json])`);
+      return out(version());
+    }
     if (name === 'help') {
       const [topic, ...extra] = after;
-      if (topic === undefined) return out(globalHelp());
+      if (topic === undefined || topic === '--help' || topic === '-h') return out(globalHelp());
       if (extra.length > 0) throw usageError(`help: expected one command, got ${after.length}`);
       return out(commandHelp(findCommand(topic)));
     }
