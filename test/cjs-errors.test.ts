@@ -44,6 +44,12 @@ describe("the CommonJS API's errors under node -p", () => {
     expect(result.stderr.length).toBeLessThan(400);
   });
 
+  it('refuses an option it does not know (a misspelt shared would link the static build)', () => {
+    const result = nodeP(`require('ocipkg').libraries('${MISSING}', { share: true })`);
+    expect(result.status).toBe(1);
+    expect(shown(result.stderr)).toEqual(['ocipkg: unknown option "share" (options: target, shared, offline, forMake)', '    at [eval]:1:19']);
+  });
+
   it('keeps err.message the CLI\'s line for a caller that catches it', () => {
     const result = nodeP(`try { require('ocipkg').libraries('${MISSING}') } catch (err) { JSON.stringify([err.message, err instanceof Error, 'cause' in err]) }`);
     expect(result.status, result.stderr).toBe(0);

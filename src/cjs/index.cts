@@ -101,7 +101,12 @@ function fail(message: string, cause: unknown): never {
   return thrower(error);
 }
 
+const OPTIONS = new Set<string>(['target', 'shared', 'offline', 'forMake'] satisfies (keyof LinkOptions)[]);
+
 function run(outputs: string[], images: string | string[], options: LinkOptions): string {
+  // A misspelt option ({ share: true }) would link the other build without a word.
+  const unknown = Object.keys(options).find((key) => !OPTIONS.has(key));
+  if (unknown !== undefined) fail(`ocipkg: unknown option "${unknown}" (options: ${[...OPTIONS].join(', ')})`, undefined);
   const args = [...outputs];
   if (options.target) args.push('--target', options.target);
   if (options.shared) args.push('--shared');
