@@ -242,7 +242,7 @@ describe('manifests that are not what they claim (EMANIFEST, ETOOLARGE)', () => 
 
     const two = await get(await tagged('two', [forTarget(musl.manifestDesc), forTarget(gnu.manifestDesc)]));
     expect(two.code).toBe(6);
-    expect(two.stderr).toContain(`the index lists 2 builds for ${TRIPLE} (${musl.manifestDesc.digest}, ${gnu.manifestDesc.digest}); a target has one`);
+    expect(two.stderr).toContain(`the index lists two builds for ${TRIPLE} (${musl.manifestDesc.digest}, ${gnu.manifestDesc.digest}); a target has one`);
   });
 
   it('the CLI reports a refused manifest in one line on stderr, nothing on stdout', async () => {

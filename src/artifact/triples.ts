@@ -19,14 +19,26 @@ export function entryTriple(desc: Descriptor, where: string): string | undefined
   return desc.platform ? platformToTriples(desc.platform)[0] : undefined;
 }
 
-/** Every target an index offers, triple -> manifest digest (first entry wins, as in the index order). */
+/**
+ * Every target an index offers, triple -> manifest digest: an annotated entry before one whose
+ * platform alone says the triple, else the first in the index order. Two annotated entries naming
+ * one triple for different builds are refused: which one a tag gives must not depend on the order.
+ */
 export function indexTriples(index: ImageIndex, where: string): Record<string, string> {
-  const targets: Record<string, string> = {};
+  const annotated: Record<string, string> = {};
+  const byPlatform: Record<string, string> = {};
   for (const desc of index.manifests) {
     const triple = entryTriple(desc, where);
-    if (triple !== undefined && !(triple in targets)) targets[triple] = desc.digest;
+    if (triple === undefined) continue;
+    if (!desc.annotations?.[ANNOTATION_TARGET]) {
+      byPlatform[triple] ??= desc.digest;
+    } else if (annotated[triple] !== undefined && annotated[triple] !== desc.digest) {
+      throw new OcipkgError('EMANIFEST', `${where}: the index lists two builds for ${triple} (${annotated[triple]}, ${desc.digest}); a target has one`);
+    } else {
+      annotated[triple] = desc.digest;
+    }
   }
-  return targets;
+  return { ...byPlatform, ...annotated };
 }
 
 /**
@@ -41,16 +53,13 @@ export function noBuildError(what: string, triple: string, available: string[], 
  * The index entries for exactly `triple`, those that name it in ocipkg's annotation first, then
  * those whose platform alone says it (which cannot tell glibc from musl, nor MinGW from MSVC: the
  * caller checks the target each build records); an ENOTARGET error listing what was published when
- * there are none. Two annotated entries naming one triple for different builds are refused: which
- * one a tag gives must not depend on the order of the list.
+ * there are none. An index naming two builds for one triple is refused (indexTriples).
  */
 export function selectFromIndex(index: ImageIndex, triple: string, image: string): Descriptor[] {
   // Every entry checked, not only those before the chosen one: an index with a hostile entry is refused whatever is asked of it.
   const targets = indexTriples(index, image);
   const matching = index.manifests.filter((desc) => entryTriple(desc, image) === triple);
   const annotated = matching.filter((desc) => desc.annotations?.[ANNOTATION_TARGET]);
-  const builds = new Set(annotated.map((desc) => desc.digest));
-  if (builds.size > 1) throw new OcipkgError('EMANIFEST', `${image}: the index lists ${builds.size} builds for ${triple} (${[...builds].join(', ')}); a target has one`);
   if (matching.length > 0) return [...annotated, ...matching.filter((desc) => !annotated.includes(desc))];
   throw noBuildError(image, triple, Object.keys(targets));
 }
