@@ -147,7 +147,7 @@ export function resolveAlias(image: string, project?: Project): string {
   if (names.length === 0) return image;
   throw new OcipkgError(
     'EUSAGE',
-    `"${image}" is not a package declared in ${join(found!.dir, 'package.json')}${didYouMean(image, names)} (declared: ${names.join(', ')}); for Docker Hub's image write docker.io/library/${image}`,
+    `"${image}" is not a package declared in ${join(found!.dir, 'package.json')}${didYouMean(image, names)} (declared: ${names.join(', ')})${image === image.toLowerCase() ? `; for Docker Hub's image write docker.io/library/${image}` : ''}`,
   );
 }
 
