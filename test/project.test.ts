@@ -84,6 +84,25 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
+describe('ocipkg add, several at once in one project', () => {
+  it('takes turns: every declaration is kept and locked, and the lockfile agrees with package.json', async () => {
+    const dir = await tempDir('concurrent-add');
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'concurrent', private: true }, null, 2));
+    const prefix = await debianPrefix(join(dir, 'zlib'), 'z', ['zlib.h', 'zconf.h']);
+    const names = ['za', 'zb', 'zc', 'zd'];
+    for (const name of names) await publish(`${registry.host}/acme/${name}:1`, [`${HOST}=${prefix}`]);
+    const inProject = { ...env, OCIPKG_PROJECT_DIR: dir };
+    const results = await Promise.all(names.map((name) => ocipkg(['add', name, `${registry.host}/acme/${name}:1`], inProject)));
+    for (const result of results) expect(result.code, result.stderr).toBe(0);
+    const declared = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { ocipkg: { packages: Record<string, string> } };
+    expect(Object.keys(declared.ocipkg.packages).sort()).toEqual(names);
+    const locked = JSON.parse(await readFile(join(dir, 'ocipkg-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
+    expect(Object.keys(locked.packages).sort()).toEqual(names.map((name) => `${registry.host}/acme/${name}:1`));
+    const frozen = await ocipkg(['install', '--frozen-lockfile'], inProject);
+    expect(frozen.code, frozen.stderr).toBe(0);
+  });
+});
+
 describe('ocipkg install', () => {
   it('locks every declared package and what it requires, with every target the index lists', async () => {
     const result = await ocipkg(['install'], { ...env, OCIPKG_PROJECT_DIR: project });
@@ -236,25 +255,6 @@ describe('declared linkage', () => {
     expect(shared.stdout).toMatch(/libzstd\.so/);
     expect((await ocipkgLink(['--libs', 'zstatic'], env)).stdout).toMatch(/libzstd\.a\n$/);
     expect((await ocipkgLink(['--libs', '--static', 'zshared'], env)).stdout).toMatch(/libzstd\.a\n$/);
-  });
-});
-
-describe('ocipkg add, several at once in one project', () => {
-  it('takes turns: every declaration is kept and locked, and the lockfile agrees with package.json', async () => {
-    const dir = await tempDir('concurrent-add');
-    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'concurrent', private: true }, null, 2));
-    const prefix = await debianPrefix(join(dir, 'zlib'), 'z', ['zlib.h', 'zconf.h']);
-    const names = ['za', 'zb', 'zc', 'zd'];
-    for (const name of names) await publish(`${registry.host}/acme/${name}:1`, [`${HOST}=${prefix}`]);
-    const inProject = { ...env, OCIPKG_PROJECT_DIR: dir };
-    const results = await Promise.all(names.map((name) => ocipkg(['add', name, `${registry.host}/acme/${name}:1`], inProject)));
-    for (const result of results) expect(result.code, result.stderr).toBe(0);
-    const declared = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { ocipkg: { packages: Record<string, string> } };
-    expect(Object.keys(declared.ocipkg.packages).sort()).toEqual(names);
-    const locked = JSON.parse(await readFile(join(dir, 'ocipkg-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
-    expect(Object.keys(locked.packages).sort()).toEqual(names.map((name) => `${registry.host}/acme/${name}:1`));
-    const frozen = await ocipkg(['install', '--frozen-lockfile'], inProject);
-    expect(frozen.code, frozen.stderr).toBe(0);
   });
 });
 
