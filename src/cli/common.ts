@@ -189,13 +189,11 @@ export async function runMain(prog: string, argv: string[], body: () => Promise<
       process.stderr.write(`${prog}: ${escapeControls(err.message)}\n`);
       if (debug) process.stderr.write(`${err.stack ?? ''}\n${err.cause ? `cause: ${(err.cause as Error).stack ?? String(err.cause)}\n` : ''}`);
       process.exitCode = exitStatusOf(err.code);
-    } else if (storeFailure(err)) {
-      process.stderr.write(`${prog}: ${escapeControls(storeFailure(err)!)}\n`);
-      if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-      process.exitCode = 1;
     } else {
+      const store = storeFailure(err);
       const message = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`${prog}: unexpected error: ${escapeControls(message.split('\n')[0]!)}${debug ? '' : ' (run with --verbose for details)'}\n`);
+      const line = store ?? `unexpected error: ${message.split('\n')[0]!}${debug ? '' : ' (run with --verbose for details)'}`;
+      process.stderr.write(`${prog}: ${escapeControls(line)}\n`);
       if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
       process.exitCode = 1;
     }
